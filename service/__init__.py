@@ -1,0 +1,1 @@
+"""Letterbox: a subscriber and mailing-list microservice."""

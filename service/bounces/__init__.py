@@ -1,0 +1,1 @@
+"""Bounces and complaints: parsing, classification, receivers, webhooks and policy."""

@@ -1,0 +1,1 @@
+"""Database access: pool, migrations, named queries and the embedded PostgreSQL."""

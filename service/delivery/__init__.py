@@ -1,0 +1,1 @@
+"""Delivery: worker loop, leases, MIME composition, transports and DKIM."""

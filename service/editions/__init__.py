@@ -1,0 +1,1 @@
+"""Editions: posting, idempotency and fan-out into deliveries."""

@@ -1,0 +1,1 @@
+"""Readers: public pages, operator API, lifecycle rules, import and export."""
