@@ -1,0 +1,137 @@
+"""``create_app(settings)``: routes, dependencies, lifespan and error mapping in one place.
+
+Nothing happens at import time.  The lifespan opens the one database pool
+(migrating and checking every named query first), keeps it on ``app.state``
+with the settings, the token signer and the metrics, and, when asked, runs
+the delivery worker in the same process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+from litestar import Litestar, Router
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.template import TemplateConfig
+
+from .auth import require_scope
+from .db.pool import Database, open_database
+from .errors import exception_handlers
+from .health import healthz, metrics, readyz
+from .logs import RequestIdMiddleware
+from .metrics import Metrics
+from .settings import Settings
+from .taxonomy import TaxonomyController
+from .tokens import TokenSigner
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+API_VERSION = "0.1.0"
+
+
+async def provide_conn(state: State) -> AsyncGenerator[asyncpg.Connection, None]:
+    """One connection and one transaction per request: committed on success, rolled back on error."""
+    db: Database = state.db
+    async with db.transaction() as conn:
+        yield conn
+
+
+def provide_db(state: State) -> Database:
+    """The shared pool and named queries."""
+    return state.db  # type: ignore[no-any-return]
+
+
+def provide_settings(state: State) -> Settings:
+    """The one settings object."""
+    return state.settings  # type: ignore[no-any-return]
+
+
+def provide_signer(state: State) -> TokenSigner:
+    """The one token signer."""
+    return state.signer  # type: ignore[no-any-return]
+
+
+def provide_metrics(state: State) -> Metrics:
+    """The app's metrics."""
+    return state.metrics  # type: ignore[no-any-return]
+
+
+def api_router() -> Router:
+    """Every ``/v1`` route; each is guarded by its scope (see service/auth.py)."""
+    return Router(path="/v1", route_handlers=[TaxonomyController], guards=[require_scope], security=[{"bearer": []}])
+
+
+def create_app(
+    settings: Settings,
+    *,
+    run_worker: bool = False,
+    clock: Callable[[], float] = time.time,
+) -> Litestar:
+    """Build the ASGI app. ``settings.database_url`` and ``settings.secret_keys`` must be resolved."""
+    if not settings.database_url or not settings.secret_keys:
+        raise ValueError("create_app needs a database URL and secret keys; see service/runtime.py")
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+        db = await open_database(settings.database_url or "", pool_size=settings.db_pool_size)
+        app.state.db = db
+        worker_task: asyncio.Task[None] | None = None
+        stop = asyncio.Event()
+        try:
+            if run_worker:
+                from .delivery.worker import run_worker as worker_main
+
+                worker_task = asyncio.create_task(
+                    worker_main(settings, db, app.state.metrics, app.state.signer, stop), name="letterbox-worker"
+                )
+            yield
+        finally:
+            stop.set()
+            if worker_task is not None:
+                await worker_task
+            await db.close()
+
+    state = State(
+        {
+            "settings": settings,
+            "signer": TokenSigner(settings.secret_keys, now=clock),
+            "metrics": Metrics(),
+            "clock": clock,
+        }
+    )
+    return Litestar(
+        route_handlers=[healthz, readyz, metrics, api_router()],
+        lifespan=[lifespan],
+        state=state,
+        dependencies={
+            "conn": Provide(provide_conn),
+            "db": Provide(provide_db, sync_to_thread=False),
+            "settings": Provide(provide_settings, sync_to_thread=False),
+            "signer": Provide(provide_signer, sync_to_thread=False),
+            "metrics": Provide(provide_metrics, sync_to_thread=False),
+        },
+        exception_handlers=exception_handlers(),
+        middleware=[RequestIdMiddleware],
+        request_max_body_size=settings.max_body_bytes,
+        template_config=TemplateConfig(directory=TEMPLATES_DIR, engine=JinjaTemplateEngine),
+        openapi_config=OpenAPIConfig(
+            title="Letterbox",
+            version=API_VERSION,
+            description="Subscriber and mailing-list microservice.",
+            components=Components(
+                security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", description="API key")}
+            ),
+        ),
+        debug=False,
+        logging_config=None,
+        pdb_on_exception=False,
+        signature_namespace={"asyncpg": asyncpg},
+    )

@@ -1,0 +1,195 @@
+"""The ``letterbox`` command.
+
+Every sub-command reads the settings first: a bad value prints one line
+naming the variable and exits with status 2, before anything starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import asyncpg
+
+from .auth import generate_key, validate_scopes
+from .db.embedded import EmbeddedPostgresError
+from .db.migrations import MigrationError, migrate
+from .db.pool import MIGRATIONS_DIR, open_database
+from .db.queries import QueryError
+from .logs import configure_logging
+from .runtime import database_url, ensure_secret_keys
+from .settings import Settings, SettingsError, load_settings
+
+EXIT_CONFIG = 2
+
+
+class _StopRequested(BaseException):
+    """SIGTERM or SIGINT: unwind so that context managers (the embedded database) clean up."""
+
+
+def _request_stop(signum: int, _frame: object) -> None:
+    raise _StopRequested(signum)
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import create_app
+
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    app = create_app(settings, run_worker=not args.no_worker)
+    # Uvicorn handles SIGINT/SIGTERM: it drains requests, runs the lifespan's
+    # shutdown (which stops the worker), then returns here so the embedded
+    # database is stopped by the caller's context manager.
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, server_header=False, lifespan="on")
+    return 0
+
+
+def _worker(settings: Settings, _: argparse.Namespace) -> int:
+    from .delivery.worker import run_worker
+    from .metrics import Metrics
+    from .tokens import TokenSigner
+
+    async def main() -> None:
+        db = await open_database(settings.database_url or "", pool_size=settings.db_pool_size)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await run_worker(settings, db, Metrics(), TokenSigner(settings.secret_keys), stop)
+        finally:
+            await db.close()
+
+    asyncio.run(main())
+    return 0
+
+
+def _migrate(settings: Settings, _: argparse.Namespace) -> int:
+    async def main() -> list[str]:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            return await migrate(conn, MIGRATIONS_DIR)
+        finally:
+            await conn.close()
+
+    applied = asyncio.run(main())
+    print("applied: " + ", ".join(applied) if applied else "the database is up to date")
+    return 0
+
+
+def _api_key(settings: Settings, args: argparse.Namespace) -> int:
+    async def main() -> int:
+        db = await open_database(settings.database_url or "", pool_size=2)
+        try:
+            if args.action == "create":
+                try:
+                    scopes = validate_scopes(args.scope)
+                except ValueError as exc:
+                    print(f"letterbox: {exc}", file=sys.stderr)
+                    return EXIT_CONFIG
+                key = generate_key()
+                await db.pool.execute(db.q["api-key-insert"], args.name, key.prefix, key.secret_hash, scopes)
+                print(key.token)
+                print(f"(shown once; name {args.name!r}, scopes {', '.join(scopes)})", file=sys.stderr)
+            elif args.action == "list":
+                for row in await db.pool.fetch(db.q["api-key-list"]):
+                    state = "revoked" if row["revoked_at"] else "active"
+                    print(f"{row['id']}\t{row['prefix']}\t{row['name']}\t{','.join(row['scopes'])}\t{state}")
+            else:
+                revoked = await db.pool.fetchrow(db.q["api-key-revoke"], args.key)
+                if revoked is None:
+                    print(f"letterbox: no API key with id or prefix {args.key!r}", file=sys.stderr)
+                    return 1
+                print(f"revoked {revoked['prefix']} ({revoked['name']})")
+            return 0
+        finally:
+            await db.close()
+
+    return asyncio.run(main())
+
+
+def _openapi(_: Settings, args: argparse.Namespace) -> int:
+    from .openapi import render_openapi
+
+    text = render_openapi()
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="letterbox", description="Letterbox: subscribers, double opt-in, segmentation, send queue and bounces."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the HTTP API (and, by default, the delivery worker)")
+    serve.add_argument("--no-worker", action="store_true", help="run the API only; run workers with 'letterbox worker'")
+    serve.add_argument("--host", help="bind address (default LETTERBOX_HOST)")
+    serve.add_argument("--port", type=int, help="bind port (default LETTERBOX_PORT)")
+    serve.set_defaults(func=_serve, needs_db=True)
+
+    worker = sub.add_parser("worker", help="run a delivery worker alone (any number may run against one database)")
+    worker.set_defaults(func=_worker, needs_db=True)
+
+    mig = sub.add_parser("migrate", help="apply pending database migrations and exit")
+    mig.set_defaults(func=_migrate, needs_db=True)
+
+    keys = sub.add_parser("api-key", help="create, list or revoke API keys")
+    key_sub = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = key_sub.add_parser("create", help="create a key and print it once")
+    create.add_argument("--name", required=True, help="who or what the key is for")
+    create.add_argument("--scope", nargs="+", required=True, help="one or more of the scopes in the README")
+    key_sub.add_parser("list", help="list keys (never their secrets)")
+    revoke = key_sub.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("key", help="the key's id or prefix")
+    keys.set_defaults(func=_api_key, needs_db=True)
+
+    openapi = sub.add_parser("openapi", help="write the OpenAPI document generated from the app")
+    openapi.add_argument("--output", default="openapi.yaml", help="file to write, or - for standard output")
+    openapi.set_defaults(func=_openapi, needs_db=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``letterbox`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"letterbox: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(settings)
+    func: Callable[[Settings, argparse.Namespace], int] = args.func
+    if not args.needs_db:
+        return func(settings, args)
+    # Uvicorn re-raises the signal it handled once it has shut down; turning that into an
+    # exception (rather than the default "die now") lets the embedded database stop cleanly.
+    signal.signal(signal.SIGTERM, _request_stop)
+    signal.signal(signal.SIGINT, _request_stop)
+    try:
+        settings = ensure_secret_keys(settings)
+        with database_url(settings) as resolved:
+            return func(resolved, args)
+    except _StopRequested:
+        return 0
+    except (EmbeddedPostgresError, MigrationError, QueryError) as exc:
+        print(f"letterbox: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"letterbox: cannot use the database: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,27 @@
+"""Periodic tasks any worker may run: scheduled editions, finished editions, stale rows.
+
+Each statement is safe to run from many workers at once.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from ..db.pool import Database
+from ..settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+async def housekeeping(db: Database, settings: Settings) -> None:
+    """Release due scheduled editions, cancel stale ones, close finished ones, purge old rows."""
+    lateness = settings.edition_max_lateness_hours * 3600
+    async with db.pool.acquire() as conn:
+        cancelled = await conn.fetch(db.q["edition-cancel-stale"], lateness)
+        for edition_id in {r["edition_id"] for r in cancelled}:
+            log.warning("edition_cancelled_stale", edition_id=edition_id)
+        for row in await conn.fetch(db.q["edition-release-scheduled"], lateness):
+            log.info("edition_released", edition_id=row["id"])
+        for row in await conn.fetch(db.q["edition-finish"]):
+            log.info("edition_done", edition_id=row["id"])
+        await conn.execute(db.q["rate-limit-purge"])

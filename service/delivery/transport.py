@@ -1,0 +1,159 @@
+"""Where finished messages go: an SMTP server (pooled aiosmtplib connections) or a Maildir.
+
+A transport never raises for a delivery problem; it answers with an
+:class:`Outcome` that says whether the copy was accepted, and if not whether
+to try again (4xx, connection trouble) or give up (5xx).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mailbox
+import ssl
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import unquote, urlsplit
+
+import aiosmtplib
+import msgspec
+import structlog
+
+from ..settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+class Outcome(msgspec.Struct, frozen=True):
+    """What happened to one copy."""
+
+    accepted: bool
+    permanent: bool = False
+    """For a refusal: True on a 5xx (do not retry)."""
+    reply: str = ""
+    """The server's reply, for the delivery record."""
+    code: int | None = None
+
+
+class Transport(Protocol):
+    """Sends one ready message to one recipient."""
+
+    async def send(self, envelope_from: str, recipient: str, message: bytes) -> Outcome:
+        """Deliver ``message``; never raises for a delivery failure."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class SmtpTransport:
+    """A small pool of reused SMTP connections, opened on demand."""
+
+    def __init__(self, url: str, *, size: int = 4, timeout: float = 30.0) -> None:
+        parts = urlsplit(url)
+        self._host = parts.hostname or "localhost"
+        self._implicit_tls = parts.scheme == "smtps"
+        self._starttls = parts.scheme == "smtp+starttls"
+        self._port = parts.port or (465 if self._implicit_tls else 587 if self._starttls else 25)
+        self._username = unquote(parts.username) if parts.username else None
+        self._password = unquote(parts.password) if parts.password else None
+        self._timeout = timeout
+        self._idle: asyncio.LifoQueue[aiosmtplib.SMTP] = asyncio.LifoQueue()
+        self._slots = asyncio.Semaphore(size)
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        client = aiosmtplib.SMTP(
+            hostname=self._host,
+            port=self._port,
+            use_tls=self._implicit_tls,
+            start_tls=self._starttls,
+            username=self._username,
+            password=self._password,
+            timeout=self._timeout,
+            tls_context=ssl.create_default_context() if (self._implicit_tls or self._starttls) else None,
+        )
+        await client.connect()
+        return client
+
+    async def send(self, envelope_from: str, recipient: str, message: bytes) -> Outcome:
+        """Send over an idle pooled connection (or a new one); retry once if a reused one was stale."""
+        async with self._slots:
+            for attempt in (1, 2):
+                reused = not self._idle.empty()
+                try:
+                    client = self._idle.get_nowait() if reused else await self._connect()
+                except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                    return Outcome(False, permanent=False, reply=f"connection failed: {exc}")
+                try:
+                    _, reply = await client.sendmail(envelope_from, [recipient], message)
+                except aiosmtplib.SMTPRecipientsRefused as exc:
+                    refused = exc.recipients[0]
+                    self._idle.put_nowait(client)
+                    return _refusal(refused.code, refused.message)
+                except aiosmtplib.SMTPResponseException as exc:
+                    await _reset_or_drop(client, self._idle)
+                    return _refusal(exc.code, exc.message)
+                except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError, OSError, TimeoutError,
+                        aiosmtplib.SMTPTimeoutError) as exc:
+                    client.close()
+                    if reused and attempt == 1:
+                        continue  # the server dropped an idle connection; one fresh try
+                    return Outcome(False, permanent=False, reply=f"connection lost: {exc}")
+                except aiosmtplib.SMTPException as exc:
+                    client.close()
+                    return Outcome(False, permanent=False, reply=str(exc))
+                self._idle.put_nowait(client)
+                return Outcome(True, reply=reply)
+        return Outcome(False, reply="unreachable")  # pragma: no cover - the loop always returns
+
+    async def close(self) -> None:
+        """QUIT every idle connection."""
+        while not self._idle.empty():
+            client = self._idle.get_nowait()
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                client.close()
+
+
+def _refusal(code: int, message: str) -> Outcome:
+    return Outcome(False, permanent=500 <= code < 600, reply=f"{code} {message}".strip(), code=code)
+
+
+async def _reset_or_drop(client: aiosmtplib.SMTP, idle: asyncio.LifoQueue[aiosmtplib.SMTP]) -> None:
+    """After a refused transaction, keep the connection only if RSET works."""
+    try:
+        await client.rset()
+    except (aiosmtplib.SMTPException, OSError):
+        client.close()
+        return
+    idle.put_nowait(client)
+
+
+class MaildirTransport:
+    """Writes each copy into a Maildir, as a local delivery agent would, for development."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._maildir = mailbox.Maildir(str(path), create=True)
+
+    async def send(self, envelope_from: str, recipient: str, message: bytes) -> Outcome:
+        """Store the copy with the envelope in ``Return-Path`` and ``Delivered-To`` headers."""
+        envelope = f"Return-Path: <{envelope_from}>\r\nDelivered-To: {recipient}\r\n".encode()
+        try:
+            key = await asyncio.to_thread(self._maildir.add, envelope + message)
+        except OSError as exc:
+            return Outcome(False, permanent=False, reply=f"maildir write failed: {exc}")
+        return Outcome(True, reply=f"250 stored as {key}")
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+def make_transport(settings: Settings) -> Transport:
+    """SMTP when ``LETTERBOX_SMTP_URL`` is set, else the Maildir outbox under ``var/outbox``."""
+    if settings.smtp_url:
+        return SmtpTransport(settings.smtp_url, size=settings.smtp_concurrency)
+    path = settings.var_path / "outbox"
+    log.info("maildir_outbox", path=str(path))
+    return MaildirTransport(path)

@@ -1,0 +1,150 @@
+"""One small error hierarchy and its one mapping to RFC 9457 problem+json.
+
+Handlers raise these; nothing else decides status codes.  Anything unexpected
+becomes a bare 500 whose body says nothing about the internals (the log has
+the traceback, tied to the request id).
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import asyncpg
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import ExceptionHandlersMap
+
+log = structlog.get_logger("letterbox.errors")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class LetterboxError(Exception):
+    """Base of the errors that map to a 4xx problem response."""
+
+    status_code = 400
+
+    def __init__(self, detail: str, *, extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra or {}
+        self.headers = headers or {}
+
+
+class BadRequest(LetterboxError):
+    status_code = 400
+
+
+class Unauthorized(LetterboxError):
+    status_code = 401
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="letterbox"'})
+
+
+class Forbidden(LetterboxError):
+    status_code = 403
+
+
+class NotFound(LetterboxError):
+    status_code = 404
+
+
+class Conflict(LetterboxError):
+    status_code = 409
+
+
+class Gone(LetterboxError):
+    status_code = 410
+
+
+class PayloadTooLarge(LetterboxError):
+    status_code = 413
+
+
+class Unprocessable(LetterboxError):
+    status_code = 422
+
+
+class TooManyRequests(LetterboxError):
+    status_code = 429
+
+
+# Unique constraints a client can trip, by name, and what to tell them.
+_UNIQUE_MESSAGES = {
+    "lists_slug_key": "A list with this slug already exists.",
+    "agencies_pkey": "An agency with this slug already exists.",
+    "roles_pkey": "A role with this slug already exists.",
+    "segments_pkey": "A segment with this slug already exists.",
+    "subscribers_email_key": "A subscriber with this address already exists.",
+    "editions_idempotency_key": "An edition with this Idempotency-Key already exists.",
+}
+
+
+def problem(status: int, detail: str, *, headers: dict[str, str] | None = None, **extra: Any) -> Response[Any]:
+    """Build a problem+json response."""
+    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status, "detail": detail, **extra}
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _letterbox_error(_: Request[Any, Any, Any], exc: LetterboxError) -> Response[Any]:
+    return problem(exc.status_code, exc.detail, headers=exc.headers, **exc.extra)
+
+
+def _validation_detail(exc: ValidationException) -> str:
+    messages: list[str] = []
+    if isinstance(exc.extra, list):
+        for item in exc.extra:
+            if isinstance(item, dict):
+                where = item.get("key") or item.get("source") or ""
+                message = str(item.get("message", "")).strip()
+                messages.append(f"{where}: {message}" if where and message else message or str(where))
+    text = "; ".join(m for m in messages if m)
+    return f"The request is not valid: {text}." if text else "The request is not valid."
+
+
+def _http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    if isinstance(exc, ValidationException):
+        status = 422 if exc.status_code == 400 else exc.status_code
+        return problem(status, _validation_detail(exc))
+    status = exc.status_code
+    detail = exc.detail if exc.detail and exc.detail != HTTPStatus(status).phrase else _default_detail(status)
+    return problem(status, detail, headers=exc.headers)
+
+
+def _default_detail(status: int) -> str:
+    return {
+        404: "There is nothing at this address.",
+        405: "This address does not accept that method.",
+        413: "The request body is larger than this service accepts.",
+    }.get(status, HTTPStatus(status).description or HTTPStatus(status).phrase)
+
+
+def _unique_violation(_: Request[Any, Any, Any], exc: asyncpg.UniqueViolationError) -> Response[Any]:
+    constraint = getattr(exc, "constraint_name", None) or ""
+    return problem(409, _UNIQUE_MESSAGES.get(constraint, "This would duplicate an existing record."))
+
+
+def _data_error(_: Request[Any, Any, Any], exc: asyncpg.DataError) -> Response[Any]:
+    log.warning("data_error", error=type(exc).__name__)
+    return problem(422, "A value in the request is out of range or malformed.")
+
+
+def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.error("unhandled_error", exc_info=exc)
+    return problem(500, "Something went wrong on our side; it has been logged.")
+
+
+def exception_handlers() -> ExceptionHandlersMap:
+    """The app's exception handlers: every error becomes problem+json."""
+    return {
+        LetterboxError: _letterbox_error,
+        HTTPException: _http_exception,
+        asyncpg.UniqueViolationError: _unique_violation,
+        asyncpg.DataError: _data_error,
+        Exception: _unexpected,
+    }
+
+

@@ -1,0 +1,50 @@
+"""Liveness, readiness and metrics endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from litestar import Response, get
+from litestar.datastructures import State
+
+from .db.migrations import pending
+from .db.pool import MIGRATIONS_DIR
+from .errors import problem
+
+# Litestar appends the charset itself.
+_PROMETHEUS_TEXT = "text/plain; version=0.0.4"
+log = structlog.get_logger(__name__)
+
+
+@get("/healthz", tags=["health"], summary="The process is up", sync_to_thread=False)
+def healthz() -> dict[str, str]:
+    """Answers while the process runs; touches nothing else."""
+    return {"status": "ok"}
+
+
+@get("/readyz", tags=["health"], summary="The database is reachable and migrated")
+async def readyz(state: State) -> Response[dict[str, object]]:
+    """200 when PostgreSQL answers within 2 s and every migration is applied; 503 otherwise."""
+    try:
+        async with asyncio.timeout(2):
+            async with state.db.pool.acquire() as conn:
+                missing = await pending(conn, MIGRATIONS_DIR)
+    except Exception:  # any failure to reach the database means not ready
+        return problem(503, "The database is not reachable.")
+    if missing:
+        return problem(503, f"Migrations not yet applied: {missing}.")
+    return Response({"status": "ready"})
+
+
+@get("/metrics", tags=["health"], summary="Prometheus metrics", media_type=_PROMETHEUS_TEXT)
+async def metrics(state: State) -> Response[bytes]:
+    """Prometheus text; the queue-depth gauge is read from the database at scrape time."""
+    try:
+        async with asyncio.timeout(2):
+            row = await state.db.pool.fetchrow(state.db.q["queue-depth"])
+        state.metrics.queue_depth.labels("queued").set(row["queued"])
+        state.metrics.queue_depth.labels("sending").set(row["sending"])
+    except Exception as exc:  # a scrape must still answer when the database is away
+        log.warning("queue_depth_unavailable", error=type(exc).__name__)
+    return Response(state.metrics.render(), media_type=_PROMETHEUS_TEXT)

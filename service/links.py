@@ -1,0 +1,39 @@
+"""Every personal link and address Letterbox puts in mail, signed by the one token signer."""
+
+from __future__ import annotations
+
+from .settings import Settings
+from .tokens import Purpose, TokenSigner
+
+
+class Links:
+    """Builds confirm, unsubscribe, preferences and VERP links for one installation."""
+
+    def __init__(self, settings: Settings, signer: TokenSigner) -> None:
+        self._base = settings.public_url.rstrip("/")
+        self._domain = settings.effective_bounce_domain
+        self.signer = signer
+
+    def confirm_url(self, subscriber_id: int) -> str:
+        """The double opt-in link (expires; see ``confirm_max_age_seconds``)."""
+        return f"{self._base}/confirm/{self.signer.sign(Purpose.CONFIRM, subscriber_id)}"
+
+    def unsubscribe_token(self, subscriber_id: int, list_id: int | None, edition_id: int | None) -> str:
+        """Identifies the person, the list the mail was for and the edition; never expires."""
+        return self.signer.sign(Purpose.UNSUBSCRIBE, subscriber_id, list_id, edition_id)
+
+    def unsubscribe_url(self, token: str) -> str:
+        """The page and the RFC 8058 one-click target."""
+        return f"{self._base}/unsubscribe/{token}"
+
+    def unsubscribe_mailto(self, token: str) -> str:
+        """The ``mailto:`` alternative of ``List-Unsubscribe``."""
+        return f"mailto:unsubscribe+{token}@{self._domain}?subject=unsubscribe"
+
+    def preferences_url(self, subscriber_id: int) -> str:
+        """The page where a reader changes their details or lists."""
+        return f"{self._base}/preferences/{self.signer.sign(Purpose.PREFERENCES, subscriber_id)}"
+
+    def verp_address(self, delivery_id: int) -> str:
+        """The per-copy envelope sender whose signed token identifies the delivery."""
+        return f"bounce+{self.signer.sign(Purpose.VERP, delivery_id)}@{self._domain}"

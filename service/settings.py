@@ -1,0 +1,210 @@
+"""The one settings object, read from ``LETTERBOX_*`` environment variables.
+
+Every field is documented where it is declared; README's configuration table
+is the same list.  Parsing is pure: generating the secret key file or starting
+an embedded database happens at start-up, never at import.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+import msgspec
+
+PREFIX = "LETTERBOX_"
+
+
+class SettingsError(ValueError):
+    """A configuration value is unusable; ``variable`` names the culprit."""
+
+    def __init__(self, variable: str, message: str) -> None:
+        super().__init__(f"{variable}: {message}")
+        self.variable = variable
+        self.message = message
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Runtime configuration. Build it with :func:`load_settings`."""
+
+    database_url: str | None = None
+    """``postgresql://…``; unset means an embedded PostgreSQL under ``var_dir/postgres``."""
+    smtp_url: str | None = None
+    """``smtp://``, ``smtp+starttls://`` or ``smtps://user:pass@host:port``; unset means a Maildir outbox."""
+    public_url: str = "http://127.0.0.1:8000"
+    """Base URL used in links in mail."""
+    secret_keys: tuple[str, ...] = ()
+    """The first key signs, all verify; empty means a key generated once into ``var_dir/secret``."""
+    from_addr: str = "newsletter@localhost"
+    """Default From address of editions and system mail."""
+    bounce_domain: str = ""
+    """Domain of VERP return paths; empty means the host of ``public_url``."""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    bounce_smtp_port: int | None = None
+    """When set, ``serve`` also receives bounce mail by SMTP on this port."""
+    send_rate: float = 0.0
+    """Messages per second per worker process; 0 is unlimited."""
+    smtp_concurrency: int = 4
+    """SMTP connections a worker keeps open and sends over in parallel."""
+    dkim_selector: str | None = None
+    dkim_key_file: str | None = None
+    log_format: Literal["json", "console"] | None = None
+    """``None`` picks ``console`` on a TTY and ``json`` otherwise."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    bootstrap_api_key: str | None = None
+    """Accepted as an ``admin`` key: for the first start and for tests."""
+    var_dir: str = "var"
+    """Where the embedded database, the Maildir outbox and the generated secret live."""
+    max_body_bytes: int = 10 * 1024 * 1024
+    """Largest request body accepted (413 above it)."""
+    confirm_max_age_seconds: int = 7 * 24 * 3600
+    pending_purge_days: int = 30
+    soft_bounce_limit: int = 3
+    soft_bounce_window_days: int = 30
+    send_max_attempts: int = 8
+    retry_base_seconds: float = 60.0
+    """First back-off after a temporary failure; doubles each attempt."""
+    retry_max_seconds: float = 3600.0
+    edition_max_lateness_hours: float = 24.0
+    """A scheduled edition found later than this after its ``send_at`` is cancelled, not sent."""
+    worker_batch_size: int = 200
+    lease_seconds: int = 120
+    db_pool_size: int = 10
+
+    @property
+    def var_path(self) -> Path:
+        """``var_dir`` as an absolute path."""
+        return Path(self.var_dir).resolve()
+
+    @property
+    def effective_bounce_domain(self) -> str:
+        """The VERP domain: configured, or the host of the public URL."""
+        return self.bounce_domain or (urlsplit(self.public_url).hostname or "localhost")
+
+    @property
+    def signing_key(self) -> str:
+        """The key that signs new tokens."""
+        return self.secret_keys[0]
+
+
+_SCHEMES_DB = {"postgres", "postgresql"}
+_SCHEMES_SMTP = {"smtp", "smtp+starttls", "smtps"}
+
+
+def _url(variable: str, value: str, schemes: set[str]) -> str:
+    parts = urlsplit(value)
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a non-numeric port
+    except ValueError as exc:
+        raise SettingsError(variable, f"bad port in {value!r}") from exc
+    if parts.scheme not in schemes:
+        allowed = ", ".join(sorted(f"{s}://" for s in schemes))
+        raise SettingsError(variable, f"expected a URL starting with one of {allowed}, got {value!r}")
+    if parts.scheme in _SCHEMES_SMTP and not parts.hostname:
+        raise SettingsError(variable, f"no host in {value!r}")
+    return value
+
+
+def _int(variable: str, value: str, *, minimum: int = 0, maximum: int | None = None) -> int:
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise SettingsError(variable, f"expected a whole number, got {value!r}") from exc
+    if number < minimum or (maximum is not None and number > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise SettingsError(variable, f"must be {bound}, got {number}")
+    return number
+
+
+def _float(variable: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError as exc:
+        raise SettingsError(variable, f"expected a number, got {value!r}") from exc
+    if number < 0 or number != number:
+        raise SettingsError(variable, f"must be zero or more, got {value!r}")
+    return number
+
+
+def _choice(variable: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise SettingsError(variable, f"expected one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+# Integer settings that are plain numbers with a lower bound; name → minimum.
+_INTS = {
+    "smtp_concurrency": 1,
+    "max_body_bytes": 1024,
+    "confirm_max_age_seconds": 60,
+    "pending_purge_days": 1,
+    "soft_bounce_limit": 1,
+    "soft_bounce_window_days": 1,
+    "send_max_attempts": 1,
+    "worker_batch_size": 1,
+    "lease_seconds": 5,
+    "db_pool_size": 2,
+}
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from ``env`` (default: ``os.environ``); raise :class:`SettingsError` on a bad value."""
+    source = os.environ if env is None else env
+
+    def get(name: str) -> str | None:
+        value = source.get(PREFIX + name.upper())
+        return value.strip() if value is not None and value.strip() != "" else None
+
+    values: dict[str, object] = {}
+    if (v := get("database_url")) is not None:
+        values["database_url"] = _url("LETTERBOX_DATABASE_URL", v, _SCHEMES_DB)
+    if (v := get("smtp_url")) is not None:
+        values["smtp_url"] = _url("LETTERBOX_SMTP_URL", v, _SCHEMES_SMTP)
+    if (v := get("public_url")) is not None:
+        parts = urlsplit(v)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise SettingsError("LETTERBOX_PUBLIC_URL", f"expected an http(s) URL with a host, got {v!r}")
+        values["public_url"] = v.rstrip("/")
+    if (v := get("secret_keys")) is not None:
+        keys = tuple(k.strip() for k in v.split(",") if k.strip())
+        if any(len(k) < 16 for k in keys):
+            raise SettingsError("LETTERBOX_SECRET_KEYS", "each key must be at least 16 characters long")
+        values["secret_keys"] = keys
+    if (v := get("from")) is not None:
+        if "\r" in v or "\n" in v or "@" not in v:
+            raise SettingsError("LETTERBOX_FROM", f"expected an e-mail address, got {v!r}")
+        values["from_addr"] = v
+    if (v := get("bounce_domain")) is not None:
+        values["bounce_domain"] = v
+    if (v := get("host")) is not None:
+        values["host"] = v
+    if (v := get("port")) is not None:
+        values["port"] = _int("LETTERBOX_PORT", v, minimum=0, maximum=65535)
+    if (v := get("bounce_smtp_port")) is not None:
+        values["bounce_smtp_port"] = _int("LETTERBOX_BOUNCE_SMTP_PORT", v, minimum=0, maximum=65535)
+    if (v := get("send_rate")) is not None:
+        values["send_rate"] = _float("LETTERBOX_SEND_RATE", v)
+    for name in ("retry_base_seconds", "retry_max_seconds"):
+        if (v := get(name)) is not None:
+            values[name] = _float(PREFIX + name.upper(), v)
+    if (v := get("edition_max_lateness_hours")) is not None:
+        values["edition_max_lateness_hours"] = _float("LETTERBOX_EDITION_MAX_LATENESS_HOURS", v)
+    for name in ("dkim_selector", "dkim_key_file", "bootstrap_api_key", "var_dir"):
+        if (v := get(name)) is not None:
+            values[name] = v
+    if ("dkim_selector" in values) != ("dkim_key_file" in values):
+        raise SettingsError(
+            "LETTERBOX_DKIM_KEY_FILE", "set LETTERBOX_DKIM_SELECTOR and LETTERBOX_DKIM_KEY_FILE together"
+        )
+    if (v := get("log_format")) is not None:
+        values["log_format"] = _choice("LETTERBOX_LOG_FORMAT", v, ("json", "console"))
+    if (v := get("log_level")) is not None:
+        values["log_level"] = _choice("LETTERBOX_LOG_LEVEL", v.lower(), ("debug", "info", "warning", "error"))
+    for name, minimum in _INTS.items():
+        if (v := get(name)) is not None:
+            values[name] = _int(PREFIX + name.upper(), v, minimum=minimum)
+    return msgspec.convert(values, Settings)

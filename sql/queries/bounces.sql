@@ -1,0 +1,56 @@
+-- name: subscriber-for-bounce
+-- The subscriber a bounce is about: by id when a token named them, else by address.
+SELECT id, email, status FROM subscribers
+WHERE ($1::bigint IS NOT NULL AND id = $1) OR ($1::bigint IS NULL AND lower(email) = lower($2))
+LIMIT 1;
+
+-- name: bounce-event-insert
+-- Store one bounce or complaint event with what it matched.
+INSERT INTO bounce_events (subscriber_id, delivery_id, edition_id, email_hash, kind, status, diagnostic, source)
+VALUES ($1, $2, $3, email_hash($4), $5, $6, left($7, 2000), $8)
+RETURNING id;
+
+-- name: suppression-add
+-- Never mail this address again; an existing suppression keeps its first reason.
+INSERT INTO suppressions (email_hash, email, reason, detail)
+VALUES (email_hash($1), lower($1), $2, left($3, 2000))
+ON CONFLICT (email_hash) DO NOTHING;
+
+-- name: subscriber-set-bounced
+-- A hard bounce (or soft bounces over the limit): stop mailing; a complaint status stays.
+UPDATE subscribers SET status = 'bounced', updated_at = now()
+WHERE id = $1 AND status <> 'complained';
+
+-- name: subscriber-set-complained
+-- A complaint: status complained and every subscription ended.
+WITH person AS (
+    UPDATE subscribers SET status = 'complained', updated_at = now() WHERE id = $1 RETURNING id
+)
+UPDATE subscriptions SET status = 'unsubscribed', updated_at = now()
+FROM person WHERE subscriptions.subscriber_id = person.id AND subscriptions.status <> 'unsubscribed';
+
+-- name: subscriber-count-soft-bounce
+-- Count a soft bounce. The count restarts when the window has passed since the first
+-- counted one, or when a copy was delivered (sent and never bounced) since then.
+UPDATE subscribers s
+SET soft_bounces = CASE WHEN restart THEN 1 ELSE s.soft_bounces + 1 END,
+    first_soft_bounce_at = CASE WHEN restart THEN now() ELSE s.first_soft_bounce_at END,
+    updated_at = now()
+FROM (
+    SELECT s2.id,
+           s2.first_soft_bounce_at IS NULL
+           OR s2.first_soft_bounce_at < now() - make_interval(days => $2)
+           OR EXISTS (
+               SELECT 1 FROM deliveries d
+               WHERE d.subscriber_id = s2.id AND d.status = 'sent' AND d.sent_at > s2.first_soft_bounce_at
+                 AND d.id IS DISTINCT FROM $3::bigint
+                 AND NOT EXISTS (SELECT 1 FROM bounce_events b WHERE b.delivery_id = d.id)
+           ) AS restart
+    FROM subscribers s2 WHERE s2.id = $1
+) AS r
+WHERE s.id = r.id
+RETURNING s.soft_bounces;
+
+-- name: delivery-for-bounce
+-- The delivery a VERP token names, with its edition and subscriber.
+SELECT id, edition_id, subscriber_id FROM deliveries WHERE id = $1;

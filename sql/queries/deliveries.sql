@@ -1,0 +1,63 @@
+-- name: delivery-claim
+-- Lease a batch of due copies (new, retry-due, or whose lease expired) of editions that
+-- are sending, and say for each whether it may still go: the person may have left,
+-- been suppressed or erased since the edition was queued.
+WITH due AS (
+    SELECT d.id
+    FROM deliveries d
+    JOIN editions e ON e.id = d.edition_id AND e.status IN ('queued', 'sending')
+    WHERE (d.status = 'queued' AND d.next_attempt_at <= now())
+       OR (d.status = 'sending' AND d.lease_until < now())
+    ORDER BY d.id
+    LIMIT $1
+    FOR UPDATE OF d SKIP LOCKED
+), claimed AS (
+    UPDATE deliveries d
+    SET status = 'sending', lease_until = now() + make_interval(secs => $2), leased_by = $3,
+        attempts = d.attempts + 1, updated_at = now()
+    FROM due
+    WHERE d.id = due.id
+    RETURNING d.id, d.edition_id, d.subscriber_id, d.list_id, d.attempts
+)
+SELECT c.id, c.edition_id, c.subscriber_id, c.list_id, c.attempts, s.email, s.name,
+       CASE
+           WHEN s.id IS NULL THEN 'erased'
+           WHEN EXISTS (SELECT 1 FROM suppressions x WHERE x.email_hash = s.email_hash) THEN 'suppressed'
+           WHEN s.status <> 'active' THEN s.status
+           WHEN NOT EXISTS (
+               SELECT 1 FROM subscriptions sub JOIN editions e ON e.id = c.edition_id
+               WHERE sub.subscriber_id = s.id AND sub.list_id = ANY (e.list_ids) AND sub.status = 'confirmed'
+           ) THEN 'unsubscribed'
+       END AS skip_reason
+FROM claimed c
+LEFT JOIN subscribers s ON s.id = c.subscriber_id;
+
+-- name: delivery-mark-sent
+-- Record copies the SMTP server accepted.
+UPDATE deliveries d
+SET status = 'sent', sent_at = now(), message_id = x.message_id, last_reply = x.reply,
+    lease_until = NULL, updated_at = now()
+FROM unnest($1::bigint[], $2::text[], $3::text[]) AS x(id, message_id, reply)
+WHERE d.id = x.id AND d.status = 'sending';
+
+-- name: delivery-mark-retry
+-- Put temporarily failed copies back in the queue after their back-off delay.
+UPDATE deliveries d
+SET status = 'queued', next_attempt_at = now() + make_interval(secs => x.delay), last_reply = x.reply,
+    lease_until = NULL, updated_at = now()
+FROM unnest($1::bigint[], $2::float8[], $3::text[]) AS x(id, delay, reply)
+WHERE d.id = x.id AND d.status = 'sending';
+
+-- name: delivery-mark-final
+-- Record copies that will not be sent: failed (permanent refusal, attempts used up) or skipped.
+UPDATE deliveries d
+SET status = x.status, last_reply = x.reply, lease_until = NULL, updated_at = now()
+FROM unnest($1::bigint[], $2::text[], $3::text[]) AS x(id, status, reply)
+WHERE d.id = x.id AND d.status = 'sending';
+
+-- name: delivery-release
+-- Give back leased copies a stopping worker did not send, without counting an attempt.
+UPDATE deliveries
+SET status = 'queued', attempts = greatest(attempts - 1, 0), lease_until = NULL, leased_by = NULL,
+    updated_at = now()
+WHERE id = ANY ($1::bigint[]) AND status = 'sending';

@@ -1,0 +1,31 @@
+-- name: system-mail-insert
+-- Queue a confirmation or other system mail inside the request's transaction.
+INSERT INTO system_mails (subscriber_id, kind, recipient, message) VALUES ($1, $2, $3, $4) RETURNING id;
+
+-- name: system-mail-claim
+-- Lease due system mails (new, retry-due, or whose lease expired).
+WITH due AS (
+    SELECT id FROM system_mails
+    WHERE (status = 'queued' AND next_attempt_at <= now()) OR (status = 'sending' AND lease_until < now())
+    ORDER BY id
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE system_mails m
+SET status = 'sending', lease_until = now() + make_interval(secs => $2), attempts = m.attempts + 1
+FROM due WHERE m.id = due.id
+RETURNING m.id, m.recipient, m.message, m.attempts;
+
+-- name: system-mail-sent
+-- The SMTP server accepted it.
+UPDATE system_mails SET status = 'sent', sent_at = now(), last_reply = $2, lease_until = NULL WHERE id = $1;
+
+-- name: system-mail-retry
+-- A temporary failure: try again after the delay.
+UPDATE system_mails
+SET status = 'queued', next_attempt_at = now() + make_interval(secs => $2), last_reply = $3, lease_until = NULL
+WHERE id = $1;
+
+-- name: system-mail-failed
+-- A permanent failure, or attempts used up.
+UPDATE system_mails SET status = 'failed', last_reply = $2, lease_until = NULL WHERE id = $1;

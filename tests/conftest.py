@@ -1,0 +1,140 @@
+"""Shared fixtures: a real PostgreSQL (embedded, or LETTERBOX_TEST_DATABASE_URL), a fresh
+database per test cloned from a migrated template, a real aiosmtpd server on loopback,
+and the app behind Litestar's async test client."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import msgspec
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from service.app import create_app
+from service.db.embedded import EmbeddedPostgres
+from service.db.pool import open_database
+from service.settings import Settings
+from tests.support.clock import FakeClock
+from tests.support.smtp import SmtpSink
+
+BOOTSTRAP_KEY = "test-bootstrap-key-0123456789"
+SECRET = "test-secret-key-0123456789abcdef"
+_counter = itertools.count()
+
+
+def _with_database(dsn: str, name: str) -> str:
+    """The same server URL pointing at another database (works for host= socket URLs too)."""
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_dsn() -> Iterator[str]:
+    """A superuser-ish DSN on a throwaway server (or the one the environment names)."""
+    given = os.environ.get("LETTERBOX_TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    root = Path(tempfile.mkdtemp(prefix="letterbox-test-"))
+    # Our own folder: let the unprivileged server user reach it when we run as root.
+    root.chmod(0o755)
+    server = EmbeddedPostgres(root / "postgres", durable=False)
+    server.start()
+    try:
+        yield server.dsn()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+async def template_database(postgres_admin_dsn: str) -> AsyncIterator[str]:
+    """A database migrated once per run; each test gets a copy of it."""
+    name = f"letterbox_template_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(postgres_admin_dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    db = await open_database(_with_database(postgres_admin_dsn, name), pool_size=2)
+    await db.close()
+    try:
+        yield name
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def database_url(postgres_admin_dsn: str, template_database: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for one test."""
+    name = f"letterbox_test_{os.getpid()}_{next(_counter)}"
+    admin = await asyncpg.connect(postgres_admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+        yield _with_database(postgres_admin_dsn, name)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def smtp_sink() -> AsyncIterator[SmtpSink]:
+    """A real aiosmtpd server on 127.0.0.1 that keeps what it receives."""
+    sink = SmtpSink()
+    await asyncio.to_thread(sink.start)
+    try:
+        yield sink
+    finally:
+        await asyncio.to_thread(sink.stop)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """An injectable clock that tests move instead of sleeping."""
+    return FakeClock()
+
+
+@pytest.fixture
+def settings(database_url: str, smtp_sink: SmtpSink, tmp_path: Path) -> Settings:
+    """Settings for one test: its own database, the SMTP sink, a temporary var folder."""
+    return Settings(
+        database_url=database_url,
+        smtp_url=f"smtp://127.0.0.1:{smtp_sink.port}",
+        secret_keys=(SECRET,),
+        bootstrap_api_key=BOOTSTRAP_KEY,
+        var_dir=str(tmp_path / "var"),
+        public_url="https://news.example.org",
+        from_addr="Partnership News <news@example.org>",
+        log_format="console",
+        lease_seconds=5,
+    )
+
+
+@pytest.fixture
+def app(settings: Settings, clock: FakeClock) -> Litestar:
+    """The app without a worker (tests that need one run it explicitly)."""
+    return create_app(settings, clock=clock)
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    """An HTTP client with the app's lifespan running."""
+    async with AsyncTestClient(app, base_url="https://news.example.org") as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def admin_headers() -> dict[str, str]:
+    """Authorization with the bootstrap (admin) key."""
+    return {"Authorization": f"Bearer {BOOTSTRAP_KEY}"}
+
+
+def replace_settings(settings: Settings, **changes: object) -> Settings:
+    """A copy of ``settings`` with some fields changed."""
+    return msgspec.structs.replace(settings, **changes)
