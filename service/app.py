@@ -29,7 +29,9 @@ from .errors import exception_handlers
 from .health import healthz, metrics, readyz
 from .logs import RequestIdMiddleware
 from .metrics import Metrics
+from .segments import routes as segment_routes
 from .settings import Settings
+from .subscribers import routes as subscriber_routes
 from .taxonomy import TaxonomyController
 from .tokens import TokenSigner
 
@@ -66,7 +68,8 @@ def provide_metrics(state: State) -> Metrics:
 
 def api_router() -> Router:
     """Every ``/v1`` route; each is guarded by its scope (see service/auth.py)."""
-    return Router(path="/v1", route_handlers=[TaxonomyController], guards=[require_scope], security=[{"bearer": []}])
+    handlers = [TaxonomyController, *subscriber_routes.api_handlers, *segment_routes.api_handlers]
+    return Router(path="/v1", route_handlers=handlers, guards=[require_scope], security=[{"bearer": []}])
 
 
 def create_app(
@@ -108,7 +111,7 @@ def create_app(
         }
     )
     return Litestar(
-        route_handlers=[healthz, readyz, metrics, api_router()],
+        route_handlers=[healthz, readyz, metrics, *subscriber_routes.public_handlers, api_router()],
         lifespan=[lifespan],
         state=state,
         dependencies={

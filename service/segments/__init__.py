@@ -1,0 +1,1 @@
+"""Segments: the filter language, compiled to SQL placeholders, and saved segments."""
