@@ -25,6 +25,7 @@ from litestar.template import TemplateConfig
 
 from .auth import require_scope
 from .db.pool import Database, open_database
+from .editions.routes import EditionController
 from .errors import exception_handlers
 from .health import healthz, metrics, readyz
 from .logs import RequestIdMiddleware
@@ -68,7 +69,7 @@ def provide_metrics(state: State) -> Metrics:
 
 def api_router() -> Router:
     """Every ``/v1`` route; each is guarded by its scope (see service/auth.py)."""
-    handlers = [TaxonomyController, *subscriber_routes.api_handlers, *segment_routes.api_handlers]
+    handlers = [TaxonomyController, EditionController, *subscriber_routes.api_handlers, *segment_routes.api_handlers]
     return Router(path="/v1", route_handlers=handlers, guards=[require_scope], security=[{"bearer": []}])
 
 

@@ -22,12 +22,16 @@ class TaxonomyController(Controller):
     tags = ["taxonomy"]  # noqa: RUF012 - Litestar's own attribute type
 
     @get("/agencies", opt=READ, summary="List agencies")
-    async def list_agencies(self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database]) -> list[Term]:
+    async def list_agencies(
+        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database]
+    ) -> list[Term]:
         """Every agency."""
         return [Term(**r) for r in await conn.fetch(db.q["agency-list"])]
 
     @post("/agencies", opt=WRITE, summary="Add an agency")
-    async def add_agency(self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], data: JSONBody[TermIn]) -> Term:
+    async def add_agency(
+        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], data: JSONBody[TermIn]
+    ) -> Term:
         """Add an agency (409 if the slug exists)."""
         return _term(await conn.fetchrow(db.q["agency-insert"], data.slug, data.name))
 
@@ -37,24 +41,36 @@ class TaxonomyController(Controller):
         return [Term(**r) for r in await conn.fetch(db.q["role-list"])]
 
     @post("/roles", opt=WRITE, summary="Add a role")
-    async def add_role(self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], data: JSONBody[TermIn]) -> Term:
+    async def add_role(
+        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], data: JSONBody[TermIn]
+    ) -> Term:
         """Add a role (409 if the slug exists)."""
         return _term(await conn.fetchrow(db.q["role-insert"], data.slug, data.name))
 
     @get("/lists", opt=READ, summary="List mailing lists")
-    async def list_lists(self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database]) -> list[MailingList]:
+    async def list_lists(
+        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database]
+    ) -> list[MailingList]:
         """Every list, public or not."""
         return [_list(r) for r in await conn.fetch(db.q["list-all"])]
 
     @post("/lists", opt=WRITE, summary="Add a mailing list")
-    async def add_list(self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], data: JSONBody[ListIn]) -> MailingList:
+    async def add_list(
+        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], data: JSONBody[ListIn]
+    ) -> MailingList:
         """Add a list (409 if the slug exists)."""
         row = await conn.fetchrow(db.q["list-insert"], data.slug, data.name, data.description, data.public)
         assert row is not None, "INSERT … RETURNING returns the row"
         return _list(row)
 
     @patch("/lists/{slug:str}", opt=WRITE, summary="Change a mailing list")
-    async def change_list(self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], slug: FromPath[str], data: JSONBody[ListPatch]) -> MailingList:
+    async def change_list(
+        self,
+        conn: NamedDependency[asyncpg.Connection],
+        db: NamedDependency[Database],
+        slug: FromPath[str],
+        data: JSONBody[ListPatch],
+    ) -> MailingList:
         """Change a list's name, description or visibility."""
         if data == ListPatch():
             raise Unprocessable("Nothing to change: give name, description or public.")

@@ -14,7 +14,7 @@ log = structlog.get_logger(__name__)
 
 
 async def housekeeping(db: Database, settings: Settings) -> None:
-    """Release due scheduled editions, cancel stale ones, close finished ones, purge old rows."""
+    """Release due scheduled editions, cancel stale ones, close finished ones, reclaim dead leases."""
     lateness = settings.edition_max_lateness_hours * 3600
     async with db.pool.acquire() as conn:
         cancelled = await conn.fetch(db.q["edition-cancel-stale"], lateness)
@@ -24,4 +24,7 @@ async def housekeeping(db: Database, settings: Settings) -> None:
             log.info("edition_released", edition_id=row["id"])
         for row in await conn.fetch(db.q["edition-finish"]):
             log.info("edition_done", edition_id=row["id"])
+        reclaimed = await conn.execute(db.q["delivery-reclaim-expired"])
+        if reclaimed != "UPDATE 0":
+            log.warning("leases_expired", reclaimed=int(reclaimed.split()[1]))
         await conn.execute(db.q["rate-limit-purge"])

@@ -20,19 +20,18 @@ from collections import OrderedDict
 from email.utils import parseaddr
 
 import asyncpg
-import msgspec
 import structlog
 
-from ..bounces.policy import BounceFacts, apply_bounce
 from ..db.pool import Database
 from ..links import Links
 from ..metrics import Metrics
 from ..settings import Settings
 from ..tokens import TokenSigner
 from .compose import EditionMail, Personalisation, PreparedMail, format_date, prepare
-from .dkim import DkimSigner
+from .dkim_keys import DkimKeys
 from .housekeeping import housekeeping
 from .rate import RateLimiter
+from .recorder import Recorder
 from .retry import backoff_delay
 from .transport import Outcome, Transport, make_transport
 
@@ -41,13 +40,6 @@ log = structlog.get_logger(__name__)
 _IDLE_POLL_SECONDS = 0.25
 _HOUSEKEEPING_SECONDS = 2.0
 _SYSTEM_MAIL_BATCH = 50
-
-
-class _Result(msgspec.Struct):
-    delivery_id: int
-    attempts: int
-    outcome: Outcome
-    message_id: str = ""
 
 
 class Worker:
@@ -63,7 +55,7 @@ class Worker:
         self.name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.limiter = RateLimiter(settings.send_rate)
         self._prepared: OrderedDict[tuple[int, int | None], tuple[PreparedMail, str, str]] = OrderedDict()
-        self._dkim: dict[str, DkimSigner] = {}
+        self.dkim = DkimKeys.from_settings(settings)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set; survives database outages by waiting and trying again."""
@@ -91,24 +83,28 @@ class Worker:
 
     async def send_batch(self, stop: asyncio.Event) -> int:
         """Claim, send and record one batch of edition copies; return how many were claimed."""
-        rows = await self.db.pool.fetch(
-            self.q["delivery-claim"], self.settings.worker_batch_size, self.settings.lease_seconds, self.name
-        )
+        rows: list[asyncpg.Record] = []
+        for edition in await self.db.pool.fetch(self.q["editions-sending"]):
+            rows = await self.db.pool.fetch(
+                self.q["delivery-claim"],
+                self.settings.worker_batch_size,
+                self.settings.lease_seconds,
+                self.name,
+                edition["id"],
+            )
+            if rows:
+                break
         if not rows:
             return 0
         await self.db.pool.execute(self.q["edition-mark-sending"], list({r["edition_id"] for r in rows}))
-        skipped = [r for r in rows if r["skip_reason"] is not None]
-        ready = [r for r in rows if r["skip_reason"] is None]
-        results: list[_Result] = []
-        unsent = await self._send_all(ready, results, stop)
-        await self._record(results, skipped, unsent)
-        return len(rows)
-
-    async def _send_all(self, rows: list[asyncpg.Record], results: list[_Result], stop: asyncio.Event) -> list[int]:
-        """Send ``rows`` over the transport's connections; return the ids left unsent because of ``stop``."""
+        recorder = Recorder(self.db, self.settings, self.metrics)
+        recorder.start()
         queue: asyncio.Queue[asyncpg.Record] = asyncio.Queue()
         for row in rows:
-            queue.put_nowait(row)
+            if row["skip_reason"] is not None:
+                recorder.skipped(row["id"], row["skip_reason"])
+            else:
+                queue.put_nowait(row)
         date = format_date()
 
         async def sender() -> None:
@@ -117,15 +113,19 @@ class Worker:
                     row = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                results.append(await self._send_one(row, date))
+                attempts, outcome, message_id = await self._send_one(row, date)
+                recorder.outcome(row["id"], attempts, outcome, message_id)
 
-        await asyncio.gather(*(sender() for _ in range(max(1, self.settings.smtp_concurrency))))
-        unsent: list[int] = []
-        while not queue.empty():
-            unsent.append(queue.get_nowait()["id"])
-        return unsent
+        try:
+            await asyncio.gather(*(sender() for _ in range(self.settings.smtp_concurrency)))
+        finally:
+            await recorder.close()
+        unsent = [queue.get_nowait()["id"] for _ in range(queue.qsize())]
+        if unsent:  # stopping: give the rest back at once rather than waiting for the lease
+            await self.db.pool.execute(self.q["delivery-release"], unsent)
+        return len(rows)
 
-    async def _send_one(self, row: asyncpg.Record, date: str) -> _Result:
+    async def _send_one(self, row: asyncpg.Record, date: str) -> tuple[int, Outcome, str]:
         try:
             mail, domain, _from = await self._prepared_for(row["edition_id"], row["list_id"])
             token = self.links.unsubscribe_token(row["subscriber_id"], row["list_id"], row["edition_id"])
@@ -133,7 +133,7 @@ class Worker:
             message = mail.render(
                 Personalisation(
                     to_email=row["email"],
-                    to_name=row["name"],
+                    to_name=row["name"] or "",
                     unsubscribe_url=self.links.unsubscribe_url(token),
                     unsubscribe_mailto=self.links.unsubscribe_mailto(token),
                     preferences_url=self.links.preferences_url(row["subscriber_id"]),
@@ -141,15 +141,15 @@ class Worker:
                 ),
                 date=date,
             )
-            if self.settings.dkim_selector:
-                message = self._dkim_for(domain).sign(message)
-        except ValueError as exc:  # an address or value the composer refuses: do not retry
-            return _Result(row["id"], row["attempts"], Outcome(False, permanent=True, reply=f"not composed: {exc}"))
+        except ValueError as exc:  # an address or value the composer refuses: retrying cannot help
+            return row["attempts"], Outcome(False, permanent=True, reply=f"not composed: {exc}"), ""
+        if self.dkim is not None:
+            message = self.dkim.sign(message, domain)
         await self.limiter.acquire()
         started = time.perf_counter()
         outcome = await self.transport.send(self.links.verp_address(row["id"]), row["email"], message)
         self.metrics.send_latency.observe(time.perf_counter() - started)
-        return _Result(row["id"], row["attempts"], outcome, message_id)
+        return row["attempts"], outcome, message_id
 
     async def _prepared_for(self, edition_id: int, list_id: int | None) -> tuple[PreparedMail, str, str]:
         key = (edition_id, list_id)
@@ -163,9 +163,13 @@ class Worker:
         list_slug, list_name = (lst["slug"], lst["name"]) if lst else ("letterbox", "")
         mail = prepare(
             EditionMail(
-                subject=edition["subject"], html=edition["html"], text=edition["text_body"],
-                from_addr=edition["from_addr"], reply_to=edition["reply_to"],
-                list_id=f"{list_slug}.{self.settings.effective_bounce_domain}", list_name=list_name,
+                subject=edition["subject"],
+                html=edition["html"],
+                text=edition["text_body"],
+                from_addr=edition["from_addr"],
+                reply_to=edition["reply_to"],
+                list_id=f"{list_slug}.{self.settings.effective_bounce_domain}",
+                list_name=list_name,
             ),
             message_id_domain=domain,
         )
@@ -173,54 +177,6 @@ class Worker:
         while len(self._prepared) > 32:
             self._prepared.popitem(last=False)
         return self._prepared[key]
-
-    def _dkim_for(self, domain: str) -> DkimSigner:
-        signer = self._dkim.get(domain)
-        if signer is None:
-            signer = DkimSigner.from_file(
-                domain=domain, selector=self.settings.dkim_selector or "", key_file=self.settings.dkim_key_file or ""
-            )
-            self._dkim[domain] = signer
-        return signer
-
-    async def _record(self, results: list[_Result], skipped: list[asyncpg.Record], unsent: list[int]) -> None:
-        sent = [r for r in results if r.outcome.accepted]
-        refused = [r for r in results if not r.outcome.accepted]
-        permanent = [r for r in refused if r.outcome.permanent]
-        exhausted = [r for r in refused if not r.outcome.permanent and r.attempts >= self.settings.send_max_attempts]
-        retry = [r for r in refused if not r.outcome.permanent and r.attempts < self.settings.send_max_attempts]
-        final: list[tuple[int, str, str]] = [(r["id"], "skipped", r["skip_reason"]) for r in skipped]
-        final += [(r.delivery_id, "failed", r.outcome.reply) for r in permanent]
-        final += [(r.delivery_id, "failed", f"gave up after {r.attempts} tries: {r.outcome.reply}") for r in exhausted]
-        async with self.db.transaction() as conn:
-            if sent:
-                await conn.execute(
-                    self.q["delivery-mark-sent"], [r.delivery_id for r in sent], [r.message_id for r in sent],
-                    [r.outcome.reply[:500] for r in sent],
-                )
-            if retry:
-                await conn.execute(
-                    self.q["delivery-mark-retry"], [r.delivery_id for r in retry],
-                    [backoff_delay(r.attempts, self.settings) for r in retry],
-                    [r.outcome.reply[:500] for r in retry],
-                )
-            if final:
-                await conn.execute(
-                    self.q["delivery-mark-final"], [f[0] for f in final], [f[1] for f in final],
-                    [(f[2] or "")[:500] for f in final],
-                )
-            if unsent:
-                await conn.execute(self.q["delivery-release"], unsent)
-            for result in permanent:
-                if result.outcome.code is not None:  # an SMTP 5xx is a hard bounce
-                    await apply_bounce(conn, self.q, self.settings, BounceFacts(
-                        email="", kind="hard", status=None, diagnostic=result.outcome.reply,
-                        source="smtp", delivery_id=result.delivery_id,
-                    ))
-        self.metrics.sent.inc(len(sent))
-        self.metrics.retried.inc(len(retry))
-        self.metrics.failed.inc(len(permanent) + len(exhausted))
-        self.metrics.skipped.inc(len(skipped))
 
     # -- system mail ----------------------------------------------------------------
 

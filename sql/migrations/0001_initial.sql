@@ -140,7 +140,8 @@ CREATE TABLE deliveries (
     updated_at      timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT deliveries_edition_subscriber_key UNIQUE (edition_id, subscriber_id)
 );
-CREATE INDEX deliveries_due_idx ON deliveries (next_attempt_at) WHERE status = 'queued';
+-- Claims walk one edition's due copies in time order, never past sent ones.
+CREATE INDEX deliveries_due_idx ON deliveries (edition_id, next_attempt_at) WHERE status = 'queued';
 CREATE INDEX deliveries_lease_idx ON deliveries (lease_until) WHERE status = 'sending';
 CREATE INDEX deliveries_edition_status_idx ON deliveries (edition_id, status);
 CREATE INDEX deliveries_subscriber_idx ON deliveries (subscriber_id);

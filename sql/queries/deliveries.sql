@@ -1,16 +1,13 @@
 -- name: delivery-claim
--- Lease a batch of due copies (new, retry-due, or whose lease expired) of editions that
--- are sending, and say for each whether it may still go: the person may have left,
--- been suppressed or erased since the edition was queued.
+-- Lease a batch of one edition's due copies and say for each whether it may still go:
+-- the person may have left, been suppressed or erased since the edition was queued.
 WITH due AS (
     SELECT d.id
     FROM deliveries d
-    JOIN editions e ON e.id = d.edition_id AND e.status IN ('queued', 'sending')
-    WHERE (d.status = 'queued' AND d.next_attempt_at <= now())
-       OR (d.status = 'sending' AND d.lease_until < now())
-    ORDER BY d.id
+    WHERE d.edition_id = $4 AND d.status = 'queued' AND d.next_attempt_at <= now()
+    ORDER BY d.next_attempt_at
     LIMIT $1
-    FOR UPDATE OF d SKIP LOCKED
+    FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE deliveries d
     SET status = 'sending', lease_until = now() + make_interval(secs => $2), leased_by = $3,
@@ -61,3 +58,12 @@ UPDATE deliveries
 SET status = 'queued', attempts = greatest(attempts - 1, 0), lease_until = NULL, leased_by = NULL,
     updated_at = now()
 WHERE id = ANY ($1::bigint[]) AND status = 'sending';
+
+-- name: delivery-reclaim-expired
+-- Copies whose worker died holding the lease go back to the queue (the attempt stays counted).
+UPDATE deliveries SET status = 'queued', lease_until = NULL, leased_by = NULL, updated_at = now()
+WHERE status = 'sending' AND lease_until < now();
+
+-- name: editions-sending
+-- Editions whose copies workers should be sending now.
+SELECT id FROM editions WHERE status IN ('queued', 'sending') ORDER BY id;

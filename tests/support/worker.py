@@ -1,4 +1,4 @@
-"""Run the real delivery worker inside a test, against the app's own database pool."""
+"""Run the real delivery worker inside a test, next to an app under the test client."""
 
 from __future__ import annotations
 
@@ -8,21 +8,25 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar
 
+from service.db.pool import open_database
 from service.delivery.worker import run_worker
 from service.settings import Settings
 
 
 @asynccontextmanager
 async def running_worker(app: Litestar, settings: Settings | None = None) -> AsyncIterator[asyncio.Event]:
-    """Start a worker for the duration of the block (the app's lifespan must be running).
+    """Start a worker for the duration of the block, sharing the app's metrics and signer.
 
-    Yields the stop event; leaving the block stops the worker and waits for it.
+    The test client runs the app on its own event loop, so the worker gets its
+    own pool on the test's loop. Leaving the block stops the worker and waits for it.
     """
+    settings = settings or app.state.settings
+    db = await open_database(settings.database_url or "", pool_size=4, run_migrations=False)
     stop = asyncio.Event()
-    state = app.state
-    task = asyncio.create_task(run_worker(settings or state.settings, state.db, state.metrics, state.signer, stop))
+    task = asyncio.create_task(run_worker(settings, db, app.state.metrics, app.state.signer, stop))
     try:
         yield stop
     finally:
         stop.set()
         await task
+        await db.close()

@@ -1,0 +1,42 @@
+"""The DKIM key of this installation, loaded once at worker start so a bad key stops the start."""
+
+from __future__ import annotations
+
+from ..settings import Settings
+from .dkim import DkimSigner
+
+
+class DkimKeys:
+    """One configured key, usable for every From domain an edition may use."""
+
+    def __init__(self, selector: str, key_pem: bytes) -> None:
+        self._selector = selector
+        self._key_pem = key_pem
+        self._signers: dict[str, DkimSigner] = {}
+        # Build one signer now: an unreadable or malformed key fails here, at start, not mid-send.
+        self.signer_for("localhost")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DkimKeys | None:
+        """Keys from ``LETTERBOX_DKIM_SELECTOR``/``LETTERBOX_DKIM_KEY_FILE``, or None when unset."""
+        selector, key_file = settings.dkim_selector, settings.dkim_key_file
+        if not selector or not key_file:
+            return None
+        try:
+            with open(key_file, "rb") as handle:
+                pem = handle.read()
+        except OSError as exc:
+            raise ValueError(f"LETTERBOX_DKIM_KEY_FILE: cannot read {key_file}: {exc.strerror}") from exc
+        return cls(selector, pem)
+
+    def signer_for(self, domain: str) -> DkimSigner:
+        """The signer for ``d=domain`` (the edition's From domain)."""
+        signer = self._signers.get(domain)
+        if signer is None:
+            signer = DkimSigner(domain=domain, selector=self._selector, private_key_pem=self._key_pem)
+            self._signers[domain] = signer
+        return signer
+
+    def sign(self, message: bytes, domain: str) -> bytes:
+        """Prepend a DKIM-Signature for ``domain``."""
+        return self.signer_for(domain).sign(message)

@@ -1,0 +1,122 @@
+"""Writing delivery results back as soon as they are known.
+
+A worker killed after the SMTP server accepted a copy but before the result
+was written would send that copy again, so results must not wait for the end
+of a batch.  Senders hand each result to the recorder at once; the recorder
+writes whatever has accumulated in one statement per kind, then immediately
+looks again: at a low rate every result is written on its own, at a high rate
+results group themselves like a group commit.  The window in which a kill can
+cause a duplicate is one database round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import structlog
+
+from ..bounces.policy import BounceFacts, apply_bounce
+from ..db.pool import Database
+from ..metrics import Metrics
+from ..settings import Settings
+from .retry import backoff_delay
+from .transport import Outcome
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class _Pending:
+    sent: list[tuple[int, str, str]] = field(default_factory=list)
+    retry: list[tuple[int, float, str]] = field(default_factory=list)
+    final: list[tuple[int, str, str]] = field(default_factory=list)
+    bounces: list[tuple[int, str]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.sent or self.retry or self.final or self.bounces)
+
+
+class Recorder:
+    """Collects results from concurrent senders and writes them promptly in small groups."""
+
+    def __init__(self, db: Database, settings: Settings, metrics: Metrics) -> None:
+        self.db = db
+        self.settings = settings
+        self.metrics = metrics
+        self._pending = _Pending()
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Begin writing in the background."""
+        self._task = asyncio.create_task(self._run(), name="letterbox-recorder")
+
+    async def close(self) -> None:
+        """Write everything still pending and stop."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+
+    def outcome(self, delivery_id: int, attempts: int, outcome: Outcome, message_id: str) -> None:
+        """Take one send result."""
+        if outcome.accepted:
+            self._pending.sent.append((delivery_id, message_id, outcome.reply[:500]))
+            self.metrics.sent.inc()
+        elif outcome.permanent:
+            self._pending.final.append((delivery_id, "failed", outcome.reply[:500]))
+            if outcome.code is not None:  # an SMTP 5xx refusal is a hard bounce
+                self._pending.bounces.append((delivery_id, outcome.reply[:500]))
+            self.metrics.failed.inc()
+        elif attempts >= self.settings.send_max_attempts:
+            reply = f"gave up after {attempts} tries: {outcome.reply}"
+            self._pending.final.append((delivery_id, "failed", reply[:500]))
+            self.metrics.failed.inc()
+        else:
+            self._pending.retry.append((delivery_id, backoff_delay(attempts, self.settings), outcome.reply[:500]))
+            self.metrics.retried.inc()
+        self._wake.set()
+
+    def skipped(self, delivery_id: int, reason: str) -> None:
+        """A copy that may no longer be sent (unsubscribed, suppressed, erased)."""
+        self._pending.final.append((delivery_id, "skipped", reason))
+        self.metrics.skipped.inc()
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._pending:
+                batch, self._pending = self._pending, _Pending()
+                await self._write(batch)
+            if self._closing and not self._pending:
+                return
+
+    async def _write(self, batch: _Pending) -> None:
+        q = self.db.q
+        async with self.db.transaction() as conn:
+            # A worker crash cannot lose a committed row; only a database crash could lose the
+            # last instant of results, so waiting for the WAL flush buys little here.
+            await conn.execute("SET LOCAL synchronous_commit = off")
+            if batch.sent:
+                await conn.execute(q["delivery-mark-sent"], *map(list, zip(*batch.sent, strict=True)))
+            if batch.retry:
+                await conn.execute(q["delivery-mark-retry"], *map(list, zip(*batch.retry, strict=True)))
+            if batch.final:
+                await conn.execute(q["delivery-mark-final"], *map(list, zip(*batch.final, strict=True)))
+            for delivery_id, reply in batch.bounces:
+                await apply_bounce(
+                    conn,
+                    q,
+                    self.settings,
+                    BounceFacts(
+                        email="",
+                        kind="hard",
+                        diagnostic=reply,
+                        source="smtp",
+                        delivery_id=delivery_id,
+                    ),
+                )

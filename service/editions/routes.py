@@ -1,0 +1,109 @@
+"""``/v1/editions``: post, inspect, pause, resume, cancel, list deliveries."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import asyncpg
+import msgspec
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromQuery, HeaderParameter, JSONBody, PathParameter, QueryParameter
+
+from ..db.pool import Database
+from ..errors import Conflict, NotFound, Unprocessable
+from ..settings import Settings
+from .posting import post_edition
+from .schemas import Delivery, DeliveryPage, DeliveryStatus, Edition, EditionAccepted, EditionIn
+
+WRITE = {"scope": "editions:write"}
+READ = {"scope": "editions:read"}
+EditionId = Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
+
+
+class EditionController(Controller):
+    """The send queue that renderers post finished editions to."""
+
+    path = "/editions"
+    tags = ["editions"]  # noqa: RUF012 - Litestar's own attribute type
+
+    @post("/", opt=WRITE, status_code=202, summary="Queue a finished edition")
+    async def create(
+        self,
+        conn: NamedDependency[asyncpg.Connection],
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+        data: JSONBody[EditionIn],
+        idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
+    ) -> EditionAccepted:
+        """Freeze the recipients and queue a copy for each; a retried post with the same key is answered again."""
+        return await post_edition(conn, db, settings, idempotency_key, data)
+
+    @get("/{edition_id:int}", opt=READ, summary="An edition's status and counts")
+    async def show(
+        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], edition_id: EditionId
+    ) -> Edition:
+        """Status and counts: recipients, queued, sent, failed, skipped, bounced, complained, unsubscribed."""
+        row = await conn.fetchrow(db.q["edition-get"], edition_id)
+        if row is None:
+            raise NotFound(f"There is no edition {edition_id}.")
+        return msgspec.convert(dict(row), Edition)
+
+    @post("/{edition_id:int}/pause", opt=WRITE, status_code=200, summary="Pause an edition")
+    async def pause(
+        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], edition_id: EditionId
+    ) -> Edition:
+        """Stop sending; copies in flight finish. Resume later without sending anyone twice."""
+        return await _transition(conn, db, edition_id, "edition-pause", "paused")
+
+    @post("/{edition_id:int}/resume", opt=WRITE, status_code=200, summary="Resume a paused edition")
+    async def resume(
+        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], edition_id: EditionId
+    ) -> Edition:
+        """Carry on from where it stopped; copies already sent are not sent again."""
+        return await _transition(conn, db, edition_id, "edition-resume", "resumed")
+
+    @post("/{edition_id:int}/cancel", opt=WRITE, status_code=200, summary="Cancel an edition")
+    async def cancel(
+        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], edition_id: EditionId
+    ) -> Edition:
+        """Stop for good; unsent copies are skipped."""
+        return await _transition(conn, db, edition_id, "edition-cancel", "cancelled")
+
+    @get("/{edition_id:int}/deliveries", opt=READ, summary="An edition's deliveries")
+    async def deliveries(
+        self,
+        conn: NamedDependency[asyncpg.Connection],
+        db: NamedDependency[Database],
+        edition_id: EditionId,
+        status: FromQuery[DeliveryStatus | None] = None,
+        cursor: FromQuery[str | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+    ) -> DeliveryPage:
+        """Deliveries in id order, optionally of one status; keyset pagination with ``cursor``."""
+        if await conn.fetchval(db.q["edition-exists"], edition_id) is None:
+            raise NotFound(f"There is no edition {edition_id}.")
+        after = _cursor(cursor)
+        rows = await conn.fetch(db.q["edition-deliveries"], edition_id, status, after, limit + 1)
+        items = [msgspec.convert(dict(r), Delivery) for r in rows[:limit]]
+        next_cursor = str(rows[limit - 1]["id"]) if len(rows) > limit else None
+        return DeliveryPage(items=items, next_cursor=next_cursor)
+
+
+def _cursor(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    if not cursor.isdigit() or len(cursor) > 18:
+        raise Unprocessable("'cursor' is not one this API gave out.")
+    return int(cursor)
+
+
+async def _transition(conn: asyncpg.Connection, db: Database, edition_id: int, query: str, verb: str) -> Edition:
+    changed = await conn.fetchval(db.q[query], edition_id)
+    if changed is None:
+        current = await conn.fetchval(db.q["edition-exists"], edition_id)
+        if current is None:
+            raise NotFound(f"There is no edition {edition_id}.")
+        raise Conflict(f"Edition {edition_id} is {current} and cannot be {verb}.")
+    row = await conn.fetchrow(db.q["edition-get"], edition_id)
+    return msgspec.convert(dict(row or {}), Edition)
