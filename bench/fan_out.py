@@ -27,7 +27,7 @@ WHERE sub.list_id = $2
 
 
 async def _reset(conn: asyncpg.Connection) -> None:
-    await conn.execute("TRUNCATE deliveries")
+    await conn.execute("TRUNCATE deliveries CASCADE")
     await conn.execute("VACUUM ANALYZE deliveries")
 
 

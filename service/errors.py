@@ -132,6 +132,11 @@ def _data_error(_: Request[Any, Any, Any], exc: asyncpg.DataError) -> Response[A
     return problem(422, "A value in the request is out of range or malformed.")
 
 
+def _too_deep(_: Request[Any, Any, Any], exc: RecursionError) -> Response[Any]:
+    # msgspec recurses while decoding; JSON nested thousands deep exhausts the stack.
+    return problem(422, "The request body is nested too deeply.")
+
+
 def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.error("unhandled_error", exc_info=exc)
     return problem(500, "Something went wrong on our side; it has been logged.")
@@ -144,6 +149,7 @@ def exception_handlers() -> ExceptionHandlersMap:
         HTTPException: _http_exception,
         asyncpg.UniqueViolationError: _unique_violation,
         asyncpg.DataError: _data_error,
+        RecursionError: _too_deep,
         Exception: _unexpected,
     }
 

@@ -4,8 +4,8 @@ Tokens are signed with the first of ``LETTERBOX_SECRET_KEYS`` and verified
 against all of them, so a key can be retired gradually.  A token signed for
 one purpose (say, unsubscribe) never verifies for another (say, confirm).
 
-Payloads are a few integers (ids) joined by ``-``: short enough for a VERP or
-``mailto:`` local part, which may not exceed 64 characters, and URL-safe.
+Payloads are a few integers (ids) in base 36 joined by ``-``: short enough for
+a VERP or ``mailto:`` local part, which may not exceed 64 characters, and URL-safe.
 """
 
 from __future__ import annotations
@@ -41,6 +41,17 @@ class TokenExpired(TokenInvalid):
     """Genuine but older than the allowed age."""
 
 
+def _base36(number: int) -> str:
+    if number < 0:
+        raise ValueError("token fields are non-negative ids")
+    digits = ""
+    while True:
+        number, remainder = divmod(number, 36)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[remainder] + digits
+        if number == 0:
+            return digits
+
+
 class TokenSigner:
     """Signs and verifies tokens for each :class:`Purpose`.
 
@@ -67,7 +78,7 @@ class TokenSigner:
 
     def sign(self, purpose: Purpose, *fields: Field) -> str:
         """A URL-safe token carrying ``fields`` (ids; ``None`` allowed)."""
-        payload = "-".join("" if f is None else str(int(f)) for f in fields)
+        payload = "-".join("" if f is None else _base36(int(f)) for f in fields)
         return self._signer(purpose).sign(payload).decode()
 
     def verify(self, purpose: Purpose, token: str, *, max_age: int | None = None) -> tuple[Field, ...]:
@@ -82,7 +93,7 @@ class TokenSigner:
             else:
                 raw = signer.unsign(token)
             text = raw.decode("ascii")
-            return tuple(None if part == "" else int(part) for part in text.split("-")) if text else ()
+            return tuple(None if part == "" else int(part, 36) for part in text.split("-")) if text else ()
         except BadSignature as exc:
             raise TokenInvalid("bad signature") from exc
         except (UnicodeError, ValueError) as exc:

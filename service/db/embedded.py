@@ -16,6 +16,8 @@ The server is a child of our process: it listens only on a Unix socket inside
 its 0700 data directory (trust authentication is safe there), it is asked to
 stop with a fast shutdown when we stop, and the kernel sends it SIGINT if we
 die without stopping it (``PR_SET_PDEATHSIG``), so no orphan is left behind.
+The kernel ties that signal to the *thread* that started the server, so call
+``start()`` from the main thread (or one that lives as long as the server).
 """
 
 from __future__ import annotations

@@ -12,8 +12,10 @@ cause a duplicate is one database round trip.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 
+import asyncpg
 import structlog
 
 from ..bounces.policy import BounceFacts, apply_bounce
@@ -35,6 +37,16 @@ class _Pending:
 
     def __bool__(self) -> bool:
         return bool(self.sent or self.retry or self.final or self.bounces)
+
+    def __len__(self) -> int:
+        return len(self.sent) + len(self.retry) + len(self.final)
+
+    def merge(self, other: _Pending) -> None:
+        """Add another group's results to this one."""
+        self.sent += other.sent
+        self.retry += other.retry
+        self.final += other.final
+        self.bounces += other.bounces
 
 
 class Recorder:
@@ -86,12 +98,31 @@ class Recorder:
         self._wake.set()
 
     async def _run(self) -> None:
+        unwritten = _Pending()
+        failing_since: float | None = None
         while True:
             await self._wake.wait()
             self._wake.clear()
             if self._pending:
                 batch, self._pending = self._pending, _Pending()
-                await self._write(batch)
+                unwritten.merge(batch)
+            if unwritten:
+                try:
+                    await self._write(unwritten)
+                    unwritten, failing_since = _Pending(), None
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    failing_since = failing_since or time.monotonic()
+                    if self._closing and time.monotonic() - failing_since > self.settings.lease_seconds:
+                        # Stopping, and the database stayed away past the lease: these copies
+                        # will be taken again by another worker; nothing more can be done here.
+                        log.error("results_abandoned", pending=len(unwritten))
+                        return
+                    # The database is away (restart, failover). Results are kept and written when it
+                    # returns: dropping them would send those copies again once their lease expires.
+                    log.warning("results_not_written_yet", pending=len(unwritten), error=type(exc).__name__)
+                    await asyncio.sleep(0.5)
+                    self._wake.set()
+                    continue
             if self._closing and not self._pending:
                 return
 

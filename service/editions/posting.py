@@ -17,6 +17,7 @@ from ..delivery.compose import EditionMail, HeaderInjectionError, prepare
 from ..errors import BadRequest, Conflict, Unprocessable
 from ..segments.compile import compile_filter
 from ..segments.filter import parse_filter
+from ..segments.routes import list_ids as resolve_list_ids
 from ..segments.routes import resolve_segment
 from ..settings import Settings
 from .schemas import EditionAccepted, EditionIn
@@ -57,15 +58,6 @@ def _check_mail(body: EditionIn, from_addr: str, settings: Settings) -> None:
         raise Unprocessable(f"The edition cannot be sent as posted: {exc}.") from None
 
 
-async def _list_ids(conn: asyncpg.Connection, db: Database, slugs: list[str]) -> list[int]:
-    rows = await conn.fetch(db.q["list-ids-by-slugs"], slugs)
-    found = {r["slug"]: r["id"] for r in rows}
-    missing = [s for s in slugs if s not in found]
-    if missing:
-        raise Unprocessable(f"Unknown list(s): {', '.join(missing)}.")
-    return [found[s] for s in dict.fromkeys(slugs)]
-
-
 async def post_edition(
     conn: asyncpg.Connection, db: Database, settings: Settings, key: str | None, body: EditionIn
 ) -> EditionAccepted:
@@ -91,7 +83,7 @@ async def post_edition(
     if body.reply_to is not None:
         _check_address("reply_to", body.reply_to)
     _check_mail(body, from_addr, settings)
-    list_ids = await _list_ids(conn, db, slugs)
+    list_ids = await resolve_list_ids(conn, db, slugs)
 
     if body.send_at is not None and body.send_at.tzinfo is None:
         raise Unprocessable("'send_at' needs a time zone (e.g. 2026-12-01T09:00:00Z).")

@@ -6,17 +6,15 @@ segments (lists plus filter) that previews and editions can refer to by slug.
 
 from __future__ import annotations
 
-from typing import Any
-
 import asyncpg
 import msgspec
-from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
-from litestar.types import ControllerRouterHandler, ExceptionHandlersMap
+from litestar.types import ControllerRouterHandler
 
 from ..db.pool import Database
-from ..errors import NotFound, Unprocessable, problem
+from ..errors import NotFound, Unprocessable
 from .audience_count import count_audience
 from .filter import Filter, parse_filter
 from .schemas import Preview, PreviewIn, Segment, SegmentIn, SegmentPatch
@@ -43,17 +41,11 @@ async def list_ids(conn: asyncpg.Connection, db: Database, slugs: list[str]) -> 
     return [found[s] for s in dict.fromkeys(slugs)]
 
 
-def _too_deep(_: Request[Any, Any, Any], exc: RecursionError) -> Response[Any]:
-    """msgspec gives up on JSON nested past Python's recursion limit while it decodes a raw filter."""
-    return problem(422, "The request body is nested too deeply; filters may be nested at most 8 levels deep.")
-
-
 class SegmentController(Controller):
     """``/v1/segments``: audience previews and saved segments."""
 
     path = "/segments"
     tags = ["segments"]  # noqa: RUF012 - Litestar's own attribute type
-    exception_handlers: ExceptionHandlersMap = {RecursionError: _too_deep}  # noqa: RUF012 - as above
 
     @post("/preview", opt=READ, status_code=200, summary="Count an audience")
     async def preview(

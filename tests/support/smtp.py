@@ -36,6 +36,10 @@ class _Handler:
     rcpt_replies: dict[str, deque[str]] = field(default_factory=dict)
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if self.sink.dropping:
+            # Hang up mid-transaction, as a crashing or overloaded server does.
+            server.transport.close()
+            return "421 4.3.2 Closing connection"
         with self.sink.lock:
             queue = self.sink.scripted.get(address.lower())
             if queue:
@@ -69,6 +73,7 @@ class SmtpSink:
         self.received: list[Received] = []
         self.scripted: dict[str, deque[str]] = {}
         self.default_reply: str | None = None
+        self.dropping = False
         self.delay = 0.0
         self.port = free_port()
         self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, data_size_limit=None)

@@ -1,0 +1,70 @@
+"""Tokens: purpose-bound, tamper-evident, expiring where they should, rotatable keys."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.tokens import Purpose, TokenExpired, TokenInvalid, TokenSigner
+from tests.support.clock import FakeClock
+
+NEW, OLD, RETIRED = "new-key-0123456789abcdef", "old-key-0123456789abcdef", "retired-key-0123456789ab"
+
+
+def test_round_trip_for_every_purpose() -> None:
+    signer = TokenSigner([NEW])
+    for purpose in Purpose:
+        assert signer.verify(purpose, signer.sign(purpose, 12, None, 7)) == (12, None, 7)
+
+
+def test_tampered_tokens_are_refused() -> None:
+    signer = TokenSigner([NEW])
+    token = signer.sign(Purpose.UNSUBSCRIBE, 41, 2, 3)
+    payload, _, signature = token.partition(".")
+    for forged in (f"42-2-3.{signature}", token[:-1] + ("A" if token[-1] != "A" else "B"), payload, "", "....", "é"):
+        with pytest.raises(TokenInvalid):
+            signer.verify(Purpose.UNSUBSCRIBE, forged)
+
+
+def test_a_token_for_one_purpose_is_refused_for_another() -> None:
+    signer = TokenSigner([NEW])
+    token = signer.sign(Purpose.UNSUBSCRIBE, 1, 1, 1)
+    for other in (Purpose.CONFIRM, Purpose.PREFERENCES, Purpose.VERP, Purpose.CSRF):
+        with pytest.raises(TokenInvalid):
+            signer.verify(other, token)
+
+
+def test_confirm_tokens_expire_by_the_injected_clock() -> None:
+    clock = FakeClock()
+    signer = TokenSigner([NEW], now=clock)
+    token = signer.sign(Purpose.CONFIRM, 5)
+    clock.advance(7 * 24 * 3600 - 1)
+    assert signer.verify(Purpose.CONFIRM, token, max_age=7 * 24 * 3600) == (5,)
+    clock.advance(2)
+    with pytest.raises(TokenExpired):
+        signer.verify(Purpose.CONFIRM, token, max_age=7 * 24 * 3600)
+
+
+def test_unsubscribe_tokens_never_expire() -> None:
+    clock = FakeClock()
+    signer = TokenSigner([NEW], now=clock)
+    token = signer.sign(Purpose.UNSUBSCRIBE, 5, None, None)
+    clock.advance(10 * 365 * 24 * 3600)
+    assert signer.verify(Purpose.UNSUBSCRIBE, token) == (5, None, None)
+
+
+def test_key_rotation_first_signs_all_verify_retired_fail() -> None:
+    before = TokenSigner([OLD, RETIRED])
+    old_token, retired_token = before.sign(Purpose.UNSUBSCRIBE, 9, 1, 1), TokenSigner([RETIRED]).sign(Purpose.VERP, 3)
+    after = TokenSigner([NEW, OLD])
+    assert after.verify(Purpose.UNSUBSCRIBE, old_token) == (9, 1, 1)
+    fresh = after.sign(Purpose.UNSUBSCRIBE, 9, 1, 1)
+    assert TokenSigner([NEW]).verify(Purpose.UNSUBSCRIBE, fresh) == (9, 1, 1), "the first key signs"
+    with pytest.raises(TokenInvalid):
+        after.verify(Purpose.VERP, retired_token)
+
+
+def test_verp_and_mailto_tokens_fit_in_a_local_part() -> None:
+    signer = TokenSigner([NEW])
+    big = 10**12
+    assert len("bounce+" + signer.sign(Purpose.VERP, big)) <= 64
+    assert len("unsubscribe+" + signer.sign(Purpose.UNSUBSCRIBE, big, 10**6, big)) <= 64
