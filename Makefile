@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint openapi clean
+.PHONY: run test lint chromium openapi clean
 
 $(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,17 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint
+# The browser test drives Debian's chromium; install it when we can (root with apt-get).
+# On CI its absence is an error rather than a silently skipped test.
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  elif [ "$${CI:-}" = true ]; then echo "chromium is missing and cannot be installed" >&2; exit 1; \
+	  else echo "note: /usr/bin/chromium is missing; the browser test will be skipped" >&2; fi; \
+	fi
+
+test: lint chromium
 	$(BIN)/pytest
 
 openapi: $(VENV)/.base

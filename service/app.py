@@ -69,7 +69,12 @@ def provide_metrics(state: State) -> Metrics:
 
 def api_router() -> Router:
     """Every ``/v1`` route; each is guarded by its scope (see service/auth.py)."""
-    handlers = [TaxonomyController, EditionController, *subscriber_routes.api_handlers, *segment_routes.api_handlers]
+    handlers = [
+        TaxonomyController,
+        EditionController,
+        *subscriber_routes.api_handlers,
+        *segment_routes.api_handlers,
+    ]
     return Router(path="/v1", route_handlers=handlers, guards=[require_scope], security=[{"bearer": []}])
 
 
@@ -112,7 +117,13 @@ def create_app(
         }
     )
     return Litestar(
-        route_handlers=[healthz, readyz, metrics, *subscriber_routes.public_handlers, api_router()],
+        route_handlers=[
+            healthz,
+            readyz,
+            metrics,
+            *subscriber_routes.public_handlers,
+            api_router(),
+        ],
         lifespan=[lifespan],
         state=state,
         dependencies={

@@ -114,6 +114,21 @@ def _api_key(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(main())
 
 
+def _demo(settings: Settings, _: argparse.Namespace) -> int:
+    from .subscribers.demo import load_demo
+
+    async def main() -> None:
+        db = await open_database(settings.database_url or "", pool_size=2)
+        try:
+            await load_demo(db)
+        finally:
+            await db.close()
+
+    asyncio.run(main())
+    print("loaded the sample safeguarding-partnership agencies, roles and lists")
+    return 0
+
+
 def _openapi(_: Settings, args: argparse.Namespace) -> int:
     from .openapi import render_openapi
 
@@ -153,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = key_sub.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key", help="the key's id or prefix")
     keys.set_defaults(func=_api_key, needs_db=True)
+
+    demo = sub.add_parser("demo", help="load a sample taxonomy (agencies, roles, lists) so the form shows real choices")
+    demo.set_defaults(func=_demo, needs_db=True)
 
     openapi = sub.add_parser("openapi", help="write the OpenAPI document generated from the app")
     openapi.add_argument("--output", default="openapi.yaml", help="file to write, or - for standard output")

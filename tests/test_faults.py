@@ -6,7 +6,7 @@ import asyncio
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -88,13 +88,13 @@ def own_postgres() -> Iterator[EmbeddedPostgres]:
 
 
 @pytest.fixture
-async def restartable_url(own_postgres: EmbeddedPostgres) -> AsyncIterator[str]:
+async def restartable_url(own_postgres: EmbeddedPostgres) -> str:
     """A migrated database on the test's own server."""
     await ensure_database(own_postgres.dsn(), "letterbox")
     url = own_postgres.dsn("letterbox")
     db = await open_database(url, pool_size=2)
     await db.close()
-    yield url
+    return url
 
 
 async def test_postgres_restart_mid_edition(

@@ -20,7 +20,7 @@ UNAUTHENTICATED_V1 = re.compile(r"^/v1/webhooks/")
 
 def _v1_operations(app: Litestar) -> list[tuple[str, str, str]]:
     """(method, concrete path, scope) for every /v1 operation of the app."""
-    operations = []
+    operations: list[tuple[str, str, str]] = []
     for route in app.routes:
         if not isinstance(route, HTTPRoute) or not route.path.startswith("/v1/"):
             continue
@@ -30,7 +30,7 @@ def _v1_operations(app: Litestar) -> list[tuple[str, str, str]]:
                     continue
                 path = re.sub(r"\{[^}:]+:int\}", "1", route.path)
                 path = re.sub(r"\{[^}:]+(:[a-z]+)?\}", "x", path)
-                operations.append((method, path, handler.opt.get("scope", "admin")))
+                operations.append((str(method), path, str(handler.opt.get("scope", "admin"))))
     return operations
 
 

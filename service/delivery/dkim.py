@@ -128,6 +128,11 @@ def _load_key(pem: bytes, what: str) -> tuple[bytes, Callable[[bytes], bytes], C
                      "or Ed25519 keys")
 
 
+def signable_domain(domain: str) -> bool:
+    """Whether ``domain`` can be a DKIM ``d=`` (a dotted DNS name)."""
+    return bool(_DOMAIN.fullmatch(domain))
+
+
 class DkimSigner:
     """Signs messages for one domain and selector with one RSA or Ed25519 key, checked at construction."""
 

@@ -14,7 +14,7 @@ class DkimKeys:
         self._key_pem = key_pem
         self._signers: dict[str, DkimSigner] = {}
         # Build one signer now: an unreadable or malformed key fails here, at start, not mid-send.
-        self.signer_for("localhost")
+        DkimSigner(domain="example.org", selector=selector, private_key_pem=key_pem)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DkimKeys | None:

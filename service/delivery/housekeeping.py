@@ -9,12 +9,14 @@ import structlog
 
 from ..db.pool import Database
 from ..settings import Settings
+from ..subscribers.purge import purge_pending
 
 log = structlog.get_logger(__name__)
 
 
 async def housekeeping(db: Database, settings: Settings) -> None:
-    """Release due scheduled editions, cancel stale ones, close finished ones, reclaim dead leases."""
+    """Release due scheduled editions, cancel stale ones, close finished ones, reclaim dead leases, purge
+    sign-ups never confirmed."""
     lateness = settings.edition_max_lateness_hours * 3600
     async with db.pool.acquire() as conn:
         cancelled = await conn.fetch(db.q["edition-cancel-stale"], lateness)
@@ -28,3 +30,4 @@ async def housekeeping(db: Database, settings: Settings) -> None:
         if reclaimed != "UPDATE 0":
             log.warning("leases_expired", reclaimed=int(reclaimed.split()[1]))
         await conn.execute(db.q["rate-limit-purge"])
+    await purge_pending(db, settings)

@@ -141,10 +141,10 @@ class Worker:
                 ),
                 date=date,
             )
-        except ValueError as exc:  # an address or value the composer refuses: retrying cannot help
+            if self.dkim is not None:
+                message = self.dkim.sign(message, domain)
+        except ValueError as exc:  # a value the composer or signer refuses: retrying cannot help
             return row["attempts"], Outcome(False, permanent=True, reply=f"not composed: {exc}"), ""
-        if self.dkim is not None:
-            message = self.dkim.sign(message, domain)
         await self.limiter.acquire()
         started = time.perf_counter()
         outcome = await self.transport.send(self.links.verp_address(row["id"]), row["email"], message)

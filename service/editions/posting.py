@@ -7,6 +7,7 @@ writes nothing, and a post that answers 202 has all its deliveries queued.
 from __future__ import annotations
 
 import hashlib
+from email.utils import parseaddr
 
 import asyncpg
 import msgspec
@@ -14,6 +15,7 @@ import msgspec
 from ..audience import with_filter
 from ..db.pool import Database
 from ..delivery.compose import EditionMail, HeaderInjectionError, prepare
+from ..delivery.dkim import signable_domain
 from ..errors import BadRequest, Conflict, Unprocessable
 from ..segments.compile import compile_filter
 from ..segments.filter import parse_filter
@@ -41,6 +43,9 @@ def _check_mail(body: EditionIn, from_addr: str, settings: Settings) -> None:
     """Compose the edition once: anything the composer refuses is the poster's error, found now."""
     if "\r" in body.subject or "\n" in body.subject:
         raise Unprocessable("'subject' must be one line: it contains a line break.")
+    domain = parseaddr(from_addr)[1].rpartition("@")[2]
+    if settings.dkim_selector and not signable_domain(domain):
+        raise Unprocessable(f"Mail is DKIM-signed for the From domain, and '{domain}' is not a DNS domain name.")
     try:
         prepare(
             EditionMail(

@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+from litestar import Router
 from litestar.types import ControllerRouterHandler
 
-# Public HTML pages (no API key): /subscribe, /confirm, /unsubscribe, /preferences.
-public_handlers: list[ControllerRouterHandler] = []
+from . import api, manage, public, web
+
+# Public HTML pages (no API key): /subscribe, /confirm, /unsubscribe, /preferences, and their
+# stylesheet. Errors on them are HTML pages, not problem+json.
+public_handlers: list[ControllerRouterHandler] = [
+    Router(
+        path="/",
+        route_handlers=[
+            public.subscribe_form,
+            public.subscribe_submit,
+            public.confirm_page,
+            public.confirm_submit,
+            manage.unsubscribe_page,
+            manage.unsubscribe_submit,
+            manage.preferences_page,
+            manage.preferences_submit,
+            web.stylesheet,
+        ],
+        exception_handlers=web.html_exception_handlers(),
+    )
+]
 # Operator API under /v1 (each handler names its scope in opt).
-api_handlers: list[ControllerRouterHandler] = []
+api_handlers: list[ControllerRouterHandler] = [api.SubscriberController]

@@ -4,10 +4,16 @@ bounces, pause/resume, unsubscribe mid-send, and two workers sharing one queue."
 from __future__ import annotations
 
 import asyncio
+import base64
+import re
 import time
+from pathlib import Path
 from typing import Any
 
 import asyncpg
+import dkim
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -229,3 +235,31 @@ async def test_scheduled_editions_go_out_late_but_not_too_late(
     assert sent["sent"] == 2
     assert cancelled["sent"] == 0 and cancelled["skipped"] == 2
     assert "24" in (cancelled["status_reason"] or "")
+
+
+async def test_copies_are_dkim_signed_over_the_unsubscribe_headers(
+    client: Client, admin_headers: dict[str, str], settings: Settings, smtp_sink: SmtpSink, tmp_path: Path
+) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_file = tmp_path / "dkim.pem"
+    key_file.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    public = base64.b64encode(key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
+    signing = replace_settings(settings, dkim_selector="lb1", dkim_key_file=str(key_file))
+    signing_app = create_app(signing)
+    await seed_readers(settings.database_url or "", 2)
+    async with AsyncTestClient(signing_app) as signing_client:
+        await _post(signing_client, admin_headers, "dkim")
+        async with running_worker(signing_app, signing):
+            received = await smtp_sink.wait_for(2)
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        assert name == b"lb1._domainkey.example.org."
+        return b"v=DKIM1; k=rsa; p=" + public
+
+    for item in received:
+        assert dkim.verify(item.content, dnsfunc=dns), "the signature verifies"
+        signature = item.parsed()["DKIM-Signature"]
+        signed = re.search(r"h=([^;]+)", str(signature).replace("\r\n", "").replace(" ", ""))
+        assert signed is not None
+        headers = signed[1].lower().split(":")
+        assert {"list-unsubscribe", "list-unsubscribe-post", "from", "subject"} <= set(headers)

@@ -1,0 +1,212 @@
+"""Benchmark: import 100,000 subscribers through the real app, beside a bare COPY of the same rows.
+
+    .venv/bin/python bench/import_subscribers.py [--rows 100000] [--format csv|ndjson]
+
+Starts an embedded PostgreSQL in a temporary folder (or uses
+LETTERBOX_BENCH_DATABASE_URL, a server where the user may CREATE DATABASE),
+creates a scratch database, runs Letterbox under uvicorn on a free port and
+streams the generated file to ``POST /v1/subscribers/import`` with httpx in
+64 KiB chunks.  The baseline is ``COPY`` of the same CSV into a plain table
+with no indexes, constraints or checks: the floor for getting these bytes
+into PostgreSQL at all.  The target is under 30 s for 100,000 rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import random
+import shutil
+import socket
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import uvicorn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from service.app import create_app
+from service.db.embedded import EmbeddedPostgres
+from service.db.pool import open_database
+from service.settings import Settings
+from service.subscribers.demo import AGENCIES, LISTS, ROLES, load_demo
+
+TARGET_SECONDS = 30.0
+KEY = "bench-bootstrap-key-0123456789"
+CHUNK = 64 * 1024
+
+
+@contextmanager
+def admin_dsn() -> Iterator[str]:
+    """A server to benchmark on: the one named by the environment, or a throwaway embedded one."""
+    given = os.environ.get("LETTERBOX_BENCH_DATABASE_URL")
+    if given:
+        yield given
+        return
+    root = Path(tempfile.mkdtemp(prefix="letterbox-bench-"))
+    root.chmod(0o755)  # the unprivileged server user must reach it when we run as root
+    server = EmbeddedPostgres(root / "postgres")
+    server.start()
+    try:
+        yield server.dsn()
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def with_database(dsn: str, name: str) -> str:
+    """The same server URL pointing at another database."""
+    return urlunsplit(urlsplit(dsn)._replace(path="/" + name))
+
+
+def generate(count: int, seed: int = 1) -> list[dict[str, object]]:
+    """``count`` plausible rows: unique addresses, names, taxonomy, one to three lists, an attribute."""
+    rng = random.Random(seed)
+    agencies = [a[0] for a in AGENCIES]
+    roles = [r[0] for r in ROLES]
+    lists = [x[0] for x in LISTS]
+    rows: list[dict[str, object]] = []
+    for i in range(count):
+        rows.append({
+            "email": f"reader.{i}@{rng.choice(['council', 'nhs', 'school', 'police', 'charity'])}{i % 97}.example.org",
+            "name": f"Reader {i}",
+            "agency": rng.choice(agencies),
+            "role": rng.choice(roles),
+            "lists": rng.sample(lists, rng.randint(1, 3)),
+            "attributes": {"team": f"team-{i % 40}"},
+        })
+    return rows
+
+
+def as_csv(rows: list[dict[str, object]]) -> bytes:
+    """The rows as the importer's CSV (lists joined with ';', attributes as a JSON cell)."""
+    out = io.StringIO()
+    out.write("email,name,agency,role,lists,attributes\n")
+    for r in rows:
+        attributes = json.dumps(r["attributes"]).replace('"', '""')
+        lists = ";".join(r["lists"])  # type: ignore[arg-type]
+        out.write(f'{r["email"]},{r["name"]},{r["agency"]},{r["role"]},{lists},"{attributes}"\n')
+    return out.getvalue().encode()
+
+
+def as_ndjson(rows: list[dict[str, object]]) -> bytes:
+    """The rows as NDJSON."""
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+async def chunks(body: bytes) -> AsyncIterator[bytes]:
+    """The body in 64 KiB pieces, as a client streaming a file sends it."""
+    for start in range(0, len(body), CHUNK):
+        yield body[start:start + CHUNK]
+
+
+async def baseline_copy(dsn: str, csv_body: bytes) -> float:
+    """Seconds for a bare COPY of the same CSV into an unindexed scratch table."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("CREATE TEMP TABLE scratch (email text, name text, agency text, role text, "
+                           "lists text, attributes jsonb)")
+        started = time.perf_counter()
+        await conn.copy_to_table("scratch", source=io.BytesIO(csv_body), format="csv", header=True)
+        return time.perf_counter() - started
+    finally:
+        await conn.close()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def post_import(port: int, body: bytes, media_type: str) -> tuple[float, dict[str, object]]:
+    """Seconds to stream ``body`` to the import endpoint, and its answer."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
+        started = time.perf_counter()
+        response = await client.post("/v1/subscribers/import", content=chunks(body),
+                                     headers={"Authorization": f"Bearer {KEY}", "Content-Type": media_type})
+        elapsed = time.perf_counter() - started
+    response.raise_for_status()
+    result: dict[str, object] = response.json()
+    return elapsed, result
+
+
+async def run(dsn: str, count: int, fmt: str) -> bool:
+    """Run the benchmark on database ``dsn``; print the figures; return whether the target was met."""
+    db = await open_database(dsn, pool_size=2)
+    await load_demo(db)
+    await db.close()
+    rows = generate(count)
+    csv_body = as_csv(rows)
+    body, media_type = (csv_body, "text/csv") if fmt == "csv" else (as_ndjson(rows), "application/x-ndjson")
+
+    copy_seconds = await baseline_copy(dsn, csv_body)
+    settings = Settings(database_url=dsn, secret_keys=("bench-secret-key-0123456789",), bootstrap_api_key=KEY,
+                        var_dir=tempfile.mkdtemp(prefix="letterbox-bench-var-"), log_level="warning",
+                        log_format="json")
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None,
+                                           access_log=False, lifespan="on"))
+    serving = asyncio.create_task(server.serve())
+    for _ in range(600):  # up to 30 s to start
+        if server.started or serving.done():
+            break
+        await asyncio.sleep(0.05)
+    if not server.started:
+        raise RuntimeError("uvicorn did not start")
+    try:
+        first_seconds, first = await post_import(port, body, media_type)
+        second_seconds, second = await post_import(port, body, media_type)
+    finally:
+        server.should_exit = True
+        await serving
+
+    size = len(body) / 1024 / 1024
+    print(f"rows: {count:,}  format: {fmt}  body: {size:.1f} MiB  cpus: {os.cpu_count()}")
+    print(f"baseline  bare COPY of the same rows, no indexes:  {copy_seconds:6.2f} s  "
+          f"({count / copy_seconds:,.0f} rows/s)")
+    print(f"import    new people (created={first['created']:,}):        {first_seconds:6.2f} s  "
+          f"({count / first_seconds:,.0f} rows/s, {first_seconds / copy_seconds:.1f}x COPY)")
+    print(f"re-import same people (updated={second['updated']:,}):     {second_seconds:6.2f} s  "
+          f"({count / second_seconds:,.0f} rows/s, {second_seconds / copy_seconds:.1f}x COPY)")
+    invalid = first["invalid_total"]
+    met = first_seconds < TARGET_SECONDS and second_seconds < TARGET_SECONDS and invalid == 0
+    print(f"target    < {TARGET_SECONDS:.0f} s per import: {'met' if met else 'NOT MET'} (invalid rows: {invalid})")
+    return met
+
+
+def main() -> int:
+    """Parse arguments, provide a scratch database, run."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--format", choices=("csv", "ndjson"), default="csv")
+    args = parser.parse_args()
+    with admin_dsn() as admin:
+        name = f"letterbox_bench_{uuid.uuid4().hex[:8]}"
+
+        async def scratch() -> bool:
+            conn = await asyncpg.connect(admin)
+            await conn.execute(f'CREATE DATABASE "{name}"')
+            try:
+                return await run(with_database(admin, name), args.rows, args.format)
+            finally:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                await conn.close()
+
+        return 0 if asyncio.run(scratch()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""The operator API for readers: ``/v1/subscriptions`` and ``/v1/subscribers``.
+
+Reads need ``subscribers:read``; changes need ``subscribers:write`` (``admin`` allows all).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any
+
+import asyncpg
+import msgspec
+from litestar import Controller, Request, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from ..db.pool import Database
+from ..db.queries import Queries
+from ..errors import LetterboxError, NotFound, Unprocessable
+from ..settings import Settings
+from ..tokens import TokenSigner
+from . import lifecycle
+from .export import export_subscriber
+from .importer import FORMATS, import_stream
+from .lifecycle import SignUp
+from .openapi_bodies import IMPORT_BODY
+from .schemas import (
+    Accepted,
+    ImportResult,
+    Status,
+    Subscriber,
+    SubscriberExport,
+    SubscriberPage,
+    SubscriberPatch,
+    SubscriptionIn,
+)
+from .validation import InvalidValue, check_terms, clean_name, normalise_email, resolve_lists
+from .web import actor
+
+READ = {"scope": "subscribers:read"}
+WRITE = {"scope": "subscribers:write"}
+# The import is streamed and written in batches, so its body may be far larger than other requests'.
+IMPORT_MAX_BYTES = 1024 * 1024 * 1024
+
+
+class UnsupportedMediaType(LetterboxError):
+    """The body is in a format this endpoint does not read."""
+
+    status_code = 415
+
+
+class SubscriberController(Controller):
+    """Subscription requests, the reader list, one reader, erasure, export and import."""
+
+    tags = ["subscribers"]  # noqa: RUF012 - Litestar's own attribute type
+
+    @post("/subscriptions", opt=WRITE, status_code=202, summary="Ask for a subscription (double opt-in)")
+    async def request_subscription(
+        self,
+        request: Request[Any, Any, Any],
+        conn: NamedDependency[asyncpg.Connection],
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+        signer: NamedDependency[TokenSigner],
+        data: JSONBody[SubscriptionIn],
+    ) -> Accepted:
+        """The same double opt-in as the public form: always ``pending``, whatever the address's state."""
+        sign_up = await _sign_up(conn, db.q, data)
+        try:
+            await lifecycle.subscribe(conn, db.q, settings, signer, sign_up, actor(request, "api"))
+        except InvalidValue as exc:
+            raise Unprocessable(f"email: {exc}") from exc
+        return Accepted()
+
+    @get("/subscribers", opt=READ, summary="List subscribers (keyset pagination)")
+    async def list_subscribers(
+        self,
+        conn: NamedDependency[asyncpg.Connection],
+        db: NamedDependency[Database],
+        status: Annotated[Status | None, QueryParameter()] = None,
+        list_slug: Annotated[str | None, QueryParameter(name="list", description="pending or confirmed on it")] = None,
+        agency: Annotated[str | None, QueryParameter()] = None,
+        role: Annotated[str | None, QueryParameter()] = None,
+        q: Annotated[str | None, QueryParameter(description="part of the address or name", max_length=200)] = None,
+        cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
+    ) -> SubscriberPage:
+        """People in id order, filtered; follow ``next_cursor`` until it is null."""
+        after = _decode_cursor(cursor) if cursor is not None else 0
+        list_id = None
+        try:
+            if list_slug is not None:
+                list_id = (await resolve_lists(conn, db.q, [list_slug], public_only=False))[0].id
+            await check_terms(conn, db.q, agency=agency, role=role)
+        except InvalidValue as exc:
+            raise Unprocessable(str(exc)) from exc
+        pattern = f"%{_escape_like(q)}%" if q else None
+        rows = await conn.fetch(db.q["subscriber-page"], after, status, list_id, agency, role, pattern, limit + 1)
+        items = [_subscriber(r) for r in rows[:limit]]
+        return SubscriberPage(items=items, next_cursor=_encode_cursor(items[-1].id) if len(rows) > limit else None)
+
+    @get("/subscribers/{subscriber_id:int}", opt=READ, summary="One subscriber")
+    async def get_subscriber(
+        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], subscriber_id: FromPath[int]
+    ) -> Subscriber:
+        """A person with their lists."""
+        return await _load(conn, db.q, subscriber_id)
+
+    @patch("/subscribers/{subscriber_id:int}", opt=WRITE, summary="Change a subscriber")
+    async def change_subscriber(
+        self,
+        request: Request[Any, Any, Any],
+        conn: NamedDependency[asyncpg.Connection],
+        db: NamedDependency[Database],
+        subscriber_id: FromPath[int],
+        data: JSONBody[SubscriberPatch],
+    ) -> Subscriber:
+        """Change name, agency, role, attributes (replaced whole) or status (see the rules in the schema)."""
+        await lifecycle.operator_change(conn, db.q, subscriber_id, data, actor(request, "operator"))
+        return await _load(conn, db.q, subscriber_id)
+
+    @delete("/subscribers/{subscriber_id:int}", opt=WRITE, summary="Erase a subscriber (GDPR)")
+    async def erase_subscriber(
+        self,
+        conn: NamedDependency[asyncpg.Connection],
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+        subscriber_id: FromPath[int],
+    ) -> None:
+        """Delete everything personal about the person; keep a hashed suppression so they cannot come back."""
+        if not await lifecycle.erase(conn, db.q, settings, subscriber_id):
+            raise NotFound(f"There is no subscriber {subscriber_id}.")
+
+    @get("/subscribers/{subscriber_id:int}/export", opt=READ, summary="Everything held about a subscriber")
+    async def export(
+        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], subscriber_id: FromPath[int]
+    ) -> SubscriberExport:
+        """The person, their subscriptions, consents, bounces, system mails and a summary of deliveries."""
+        found = await export_subscriber(conn, db.q, subscriber_id)
+        if found is None:
+            raise NotFound(f"There is no subscriber {subscriber_id}.")
+        return found
+
+    @post(
+        "/subscribers/import",
+        opt=WRITE,
+        status_code=200,
+        summary="Import people who consented elsewhere (CSV or NDJSON, streamed)",
+        request_max_body_size=IMPORT_MAX_BYTES,
+        operation_class=IMPORT_BODY,
+    )
+    async def import_subscribers(
+        self, request: Request[Any, Any, Any], conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database]
+    ) -> ImportResult:
+        """``text/csv`` with a header row, or ``application/x-ndjson``; see the README for the columns.
+
+        The whole import is one transaction: a broken stream leaves nothing behind.
+        """
+        media_type = request.content_type[0]
+        if media_type not in FORMATS:
+            raise UnsupportedMediaType(f"Send text/csv or application/x-ndjson, not {media_type or 'nothing'}.")
+        return await import_stream(conn, db.q, FORMATS[media_type], request.stream())
+
+
+async def _sign_up(conn: asyncpg.Connection, q: Queries, data: SubscriptionIn) -> SignUp:
+    try:
+        email = normalise_email(data.email)
+    except InvalidValue as exc:
+        raise Unprocessable(f"email: {exc}") from exc
+    try:
+        name = clean_name(data.name)
+        lists = await resolve_lists(conn, q, data.lists, public_only=False)
+        await check_terms(conn, q, agency=data.agency, role=data.role)
+    except InvalidValue as exc:
+        raise Unprocessable(str(exc)) from exc
+    return SignUp(email=email, name=name, agency=data.agency, role=data.role, lists=lists,
+                  attributes=data.attributes)
+
+
+async def _load(conn: asyncpg.Connection, q: Queries, subscriber_id: int) -> Subscriber:
+    row = await conn.fetchrow(q["subscriber-get"], subscriber_id)
+    if row is None:
+        raise NotFound(f"There is no subscriber {subscriber_id}.")
+    return _subscriber(row)
+
+
+def _subscriber(row: asyncpg.Record) -> Subscriber:
+    return msgspec.convert(dict(row), Subscriber)
+
+
+def _encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"s{last_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    """The id a cursor stands for; anything we did not hand out is a 422."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        if text[:1] == "s" and text[1:].isdigit() and len(text) < 21:
+            return int(text[1:])
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise Unprocessable("cursor: this is not a cursor this API handed out; pass next_cursor as it came.")
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

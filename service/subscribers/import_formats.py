@@ -1,0 +1,168 @@
+"""Reading an import body as it streams in: CSV or NDJSON, one row at a time, with line numbers.
+
+Both yield ``(line, fields)`` where ``fields`` is a dict of the row's values,
+or ``(line, message)`` when the line cannot be read at all.  Line numbers are
+physical lines of the body, as an editor shows them, counting from 1.
+
+CSV: a header row names the columns.  ``email`` is required; ``name``,
+``agency`` and ``role`` are optional; ``lists`` holds list slugs separated by
+``;`` or ``|``; ``attributes``, if present, holds a JSON object; every other
+column becomes a text attribute named after its header (an empty cell adds
+nothing).  Quoted cells may span lines.  A UTF-8 byte-order mark is ignored.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+
+from ..errors import PayloadTooLarge, Unprocessable
+
+MAX_LINE_BYTES = 1024 * 1024
+_KNOWN = ("email", "name", "agency", "role", "lists", "attributes")
+_LIST_SEPARATOR = re.compile(r"[;|]")
+# Lines are handed to the CSV parser in blocks of about this many, cut where a record ends.
+_BLOCK_LINES = 2000
+_MAX_BLOCK_LINES = 50 * _BLOCK_LINES
+
+Parsed = tuple[int, dict[str, Any] | str]
+
+
+async def _lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Physical lines without their line break; refuses a line that never ends."""
+    carry = b""
+    async for chunk in chunks:
+        if not chunk:
+            continue
+        parts = (carry + chunk).split(b"\n")
+        carry = parts.pop()
+        if len(carry) > MAX_LINE_BYTES:
+            raise PayloadTooLarge(f"A line is longer than {MAX_LINE_BYTES} bytes.")
+        for part in parts:
+            yield part.removesuffix(b"\r")
+    if carry:
+        yield carry.removesuffix(b"\r")
+
+
+async def ndjson_rows(chunks: AsyncIterator[bytes]) -> AsyncIterator[Parsed]:
+    """One JSON object per line; blank lines are skipped."""
+    number = 0
+    async for line in _lines(chunks):
+        number += 1
+        if number == 1:
+            line = line.removeprefix(b"\xef\xbb\xbf")
+        if not line.strip():
+            continue
+        try:
+            value = msgspec.json.decode(line)
+        except msgspec.DecodeError as exc:
+            yield number, f"not valid JSON: {exc}"
+            continue
+        yield number, value if isinstance(value, dict) else "a line must hold one JSON object"
+
+
+async def csv_rows(chunks: AsyncIterator[bytes]) -> AsyncIterator[Parsed]:
+    """Rows of a CSV file with a header row, as dicts (see the module's docstring for the columns)."""
+    header: list[str] | None = None
+    async for line, cells in _csv_records(chunks):
+        if isinstance(cells, str):
+            if header is None:
+                raise Unprocessable(f"The header row is not readable: {cells}.")
+            yield line, cells
+        elif header is None:
+            header = _header(cells)
+        elif len(cells) > len(header):
+            yield line, f"{len(cells)} cells, but the header names {len(header)} columns"
+        else:
+            yield line, _row(header, cells)
+    if header is None:
+        raise Unprocessable("The CSV has no header row; the first row must name the columns (email is required).")
+
+
+def _header(cells: list[str]) -> list[str]:
+    names = [c.strip().lower().removeprefix("\ufeff") for c in cells]
+    if "email" not in names:
+        raise Unprocessable("The CSV header has no 'email' column.")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates or "" in names:
+        raise Unprocessable(f"The CSV header repeats or leaves out column names: {duplicates or ['(empty)']}.")
+    return names
+
+
+def _row(header: list[str], cells: list[str]) -> dict[str, Any] | str:
+    row: dict[str, Any] = {}
+    extra: dict[str, str] = {}
+    for name, cell in zip(header, cells, strict=False):
+        value = cell.strip()
+        if name == "lists":
+            row["lists"] = [s.strip() for s in _LIST_SEPARATOR.split(value) if s.strip()]
+        elif name == "attributes":
+            if value:
+                try:
+                    row["attributes"] = msgspec.json.decode(value)
+                except msgspec.DecodeError:
+                    return "attributes: not valid JSON"
+        elif name in _KNOWN:
+            if value:
+                row[name] = value
+        elif value:
+            extra[name] = value
+    if extra:
+        attributes = row.get("attributes", {})
+        if not isinstance(attributes, dict):
+            return "attributes: must be a JSON object"
+        row["attributes"] = {**attributes, **extra}
+    return row
+
+
+async def _csv_records(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[int, list[str] | str]]:
+    """CSV records with the number of the line each starts on; blank lines skipped."""
+    block: list[str] = []
+    first = 1  # line number of block[0]
+    bad: set[int] = set()
+    odd_quotes = False  # inside a quoted cell at the end of the block so far
+    number = 0
+    async for raw in _lines(chunks):
+        number += 1
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("utf-8", errors="replace")
+            bad.add(number)
+        block.append(text + "\n")
+        if text.count('"') % 2:
+            odd_quotes = not odd_quotes
+        # A stray quote in an unquoted cell fools the count; past the hard limit the block is cut anyway.
+        if (not odd_quotes and len(block) >= _BLOCK_LINES) or len(block) >= _MAX_BLOCK_LINES:
+            for record in _parse_block(block, first, bad):
+                yield record
+            first, block, bad, odd_quotes = number + 1, [], set(), False
+    for record in _parse_block(block, first, bad):
+        yield record
+
+
+def _parse_block(block: list[str], first: int, bad: set[int]) -> list[tuple[int, list[str] | str]]:
+    records: list[tuple[int, list[str] | str]] = []
+    reader = csv.reader(block, strict=False)  # a stray quote in a cell is taken literally, as spreadsheets do
+    consumed = 0
+    while True:
+        start = first + consumed
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            consumed = reader.line_num
+            records.append((start, f"not valid CSV: {exc}"))
+            continue
+        end = first + reader.line_num
+        consumed = reader.line_num
+        if any(start <= n < end for n in bad):
+            records.append((start, "not valid UTF-8"))
+        elif cells and any(c.strip() for c in cells):
+            records.append((start, cells))
+    return records

@@ -1,0 +1,212 @@
+"""The rules of a reader's life: subscribe, confirm, change preferences, unsubscribe, erase.
+
+The public pages and the operator API both call these, so a rule lives in one
+place.  Every change a person makes appends a consent record.  Each function
+runs inside the caller's transaction: when a later step fails, nothing of the
+change stays.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import asyncpg
+import msgspec
+import structlog
+from msgspec import UNSET
+
+from ..db.queries import Queries
+from ..errors import Conflict, NotFound, Unprocessable
+from ..logs import mask_email
+from ..settings import Settings
+from ..tokens import TokenSigner
+from . import ratelimit
+from .mails import queue_confirmation
+from .schemas import SubscriberPatch
+from .validation import InvalidValue, ListRef, check_terms, clean_name
+
+log = structlog.get_logger(__name__)
+
+
+class Actor(msgspec.Struct, frozen=True, kw_only=True):
+    """Who made a change and how, for the consent record."""
+
+    source: str
+    """``form``, ``api``, ``link`` (a signed link from a mail), ``one-click`` (RFC 8058), ``operator``."""
+    ip: str | None = None
+    user_agent: str | None = None
+    wording_version: str | None = None
+
+    @classmethod
+    def of(cls, source: str, ip: str | None, user_agent: str | None, wording_version: str | None = None) -> Actor:
+        """An actor whose ``ip`` is kept only when it is a real IP address (the column is ``inet``)."""
+        try:
+            address = str(ipaddress.ip_address(ip)) if ip else None
+        except ValueError:
+            address = None
+        return cls(source=source, ip=address, user_agent=(user_agent or None), wording_version=wording_version)
+
+
+class SignUp(msgspec.Struct, frozen=True, kw_only=True):
+    """A checked request to subscribe (address normalised, lists and terms known)."""
+
+    email: str
+    name: str
+    agency: str | None
+    role: str | None
+    lists: list[ListRef]
+    attributes: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class Details(msgspec.Struct, frozen=True, kw_only=True):
+    """What a person may change about themselves on the preferences page."""
+
+    name: str
+    agency: str | None
+    role: str | None
+
+
+async def record_consent(conn: asyncpg.Connection, q: Queries, subscriber_id: int, action: str,
+                         lists: list[str], actor: Actor) -> None:
+    """Append one consent record (the table is append-only; erasure is the only delete)."""
+    await conn.execute(q["consent-insert"], subscriber_id, action, lists, actor.source, actor.ip,
+                       actor.user_agent, actor.wording_version)
+
+
+async def subscribe(conn: asyncpg.Connection, q: Queries, settings: Settings, signer: TokenSigner,
+                    sign_up: SignUp, actor: Actor) -> None:
+    """Double opt-in, step one. The caller answers the same whatever happens here (no enumeration).
+
+    A suppressed address gets no row and no mail.  Otherwise the lists the
+    person does not yet have become pending and a confirmation mail is queued;
+    someone already confirmed on every list asked for gets nothing.
+    """
+    if await conn.fetchval(q["address-suppressed"], sign_up.email):
+        log.info("subscribe_suppressed", email=mask_email(sign_up.email))
+        return
+    person = await conn.fetchrow(q["subscriber-request"], sign_up.email, sign_up.name, sign_up.agency,
+                                 sign_up.role, sign_up.attributes)
+    assert person is not None, "INSERT … ON CONFLICT DO UPDATE returns the row"
+    waiting = {r["list_id"] for r in await conn.fetch(q["subscriptions-request"], person["id"],
+                                                      [ref.id for ref in sign_up.lists])}
+    if not waiting:
+        log.info("subscribe_nothing_new", subscriber_id=person["id"])
+        return
+    asked = [ref for ref in sign_up.lists if ref.id in waiting]
+    await record_consent(conn, q, person["id"], "subscribe", [ref.slug for ref in asked], actor)
+    await queue_confirmation(conn, q, settings, signer, person["id"], person["email"], [ref.name for ref in asked])
+    log.info("subscribe_requested", subscriber_id=person["id"], email=mask_email(person["email"]),
+             lists=[ref.slug for ref in asked])
+
+
+async def confirm(conn: asyncpg.Connection, q: Queries, subscriber_id: int, actor: Actor) -> bool:
+    """Double opt-in, step two: pending lists become confirmed and the person active.
+
+    Returns False when the person is gone (purged or erased) or suppressed.
+    Confirming twice is harmless: the second time there is nothing pending.
+    """
+    person = await conn.fetchrow(q["subscriber-lock"], subscriber_id)
+    if person is None or await conn.fetchval(q["address-suppressed"], person["email"]):
+        return False
+    confirmed = [r["slug"] for r in await conn.fetch(q["subscriptions-confirm"], subscriber_id)]
+    if confirmed:
+        await conn.execute(q["subscriber-activate"], subscriber_id)
+        await record_consent(conn, q, subscriber_id, "confirm", confirmed, actor)
+        log.info("subscription_confirmed", subscriber_id=subscriber_id, lists=confirmed)
+    return True
+
+
+async def unsubscribe(conn: asyncpg.Connection, q: Queries, subscriber_id: int, list_id: int | None,
+                      edition_id: int | None, actor: Actor) -> list[str] | None:
+    """Leave one list (``list_id``) or all (None); return the slugs left, or None when the person is gone.
+
+    With no confirmed list left the person becomes ``unsubscribed``.  The
+    edition whose link was used counts the unsubscribe.  A repeat changes nothing.
+    """
+    if await conn.fetchrow(q["subscriber-lock"], subscriber_id) is None:
+        return None
+    left = [r["slug"] for r in await conn.fetch(q["subscriptions-leave"], subscriber_id, list_id)]
+    if left:
+        await conn.fetchval(q["subscriber-settle-status"], subscriber_id)
+        if edition_id is not None:
+            await conn.execute(q["edition-unsubscribe-record"], edition_id, subscriber_id)
+        await record_consent(conn, q, subscriber_id, "unsubscribe", left, actor)
+        log.info("unsubscribed", subscriber_id=subscriber_id, lists=left, edition_id=edition_id, source=actor.source)
+    return left
+
+
+async def change_preferences(conn: asyncpg.Connection, q: Queries, subscriber_id: int, details: Details,
+                             offered: list[ListRef], chosen: list[ListRef], actor: Actor) -> None:
+    """Save the preferences page: details as given; ticked lists joined, offered but unticked left.
+
+    Lists joined here are confirmed at once: only the person's own signed link leads here.
+    """
+    await conn.execute(q["subscriber-update-details"], subscriber_id, details.name, details.agency, details.role)
+    chosen_ids = {ref.id for ref in chosen}
+    await conn.fetch(q["subscriptions-join-confirmed"], subscriber_id, sorted(chosen_ids))
+    await conn.fetch(q["subscriptions-leave-lists"], subscriber_id,
+                     sorted(ref.id for ref in offered if ref.id not in chosen_ids))
+    await conn.fetchval(q["subscriber-settle-status"], subscriber_id)
+    await record_consent(conn, q, subscriber_id, "preferences", sorted(ref.slug for ref in chosen), actor)
+    log.info("preferences_changed", subscriber_id=subscriber_id)
+
+
+async def erase(conn: asyncpg.Connection, q: Queries, settings: Settings, subscriber_id: int) -> bool:
+    """Erase a person (GDPR): nothing personal stays, only a hashed suppression. False if unknown."""
+    person = await conn.fetchrow(q["subscriber-lock"], subscriber_id)
+    if person is None:
+        return False
+    email = person["email"]
+    await conn.execute(q["erasure-suppress"], email)
+    await conn.execute(q["erasure-scrub-deliveries"], subscriber_id)
+    await conn.execute(q["erasure-system-mails"], subscriber_id, email)
+    await conn.execute(q["erasure-bounce-events"], subscriber_id, email)
+    await conn.execute(q["rate-limit-forget"], ratelimit.email_bucket(settings, email))
+    await conn.execute(q["erasure-subscriber"], subscriber_id)
+    log.info("subscriber_erased", subscriber_id=subscriber_id)
+    return True
+
+
+async def operator_change(conn: asyncpg.Connection, q: Queries, subscriber_id: int, change: SubscriberPatch,
+                          actor: Actor) -> None:
+    """Apply an operator's PATCH; :class:`NotFound`, :class:`Unprocessable` or :class:`Conflict` otherwise.
+
+    Status rules: ``unsubscribed`` is always allowed (every list is left);
+    ``active`` only restores a ``bounced`` person whose address is no longer
+    suppressed.  Nobody is made active without their own confirmation.
+    """
+    person = await conn.fetchrow(q["subscriber-lock"], subscriber_id)
+    if person is None:
+        raise NotFound(f"There is no subscriber {subscriber_id}.")
+    if change == SubscriberPatch():
+        raise Unprocessable("Nothing to change: give name, agency, role, attributes or status.")
+    try:
+        name = None if change.name is UNSET else clean_name(change.name)
+        agency = None if change.agency is UNSET else change.agency
+        role = None if change.role is UNSET else change.role
+        await check_terms(conn, q, agency=agency, role=role)
+    except InvalidValue as exc:
+        raise Unprocessable(str(exc)) from exc
+    await conn.execute(
+        q["subscriber-patch"], subscriber_id,
+        change.name is not UNSET, name,
+        change.agency is not UNSET, agency,
+        change.role is not UNSET, role,
+        change.attributes is not UNSET, None if change.attributes is UNSET else change.attributes,
+    )
+    if change.status is UNSET or change.status == person["status"]:
+        return
+    if change.status == "unsubscribed":
+        left = [r["slug"] for r in await conn.fetch(q["subscriptions-leave"], subscriber_id, None)]
+        await conn.execute(q["subscriber-set-status"], subscriber_id, "unsubscribed")
+        await record_consent(conn, q, subscriber_id, "unsubscribe", left, actor)
+        return
+    if person["status"] != "bounced":
+        raise Conflict(
+            f"A {person['status']} subscriber cannot be made active by an operator: they must subscribe "
+            "and confirm themselves."
+        )
+    if await conn.fetchval(q["address-suppressed"], person["email"]):
+        raise Conflict("The address is still suppressed: remove the suppression first.")
+    await conn.execute(q["subscriber-set-status"], subscriber_id, "active")

@@ -1,0 +1,174 @@
+"""The pages a reader reaches from a link in a mail: unsubscribe and preferences.
+
+``POST /unsubscribe/{token}`` is also the RFC 8058 one-click target that mail
+clients press: it works with the body ``List-Unsubscribe=One-Click`` (or any
+body, or none), needs no cookie and no CSRF field, never redirects, answers
+200, and is harmless when repeated.  Unsubscribe links never expire.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+from litestar import get, post
+from litestar.datastructures import FormMultiDict
+from litestar.di import NamedDependency
+from litestar.exceptions import HTTPException
+from litestar.params import FromPath
+from litestar.response import Template
+
+from ..db.pool import Database
+from ..db.queries import Queries
+from ..links import Links
+from ..settings import Settings
+from ..tokens import Purpose, TokenSigner
+from . import csrf, lifecycle
+from .forms import Choices, Entered, FieldError, check_preferences, entered, load_choices
+from .openapi_bodies import PREFERENCES_FORM, UNSUBSCRIBE_FORM
+from .validation import ListRef
+from .web import AnyRequest, FormRefused, LinkExpired, actor, form_text, page, read_token
+
+TAGS = ["public pages"]
+GONE = "We no longer hold any details for this link: you are not on any of our lists."
+
+
+@get("/unsubscribe/{token:str}", tags=TAGS, summary="The unsubscribe page (shows a button)")
+async def unsubscribe_page(
+    request: AnyRequest,
+    token: FromPath[str],
+    conn: NamedDependency[asyncpg.Connection],
+    db: NamedDependency[Database],
+    signer: NamedDependency[TokenSigner],
+) -> Template:
+    """Name the list the mail was for and offer the button (and leaving every list)."""
+    subscriber_id, list_id, _edition_id = read_token(signer, Purpose.UNSUBSCRIBE, token, fields=3)
+    assert subscriber_id is not None, "read_token checks the first field"
+    memberships = await conn.fetch(db.q["subscriber-memberships"], subscriber_id)
+    this_list = next((r["name"] for r in memberships if r["id"] == list_id), None)
+    others = sum(1 for r in memberships if r["id"] != list_id and r["status"] != "unsubscribed")
+    context = {"list_name": this_list, "other_lists": others, "whole": list_id is None}
+    return page(request, "unsubscribe.html", context, token_page=True)
+
+
+@post("/unsubscribe/{token:str}", tags=TAGS, summary="Unsubscribe at once (the button; RFC 8058 one-click)",
+      status_code=200, operation_class=UNSUBSCRIBE_FORM)
+async def unsubscribe_submit(
+    request: AnyRequest,
+    token: FromPath[str],
+    conn: NamedDependency[asyncpg.Connection],
+    db: NamedDependency[Database],
+    settings: NamedDependency[Settings],
+    signer: NamedDependency[TokenSigner],
+) -> Template:
+    """Leave the list the mail was for, or every list when asked; count it against the edition."""
+    subscriber_id, list_id, edition_id = read_token(signer, Purpose.UNSUBSCRIBE, token, fields=3)
+    assert subscriber_id is not None, "read_token checks the first field"
+    form = await _lenient_form(request)
+    one_click = form_text(form.get("List-Unsubscribe")) == "One-Click"
+    everything = list_id is None or form_text(form.get("scope")) == "all"
+    left = await lifecycle.unsubscribe(conn, db.q, subscriber_id, None if everything else list_id, edition_id,
+                                       actor(request, "one-click" if one_click else "link"))
+    return await _unsubscribed(request, conn, db.q, settings, signer, subscriber_id, gone=left is None,
+                               everything=everything)
+
+
+@get("/preferences/{token:str}", tags=TAGS, summary="The preferences page")
+async def preferences_page(
+    request: AnyRequest,
+    token: FromPath[str],
+    conn: NamedDependency[asyncpg.Connection],
+    db: NamedDependency[Database],
+    signer: NamedDependency[TokenSigner],
+) -> Template:
+    """Show the person's details and lists, ready to change."""
+    (subscriber_id,) = read_token(signer, Purpose.PREFERENCES, token, fields=1)
+    assert subscriber_id is not None, "read_token checks the first field"
+    person = await conn.fetchrow(db.q["subscriber-get"], subscriber_id)
+    if person is None:
+        raise LinkExpired(GONE)
+    choices, confirmed = await _choices_for(conn, db.q, subscriber_id)
+    values = Entered(email=person["email"], name=person["name"], agency=person["agency"] or "",
+                     role=person["role"] or "", lists=confirmed)
+    return _preferences(request, signer, subscriber_id, choices, values, [])
+
+
+@post("/preferences/{token:str}", tags=TAGS, summary="Save preferences, or leave every list", status_code=200,
+      operation_class=PREFERENCES_FORM)
+async def preferences_submit(
+    request: AnyRequest,
+    token: FromPath[str],
+    conn: NamedDependency[asyncpg.Connection],
+    db: NamedDependency[Database],
+    settings: NamedDependency[Settings],
+    signer: NamedDependency[TokenSigner],
+) -> Template:
+    """Save name, organisation, role and lists; or, with the other button, leave everything."""
+    (subscriber_id,) = read_token(signer, Purpose.PREFERENCES, token, fields=1)
+    assert subscriber_id is not None, "read_token checks the first field"
+    form = await request.form()
+    if not csrf.passes(signer, form_text(form.get(csrf.FIELD)), csrf.Form.PREFERENCES, subscriber_id,
+                       fetch_site=request.headers.get("sec-fetch-site")):
+        raise FormRefused("This form has expired or did not come from this site. Please open the link again.")
+    person = await conn.fetchrow(db.q["subscriber-lock"], subscriber_id)
+    if person is None:
+        raise LinkExpired(GONE)
+    if form_text(form.get("action")) == "leave":
+        await lifecycle.unsubscribe(conn, db.q, subscriber_id, None, None, actor(request, "link"))
+        return await _unsubscribed(request, conn, db.q, settings, signer, subscriber_id, gone=False, everything=True)
+
+    choices, _ = await _choices_for(conn, db.q, subscriber_id)
+    values = entered(form)
+    values = Entered(email=person["email"], name=values.name, agency=values.agency, role=values.role,
+                     lists=values.lists)
+    checked, errors = check_preferences(values, choices)
+    if checked is None:
+        return _preferences(request, signer, subscriber_id, choices, values, errors, status=400)
+    details, chosen = checked
+    await lifecycle.change_preferences(conn, db.q, subscriber_id, details, choices.lists, chosen,
+                                       actor(request, "link"))
+    choices, confirmed = await _choices_for(conn, db.q, subscriber_id)
+    values = Entered(email=person["email"], name=details.name, agency=details.agency or "",
+                     role=details.role or "", lists=confirmed)
+    return _preferences(request, signer, subscriber_id, choices, values, [], saved=True)
+
+
+async def _lenient_form(request: AnyRequest) -> FormMultiDict:
+    """The posted form, or an empty one: a one-click post must work whatever body a mail client sends."""
+    try:
+        return await request.form()
+    except HTTPException:
+        return FormMultiDict()
+
+
+async def _choices_for(conn: asyncpg.Connection, q: Queries, subscriber_id: int) -> tuple[Choices, tuple[str, ...]]:
+    """Public lists plus any hidden list the person is on, and the slugs they are confirmed on."""
+    memberships = await conn.fetch(q["subscriber-memberships"], subscriber_id)
+    on = [ListRef(r["id"], r["slug"], r["name"], r["public"]) for r in memberships if r["status"] != "unsubscribed"]
+    confirmed = tuple(r["slug"] for r in memberships if r["status"] == "confirmed")
+    return await load_choices(conn, q, extra_lists=on), confirmed
+
+
+def _preferences(request: AnyRequest, signer: TokenSigner, subscriber_id: int, choices: Choices, values: Entered,
+                 errors: list[FieldError], *, status: int = 200, saved: bool = False) -> Template:
+    context = {
+        "choices": choices,
+        "values": values,
+        "errors": errors,
+        "field_errors": {e.field: e.message for e in errors},
+        "csrf_field": csrf.FIELD,
+        "csrf_token": csrf.issue(signer, csrf.Form.PREFERENCES, subscriber_id),
+        "saved": saved,
+    }
+    return page(request, "preferences.html", context, status=status, token_page=True)
+
+
+async def _unsubscribed(request: AnyRequest, conn: asyncpg.Connection, q: Queries, settings: Settings,
+                        signer: TokenSigner, subscriber_id: int, *, gone: bool, everything: bool) -> Template:
+    remaining = [] if gone else [
+        r["name"] for r in await conn.fetch(q["subscriber-memberships"], subscriber_id) if r["status"] == "confirmed"
+    ]
+    context = {
+        "everything": everything or not remaining,
+        "remaining": remaining,
+        "preferences_url": None if gone else Links(settings, signer).preferences_url(subscriber_id),
+    }
+    return page(request, "unsubscribed.html", context, token_page=True)

@@ -1,0 +1,134 @@
+"""The subscription form and the confirmation page: double opt-in, read top to bottom.
+
+``POST /subscribe`` answers the same "check your inbox" page whether the
+address is new, pending, active or suppressed, so the form cannot be used to
+find out who reads the newsletter.  ``GET /confirm/{token}`` only shows a
+button: mail scanners follow links, and they must not subscribe anyone.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+import structlog
+from litestar import get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+from litestar.response import Template
+
+from ..db.pool import Database
+from ..errors import BadRequest
+from ..links import Links
+from ..settings import Settings
+from ..tokens import Purpose, TokenSigner
+from . import csrf, lifecycle, ratelimit
+from .forms import HONEYPOT, WORDING_VERSION, Choices, Entered, FieldError, check_subscribe, entered, load_choices
+from .openapi_bodies import SUBSCRIBE_FORM
+from .validation import InvalidValue
+from .web import AnyRequest, FormRefused, LinkExpired, actor, client_key, form_text, page, read_token
+
+log = structlog.get_logger(__name__)
+TAGS = ["public pages"]
+REFUSED = "This form has expired or did not come from this site. Please reload the form and try again."
+
+
+@get("/subscribe", tags=TAGS, summary="The subscription form")
+async def subscribe_form(
+    request: AnyRequest,
+    conn: NamedDependency[asyncpg.Connection],
+    db: NamedDependency[Database],
+    signer: NamedDependency[TokenSigner],
+) -> Template:
+    """The form: address, name, organisation, role, and one checkbox per public list."""
+    return _form(request, signer, await load_choices(conn, db.q), Entered(), [])
+
+
+@post("/subscribe", tags=TAGS, summary="Ask to subscribe (form post)", status_code=200,
+      operation_class=SUBSCRIBE_FORM)
+async def subscribe_submit(
+    request: AnyRequest,
+    conn: NamedDependency[asyncpg.Connection],
+    db: NamedDependency[Database],
+    settings: NamedDependency[Settings],
+    signer: NamedDependency[TokenSigner],
+) -> Template:
+    """Check the form and start double opt-in; the answer never says whether the address is known."""
+    form = await request.form()
+    if not csrf.passes(signer, form_text(form.get(csrf.FIELD)), csrf.Form.SUBSCRIBE,
+                       fetch_site=request.headers.get("sec-fetch-site")):
+        raise FormRefused(REFUSED)
+    if form_text(form.get(HONEYPOT)):
+        # A bot filled the field people cannot see: tell it what it wants to hear, do nothing.
+        log.info("subscribe_honeypot")
+        return page(request, "check_inbox.html")
+
+    now = request.app.state.clock()
+    wait = await ratelimit.hit(conn, db.q, ratelimit.PER_CLIENT, ratelimit.client_bucket(client_key(request)), now)
+    if wait is not None:
+        return _too_many(request, wait)
+
+    choices = await load_choices(conn, db.q)
+    values = entered(form)
+    sign_up, errors = check_subscribe(values, choices)
+    if sign_up is None:
+        return _form(request, signer, choices, values, errors, status=400)
+
+    wait = await ratelimit.hit(conn, db.q, ratelimit.PER_ADDRESS, ratelimit.email_bucket(settings, sign_up.email), now)
+    if wait is not None:
+        return _too_many(request, wait)
+
+    try:
+        await lifecycle.subscribe(conn, db.q, settings, signer, sign_up, actor(request, "form", WORDING_VERSION))
+    except InvalidValue as exc:  # raising rolls the half-made subscription back
+        raise BadRequest(str(exc)) from exc
+    return page(request, "check_inbox.html")
+
+
+@get("/confirm/{token:str}", tags=TAGS, summary="The confirmation page (shows a button)")
+async def confirm_page(
+    request: AnyRequest,
+    token: FromPath[str],
+    settings: NamedDependency[Settings],
+    signer: NamedDependency[TokenSigner],
+) -> Template:
+    """Check the link and show the confirm button; following the link alone changes nothing."""
+    read_token(signer, Purpose.CONFIRM, token, fields=1, max_age=settings.confirm_max_age_seconds)
+    return page(request, "confirm.html", token_page=True)
+
+
+@post("/confirm/{token:str}", tags=TAGS, summary="Confirm a subscription (the button)", status_code=200)
+async def confirm_submit(
+    request: AnyRequest,
+    token: FromPath[str],
+    conn: NamedDependency[asyncpg.Connection],
+    db: NamedDependency[Database],
+    settings: NamedDependency[Settings],
+    signer: NamedDependency[TokenSigner],
+) -> Template:
+    """Confirm every pending list of the person; pressing the button again is harmless."""
+    (subscriber_id,) = read_token(signer, Purpose.CONFIRM, token, fields=1,
+                                  max_age=settings.confirm_max_age_seconds)
+    assert subscriber_id is not None, "read_token checks the first field"
+    if not await lifecycle.confirm(conn, db.q, subscriber_id, actor(request, "link", WORDING_VERSION)):
+        raise LinkExpired("This link no longer works.")
+    context = {"preferences_url": Links(settings, signer).preferences_url(subscriber_id)}
+    return page(request, "confirmed.html", context, token_page=True)
+
+
+def _form(request: AnyRequest, signer: TokenSigner, choices: Choices, values: Entered,
+          errors: list[FieldError], *, status: int = 200) -> Template:
+    context = {
+        "choices": choices,
+        "values": values,
+        "errors": errors,
+        "field_errors": {e.field: e.message for e in errors},
+        "csrf_field": csrf.FIELD,
+        "csrf_token": csrf.issue(signer, csrf.Form.SUBSCRIBE),
+        "honeypot": HONEYPOT,
+    }
+    return page(request, "subscribe.html", context, status=status)
+
+
+def _too_many(request: AnyRequest, wait: int) -> Template:
+    # Returned, not raised: the attempt that was counted must stay counted.
+    minutes = max(1, round(wait / 60))
+    return page(request, "too_many.html", {"minutes": minutes}, status=429, headers={"Retry-After": str(wait)})

@@ -1,0 +1,53 @@
+"""Rate limits of the public form: fixed windows counted in PostgreSQL, shared by every replica.
+
+Two limits apply to ``POST /subscribe``: one per client address (a script
+hammering the form) and one per e-mail address (someone flooding one inbox
+with confirmation mails).  The generous per-client figure allows for a whole
+office behind one NAT address signing up during a training session.
+Addresses are not stored in clear in bucket names: a keyed hash is enough to
+count and says nothing to someone reading the table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+
+import asyncpg
+import msgspec
+
+from ..db.queries import Queries
+from ..settings import Settings
+
+
+class Limit(msgspec.Struct, frozen=True):
+    """At most ``hits`` per ``window_seconds`` per bucket."""
+
+    name: str
+    hits: int
+    window_seconds: int
+
+
+PER_CLIENT = Limit("subscribe-client", 30, 600)
+PER_ADDRESS = Limit("subscribe-address", 5, 3600)
+
+
+def email_bucket(settings: Settings, email: str) -> str:
+    """The per-address bucket name: a keyed hash of the lower-cased address."""
+    digest = hmac.new(settings.signing_key.encode(), email.lower().encode(), hashlib.sha256).hexdigest()
+    return f"{PER_ADDRESS.name}:{digest[:32]}"
+
+
+def client_bucket(client: str) -> str:
+    """The per-client bucket name."""
+    return f"{PER_CLIENT.name}:{client[:100]}"
+
+
+async def hit(conn: asyncpg.Connection, q: Queries, limit: Limit, bucket: str, now: float) -> int | None:
+    """Count one attempt; return None when allowed, else the seconds until the window ends (Retry-After)."""
+    window_start = math.floor(now / limit.window_seconds) * limit.window_seconds
+    hits: int = await conn.fetchval(q["rate-limit-hit"], bucket, float(window_start))
+    if hits <= limit.hits:
+        return None
+    return max(1, math.ceil(window_start + limit.window_seconds - now))

@@ -1,0 +1,87 @@
+"""Checking what people and operators send: addresses, names, and agency/role/list slugs.
+
+Shared by the public form, the API and the importer, so an address accepted by
+one is accepted by all.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+import asyncpg
+import msgspec
+from email_validator import EmailNotValidError, validate_email
+
+from ..db.queries import Queries
+
+NAME_MAX = 200
+# Control characters (line breaks included) have no place in a name and could reach mail headers.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+class InvalidValue(ValueError):
+    """A value is not acceptable; the message is a sentence for the person who sent it."""
+
+
+class ListRef(msgspec.Struct, frozen=True):
+    """A mailing list as a subscription refers to it."""
+
+    id: int
+    slug: str
+    name: str
+    public: bool
+
+
+def normalise_email(raw: str) -> str:
+    """The address in its normal form (domain lower-cased, Unicode normalised), or :class:`InvalidValue`.
+
+    No DNS lookups: a form must not wait on, or leak queries to, the reader's mail domain.
+    """
+    text = raw.strip()
+    if not text:
+        raise InvalidValue("Enter an e-mail address.")
+    try:
+        return validate_email(text, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise InvalidValue(f"Enter a valid e-mail address, like name@example.org ({exc}).") from exc
+
+
+def clean_name(raw: str) -> str:
+    """A display name without surrounding space, or :class:`InvalidValue`."""
+    name = raw.strip()
+    if len(name) > NAME_MAX:
+        raise InvalidValue(f"The name can be at most {NAME_MAX} characters long.")
+    if _CONTROL.search(name):
+        raise InvalidValue("The name cannot contain line breaks or other control characters.")
+    return name
+
+
+async def resolve_lists(
+    conn: asyncpg.Connection, q: Queries, slugs: Iterable[str], *, public_only: bool
+) -> list[ListRef]:
+    """The lists named by ``slugs`` (duplicates dropped), or :class:`InvalidValue` naming an unknown one.
+
+    ``public_only``: a list hidden from the form does not exist as far as the form is concerned.
+    """
+    wanted = list(dict.fromkeys(slugs))
+    rows = await conn.fetch(q["lists-by-slugs"], wanted)
+    found = {r["slug"]: ListRef(r["id"], r["slug"], r["name"], r["public"]) for r in rows}
+    if public_only:
+        found = {slug: ref for slug, ref in found.items() if ref.public}
+    unknown = [slug for slug in wanted if slug not in found]
+    if unknown:
+        raise InvalidValue(f"There is no list {_quoted(unknown)}.")
+    return [found[slug] for slug in wanted]
+
+
+async def check_terms(conn: asyncpg.Connection, q: Queries, *, agency: str | None, role: str | None) -> None:
+    """Raise :class:`InvalidValue` when the agency or the role is not known."""
+    if agency is not None and not await conn.fetchval(q["agency-exists"], agency):
+        raise InvalidValue(f"There is no agency '{agency}'.")
+    if role is not None and not await conn.fetchval(q["role-exists"], role):
+        raise InvalidValue(f"There is no role '{role}'.")
+
+
+def _quoted(names: Sequence[str]) -> str:
+    return ", ".join(f"'{n}'" for n in names)

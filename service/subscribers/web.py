@@ -1,0 +1,169 @@
+"""What every public page shares: security headers, the layout's context, HTML error pages, the stylesheet.
+
+The Content-Security-Policy allows no script at all and styles only from our
+own stylesheet, so nothing a reader typed can run even if a template slipped.
+Pages reached through a signed link send ``Referrer-Policy: no-referrer`` so
+the token never leaves in a Referer header, and no page is cached: each
+carries a fresh CSRF token or personal details.
+"""
+
+from __future__ import annotations
+
+import functools
+from email.utils import parseaddr
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+import structlog
+from litestar import Request, Response, get
+from litestar.exceptions import HTTPException
+from litestar.response import Template
+from litestar.types import ExceptionHandlersMap
+
+from ..errors import LetterboxError
+from ..settings import Settings
+from ..tokens import Purpose, TokenExpired, TokenInvalid, TokenSigner
+from .lifecycle import Actor
+
+log = structlog.get_logger(__name__)
+
+STYLESHEET = Path(__file__).resolve().parents[1] / "templates" / "letterbox.css"
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+_TOKEN_HEADERS = {**_HEADERS, "Referrer-Policy": "no-referrer"}
+
+AnyRequest = Request[Any, Any, Any]
+
+
+class PageError(LetterboxError):
+    """An error with its own page; raising it also rolls back the request's transaction."""
+
+    template = "error.html"
+    title = "There is a problem"
+
+
+class LinkInvalid(PageError):
+    """A signed link that is forged, damaged or for something else."""
+
+    status_code = 400
+    template = "link_invalid.html"
+    title = "This link does not work"
+
+
+class LinkExpired(PageError):
+    """A genuine link past its age, or for someone no longer on file."""
+
+    status_code = 410
+    template = "link_expired.html"
+    title = "This link has expired"
+
+
+class FormRefused(PageError):
+    """A post without a valid CSRF token, or from another site's page."""
+
+    status_code = 403
+    title = "This form could not be sent"
+
+
+def read_token(signer: TokenSigner, purpose: Purpose, token: str, *, fields: int,
+               max_age: int | None = None) -> tuple[int | None, ...]:
+    """The token's fields (the first is always a subscriber id), or :class:`LinkInvalid` / :class:`LinkExpired`."""
+    try:
+        values = signer.verify(purpose, token, max_age=max_age)
+    except TokenExpired as exc:
+        raise LinkExpired("This link has expired.") from exc
+    except TokenInvalid as exc:
+        raise LinkInvalid("This link is not valid.") from exc
+    if len(values) != fields or values[0] is None:
+        raise LinkInvalid("This link is not valid.")
+    return values
+
+
+def site_name(settings: Settings) -> str:
+    """The name shown in the page header: the display name of the From address."""
+    return parseaddr(settings.from_addr)[0] or "Newsletter"
+
+
+def page(request: AnyRequest, template: str, context: dict[str, Any] | None = None, *, status: int = 200,
+         token_page: bool = False, headers: dict[str, str] | None = None) -> Template:
+    """Render a public page with the security headers (``token_page``: reached through a signed link)."""
+    settings: Settings = request.app.state.settings
+    return Template(
+        template_name=template,
+        context={"site_name": site_name(settings), **(context or {})},
+        status_code=status,
+        headers={**(_TOKEN_HEADERS if token_page else _HEADERS), **(headers or {})},
+    )
+
+
+def actor(request: AnyRequest, source: str, wording_version: str | None = None) -> Actor:
+    """The consent record's view of this request: client address and user agent."""
+    host = request.client.host if request.client else None
+    return Actor.of(source, host, request.headers.get("user-agent"), wording_version)
+
+
+def client_key(request: AnyRequest) -> str:
+    """The client address for rate limiting (``unknown`` when the server gives none)."""
+    return request.client.host if request.client else "unknown"
+
+
+def form_text(value: object, limit: int = 1000) -> str:
+    """A form value as text; files and over-long values are cut down rather than trusted."""
+    return value[:limit] if isinstance(value, str) else ""
+
+
+_MESSAGES = {
+    400: "The request could not be understood. Please go back and try again.",
+    403: "This request was refused.",
+    404: "There is nothing at this address.",
+    405: "This page does not accept that kind of request.",
+    413: "What was sent is larger than this page accepts.",
+    415: "This page does not accept that kind of content.",
+    429: "Too many attempts. Please wait a while and try again.",
+}
+
+
+def _error_page(request: AnyRequest, exc: Exception) -> Response[Any]:
+    if isinstance(exc, PageError):
+        return page(request, exc.template, {"title": exc.title, "message": exc.detail},
+                    status=exc.status_code, token_page=True)
+    if isinstance(exc, LetterboxError):
+        status, message = exc.status_code, exc.detail
+    elif isinstance(exc, HTTPException):
+        status = exc.status_code
+        message = _MESSAGES.get(status, HTTPStatus(status).phrase)
+    else:
+        log.error("unhandled_error", exc_info=exc)
+        status, message = 500, "Something went wrong on our side. It has been logged; please try again later."
+    title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    return page(request, "error.html", {"title": title, "message": message}, status=status, token_page=True)
+
+
+def html_exception_handlers() -> ExceptionHandlersMap:
+    """Errors on public pages become HTML pages (the API keeps problem+json)."""
+    return {LetterboxError: _error_page, HTTPException: _error_page, Exception: _error_page}
+
+
+@functools.cache
+def _stylesheet() -> bytes:
+    return STYLESHEET.read_bytes()
+
+
+@get("/static/letterbox.css", media_type="text/css", include_in_schema=False, sync_to_thread=False)
+def stylesheet() -> Response[bytes]:
+    """The public pages' only stylesheet (the CSP allows no inline style)."""
+    return Response(
+        _stylesheet(),
+        media_type="text/css",
+        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )

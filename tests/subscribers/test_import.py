@@ -1,0 +1,166 @@
+"""Importing people who consented elsewhere: CSV and NDJSON, line-numbered errors, suppressions, batches."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from service.db.pool import Database
+from tests.subscribers.conftest import Client, rows, value
+from tests.subscribers.test_unsubscribe import confirmed_reader, subscription_statuses
+
+pytestmark = pytest.mark.usefixtures("demo")
+Headers = dict[str, str]
+CSV = {"content-type": "text/csv; charset=utf-8"}
+NDJSON = {"content-type": "application/x-ndjson"}
+
+
+async def _import(client: Client, headers: Headers, body: bytes, kind: dict[str, str]) -> dict[str, object]:
+    response = await client.post("/v1/subscribers/import", content=body, headers={**headers, **kind})
+    assert response.status_code == 200, response.text
+    result: dict[str, object] = response.json()
+    return result
+
+
+async def test_csv(client: Client, db: Database, admin_headers: Headers) -> None:
+    await db.pool.execute("INSERT INTO suppressions (email_hash, email, reason) "
+                          "VALUES (email_hash('gone@example.org'), NULL, 'erasure')")
+    pending = await db.pool.fetchval(
+        "INSERT INTO subscribers (email, name) VALUES ('pending@example.org', 'Old name') RETURNING id")
+    left = await confirmed_reader(db, "left@example.org", ("newsletter",))
+    await db.pool.execute("UPDATE subscribers SET status = 'unsubscribed' WHERE id = $1", left)
+    await db.pool.execute("UPDATE subscriptions SET status = 'unsubscribed' WHERE subscriber_id = $1", left)
+    body = "\n".join([
+        "\ufeffEmail,Name,Agency,Role,Lists,Attributes,Team",
+        'ann@example.org,Ann Smith,police,practitioner,newsletter;training,"{""fte"": 0.5}",north',  # 2
+        "not-an-address,Bad,,,newsletter,,",  # 3
+        'bob@example.org,Bob Jones,health,,newsletter|practice-reviews,,"North\nEast"',  # 4-5
+        "cat@example.org,Cat,,,nonsense,,",  # 6
+        "",  # 7: blank
+        "dan@example.org,Dan,mi5,,newsletter,,",  # 8
+        "GONE@example.org,Gone,,,newsletter,,",  # 9
+        "pending@example.org,,,,training,,",  # 10
+        "left@example.org,Left,,,newsletter,,",  # 11
+        "eve@example.org,Eve,,,newsletter,,,too,many",  # 12
+        "ann@EXAMPLE.org,Ann Again,,,newsletter,,",  # 13: the last row for an address wins
+        "fay@example.org,Fay,,,,,",  # 14: no list
+        "gus@example.org,Gus,,,newsletter,[1],",  # 15: attributes not an object
+    ]).encode() + b"\nhal@example.org,H\xe9l,,,newsletter,,\n"  # 16: Latin-1, not UTF-8
+    result = await _import(client, admin_headers, body, CSV)
+    assert result["invalid"] == [
+        {"line": 3, "detail": "email: Enter a valid e-mail address, like name@example.org "
+                              "(An email address must have an @-sign.)."},
+        {"line": 6, "detail": "lists: there is no list 'nonsense'"},
+        {"line": 8, "detail": "agency: there is no agency 'mi5'"},
+        {"line": 12, "detail": "9 cells, but the header names 7 columns"},
+        {"line": 14, "detail": "lists: give at least one list slug"},
+        {"line": 15, "detail": "attributes: must be a JSON object"},
+        {"line": 16, "detail": "not valid UTF-8"},
+    ]
+    # ann (created), bob (created); pending (updated); gone, left and the first ann row skipped.
+    assert (result["created"], result["updated"], result["skipped"], result["invalid_total"]) == (2, 1, 3, 7)
+
+    people = {r["email"]: r for r in await rows(db, "SELECT * FROM subscribers")}
+    assert set(people) == {"ann@example.org", "bob@example.org", "pending@example.org", "left@example.org"}
+    ann = people["ann@example.org"]
+    assert (ann["name"], ann["status"], ann["agency"], ann["role"]) == ("Ann Again", "active", None, None)
+    assert ann["confirmed_at"] is not None and ann["attributes"] == {}
+    bob = people["bob@example.org"]
+    assert (bob["name"], bob["agency"], bob["attributes"]) == ("Bob Jones", "health", {"team": "North\nEast"})
+    assert await subscription_statuses(db, bob["id"]) == {"newsletter": "confirmed", "practice-reviews": "confirmed"}
+    assert people["pending@example.org"]["status"] == "active"
+    assert people["pending@example.org"]["name"] == "Old name", "an empty cell keeps what is there"
+    assert people["left@example.org"]["status"] == "unsubscribed", "an import does not override an unsubscribe"
+    assert await subscription_statuses(db, left) == {"newsletter": "unsubscribed"}
+    assert await subscription_statuses(db, pending) == {"training": "confirmed"}
+    consents = await rows(db, "SELECT c.action, c.source, c.lists, s.email FROM consents c "
+                              "JOIN subscribers s ON s.id = c.subscriber_id ORDER BY s.email")
+    assert [(c["email"], c["action"], c["source"]) for c in consents] == [
+        ("ann@example.org", "import", "import"), ("bob@example.org", "import", "import"),
+        ("pending@example.org", "import", "import")]
+
+
+async def test_csv_name_with_a_line_break_is_refused(client: Client, db: Database, admin_headers: Headers) -> None:
+    body = b'email,name,lists\nbob@example.org,"Bob\nJones",newsletter\ncat@example.org,Cat,newsletter\n'
+    result = await _import(client, admin_headers, body, CSV)
+    assert result["invalid"] == [{"line": 2, "detail": "The name cannot contain line breaks or other control characters."}]
+    assert result["created"] == 1, "the record after a multi-line cell is read from the right line"
+
+
+async def test_csv_extra_columns_and_a_json_cell_become_attributes(
+    client: Client, db: Database, admin_headers: Headers
+) -> None:
+    body = b'email,lists,attributes,team,grade\nann@example.org,newsletter,"{""fte"": 0.5, ""team"": ""x""}",north,\n'
+    await _import(client, admin_headers, body, CSV)
+    assert await value(db, "SELECT attributes FROM subscribers") == {"fte": 0.5, "team": "north"}
+
+
+async def test_ndjson(client: Client, db: Database, admin_headers: Headers) -> None:
+    lines = [
+        json.dumps({"email": "ann@example.org", "name": "Ann", "agency": "police", "role": "practitioner",
+                    "lists": ["newsletter", "training"], "attributes": {"team": "north"}}),
+        "{not json",
+        json.dumps(["a", "list"]),
+        "",
+        json.dumps({"email": "bob@example.org", "lists": ["newsletter"], "colour": "blue"}),
+        json.dumps({"email": "cat@example.org", "lists": "newsletter"}),
+        json.dumps({"email": "dan@example.org", "lists": ["newsletter"], "name": 7}),
+        json.dumps({"email": "eve@example.org", "lists": ["practice-reviews"]}),
+    ]
+    result = await _import(client, admin_headers, "\r\n".join(lines).encode(), NDJSON)
+    assert [i["line"] for i in result["invalid"]] == [2, 3, 5, 6, 7]  # type: ignore[attr-defined]
+    assert result["invalid"][1]["detail"] == "a line must hold one JSON object"  # type: ignore[index]
+    assert result["invalid"][2]["detail"] == "unknown field(s) colour"  # type: ignore[index]
+    assert (result["created"], result["updated"], result["skipped"]) == (2, 0, 0)
+    ann = (await rows(db, "SELECT * FROM subscribers WHERE email = 'ann@example.org'"))[0]
+    assert (ann["agency"], ann["role"], ann["attributes"], ann["status"]) == (
+        "police", "practitioner", {"team": "north"}, "active")
+    assert await subscription_statuses(db, ann["id"]) == {"newsletter": "confirmed", "training": "confirmed"}
+
+
+async def test_batches_and_repeats_across_them(client: Client, db: Database, admin_headers: Headers) -> None:
+    emails = [f"p{i}@example.org" for i in range(4500)] + [f"p{i}@example.org" for i in range(100)]
+    body = "".join(json.dumps({"email": e, "lists": ["newsletter"]}) + "\n" for e in emails).encode()
+    result = await _import(client, admin_headers, body, NDJSON)
+    assert (result["created"], result["updated"], result["skipped"], result["invalid"]) == (4500, 100, 0, [])
+    assert await value(db, "SELECT count(*) FROM subscribers WHERE status = 'active'") == 4500
+    again = await _import(client, admin_headers, body, NDJSON)
+    assert (again["created"], again["updated"]) == (0, 4600)
+
+
+@pytest.mark.parametrize(
+    ("body", "kind", "status"),
+    [
+        (b"email,lists\nann@example.org,newsletter\n", {"content-type": "application/json"}, 415),
+        (b"name,lists\nAnn,newsletter\n", CSV, 422),
+        (b"email,email\nann@example.org,x\n", CSV, 422),
+        (b"", CSV, 422),
+        (b"x" * (1024 * 1024 + 10), NDJSON, 413),
+    ],
+)
+async def test_unreadable_bodies_are_refused_and_write_nothing(
+    client: Client, db: Database, admin_headers: Headers, body: bytes, kind: dict[str, str], status: int
+) -> None:
+    response = await client.post("/v1/subscribers/import", content=body, headers={**admin_headers, **kind})
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert await value(db, "SELECT count(*) FROM subscribers") == 0
+
+
+async def test_a_broken_line_at_the_end_rolls_everything_back(
+    client: Client, db: Database, admin_headers: Headers
+) -> None:
+    good = "".join(json.dumps({"email": f"p{i}@example.org", "lists": ["newsletter"]}) + "\n" for i in range(3000))
+    response = await client.post("/v1/subscribers/import", content=good.encode() + b"y" * (1024 * 1024 + 10),
+                                 headers={**admin_headers, **NDJSON})
+    assert response.status_code == 413
+    assert await value(db, "SELECT count(*) FROM subscribers") == 0, "the first batch is not left behind"
+
+
+async def test_import_needs_the_write_scope(client: Client, db: Database) -> None:
+    from tests.subscribers.test_api import key_with
+
+    reader = await key_with(db, "subscribers:read")
+    response = await client.post("/v1/subscribers/import", content=b"email,lists\n", headers={**reader, **CSV})
+    assert response.status_code == 403
