@@ -24,12 +24,16 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template import TemplateConfig
 
 from .auth import require_scope
+from .bounces import routes as bounce_routes
+from .bounces.receiver import BounceReceiver
+from .bounces.webhook_config import load_webhook_secrets
 from .db.pool import Database, open_database
 from .editions.routes import EditionController
 from .errors import exception_handlers
 from .health import healthz, metrics, readyz
 from .logs import RequestIdMiddleware
 from .metrics import Metrics
+from .problem_docs import ProblemDocs
 from .segments import routes as segment_routes
 from .settings import Settings
 from .subscribers import routes as subscriber_routes
@@ -74,6 +78,7 @@ def api_router() -> Router:
         EditionController,
         *subscriber_routes.api_handlers,
         *segment_routes.api_handlers,
+        *bounce_routes.api_handlers,
     ]
     return Router(path="/v1", route_handlers=handlers, guards=[require_scope], security=[{"bearer": []}])
 
@@ -93,8 +98,13 @@ def create_app(
         db = await open_database(settings.database_url or "", pool_size=settings.db_pool_size)
         app.state.db = db
         worker_task: asyncio.Task[None] | None = None
+        receiver: BounceReceiver | None = None
         stop = asyncio.Event()
         try:
+            if settings.bounce_smtp_port is not None:
+                # Started here, not as a task: a port already taken stops the start.
+                receiver = BounceReceiver(settings, db, app.state.signer, app.state.metrics)
+                await receiver.start()
             if run_worker:
                 from .delivery.worker import run_worker as worker_main
 
@@ -104,6 +114,8 @@ def create_app(
             yield
         finally:
             stop.set()
+            if receiver is not None:
+                await receiver.stop()
             if worker_task is not None:
                 await worker_task
             await db.close()
@@ -114,6 +126,7 @@ def create_app(
             "signer": TokenSigner(settings.secret_keys, now=clock),
             "metrics": Metrics(),
             "clock": clock,
+            "webhook_secrets": load_webhook_secrets(settings),
         }
     )
     return Litestar(
@@ -122,6 +135,7 @@ def create_app(
             readyz,
             metrics,
             *subscriber_routes.public_handlers,
+            *bounce_routes.webhook_handlers,
             api_router(),
         ],
         lifespan=[lifespan],
@@ -135,6 +149,7 @@ def create_app(
         },
         exception_handlers=exception_handlers(),
         middleware=[RequestIdMiddleware],
+        plugins=[ProblemDocs()],
         request_max_body_size=settings.max_body_bytes,
         template_config=TemplateConfig(directory=TEMPLATES_DIR, engine=JinjaTemplateEngine),
         openapi_config=OpenAPIConfig(

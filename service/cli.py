@@ -16,6 +16,7 @@ from pathlib import Path
 import asyncpg
 
 from .auth import generate_key, validate_scopes
+from .bounces.webhook_config import load_webhook_secrets
 from .db.embedded import EmbeddedPostgresError
 from .db.migrations import MigrationError, migrate
 from .db.pool import MIGRATIONS_DIR, open_database
@@ -46,7 +47,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     # Uvicorn handles SIGINT/SIGTERM: it drains requests, runs the lifespan's
     # shutdown (which stops the worker), then returns here so the embedded
     # database is stopped by the caller's context manager.
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, server_header=False, lifespan="on")
+    uvicorn.run(
+        app, host=host, port=port, log_config=None, access_log=False, server_header=False, lifespan="on",
+        proxy_headers=True, forwarded_allow_ips=settings.trusted_proxies,
+    )
     return 0
 
 
@@ -63,6 +67,30 @@ def _worker(settings: Settings, _: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         try:
             await run_worker(settings, db, Metrics(), TokenSigner(settings.secret_keys), stop)
+        finally:
+            await db.close()
+
+    asyncio.run(main())
+    return 0
+
+
+def _bounce_receiver(settings: Settings, _: argparse.Namespace) -> int:
+    from .bounces.receiver import run_receiver
+    from .metrics import Metrics
+    from .tokens import TokenSigner
+
+    if settings.bounce_smtp_port is None:
+        print("letterbox: LETTERBOX_BOUNCE_SMTP_PORT: set it to the port to receive bounce mail on", file=sys.stderr)
+        return EXIT_CONFIG
+
+    async def main() -> None:
+        db = await open_database(settings.database_url or "", pool_size=settings.db_pool_size)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await run_receiver(settings, db, TokenSigner(settings.secret_keys), Metrics(), stop)
         finally:
             await db.close()
 
@@ -156,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run a delivery worker alone (any number may run against one database)")
     worker.set_defaults(func=_worker, needs_db=True)
 
+    receiver = sub.add_parser("bounce-receiver", help="receive bounce mail and mailto: unsubscribes by SMTP, alone")
+    receiver.set_defaults(func=_bounce_receiver, needs_db=True)
+
     mig = sub.add_parser("migrate", help="apply pending database migrations and exit")
     mig.set_defaults(func=_migrate, needs_db=True)
 
@@ -183,6 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
+        load_webhook_secrets(settings)  # certificates and keys must parse before anything starts
     except SettingsError as exc:
         print(f"letterbox: {exc}", file=sys.stderr)
         return EXIT_CONFIG

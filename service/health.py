@@ -11,6 +11,7 @@ from litestar.datastructures import State
 from .db.migrations import pending
 from .db.pool import MIGRATIONS_DIR
 from .errors import problem
+from .problem_docs import PROBLEMS
 
 # Litestar appends the charset itself.
 _PROMETHEUS_TEXT = "text/plain; version=0.0.4"
@@ -23,7 +24,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", tags=["health"], summary="The database is reachable and migrated")
+@get("/readyz", tags=["health"], summary="The database is reachable and migrated", opt={PROBLEMS: (503,)})
 async def readyz(state: State) -> Response[dict[str, object]]:
     """200 when PostgreSQL answers within 2 s and every migration is applied; 503 otherwise."""
     try:

@@ -63,6 +63,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Largest request body accepted (413 above it)."""
     confirm_max_age_seconds: int = 7 * 24 * 3600
     pending_purge_days: int = 30
+    subscribe_limit_per_client: int = 30
+    """Form sign-ups per client address per 10 minutes (a whole office behind one NAT fits)."""
+    subscribe_limit_per_address: int = 5
+    """Form sign-ups per e-mail address per hour (stops flooding one inbox with confirmations)."""
+    trusted_proxies: str = "127.0.0.1"
+    """Addresses whose X-Forwarded-For is believed (uvicorn's forwarded_allow_ips); ``*`` trusts all."""
     soft_bounce_limit: int = 3
     soft_bounce_window_days: int = 30
     send_max_attempts: int = 8
@@ -71,6 +77,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retry_max_seconds: float = 3600.0
     edition_max_lateness_hours: float = 24.0
     """A scheduled edition found later than this after its ``send_at`` is cancelled, not sent."""
+    sns_cert_file: str | None = None
+    """PEM certificate(s) Amazon SNS signs with; unset refuses the ``ses`` webhook (SigningCertURL is never fetched)."""
+    postmark_webhook_user: str | None = None
+    postmark_webhook_password: str | None = None
+    sendgrid_webhook_public_key: str | None = None
+    """SendGrid's Signed Event Webhook verification key: base64 DER or PEM."""
+    mailgun_webhook_signing_key: str | None = None
     worker_batch_size: int = 200
     lease_seconds: int = 120
     db_pool_size: int = 10
@@ -142,6 +155,8 @@ _INTS = {
     "max_body_bytes": 1024,
     "confirm_max_age_seconds": 60,
     "pending_purge_days": 1,
+    "subscribe_limit_per_client": 1,
+    "subscribe_limit_per_address": 1,
     "soft_bounce_limit": 1,
     "soft_bounce_window_days": 1,
     "send_max_attempts": 1,
@@ -149,6 +164,16 @@ _INTS = {
     "lease_seconds": 5,
     "db_pool_size": 2,
 }
+
+
+# Checked further (certificates and keys parse) by service/bounces/webhook_config.py at start.
+_WEBHOOK_SECRETS = (
+    "sns_cert_file",
+    "postmark_webhook_user",
+    "postmark_webhook_password",
+    "sendgrid_webhook_public_key",
+    "mailgun_webhook_signing_key",
+)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -193,7 +218,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             values[name] = _float(PREFIX + name.upper(), v)
     if (v := get("edition_max_lateness_hours")) is not None:
         values["edition_max_lateness_hours"] = _float("LETTERBOX_EDITION_MAX_LATENESS_HOURS", v)
-    for name in ("dkim_selector", "dkim_key_file", "bootstrap_api_key", "var_dir"):
+    plain = ("dkim_selector", "dkim_key_file", "bootstrap_api_key", "var_dir", "trusted_proxies", *_WEBHOOK_SECRETS)
+    for name in plain:
         if (v := get(name)) is not None:
             values[name] = v
     if ("dkim_selector" in values) != ("dkim_key_file" in values):

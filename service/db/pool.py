@@ -14,6 +14,17 @@ from .migrations import migrate
 from .queries import Queries, check_queries, load_queries
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+
+# What a database outage (restart, failover, network) looks like to a caller: loops that
+# must outlive one wait and try again on these. InternalClientError shows up when a
+# pooled connection was cut mid-operation by a server shutting down.
+DATABASE_TROUBLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+)
 MIGRATIONS_DIR = SQL_DIR / "migrations"
 QUERIES_DIR = SQL_DIR / "queries"
 

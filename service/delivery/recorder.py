@@ -15,11 +15,10 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-import asyncpg
 import structlog
 
 from ..bounces.policy import BounceFacts, apply_bounce
-from ..db.pool import Database
+from ..db.pool import DATABASE_TROUBLE, Database
 from ..metrics import Metrics
 from ..settings import Settings
 from .retry import backoff_delay
@@ -110,7 +109,7 @@ class Recorder:
                 try:
                     await self._write(unwritten)
                     unwritten, failing_since = _Pending(), None
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                except DATABASE_TROUBLE as exc:
                     failing_since = failing_since or time.monotonic()
                     if self._closing and time.monotonic() - failing_since > self.settings.lease_seconds:
                         # Stopping, and the database stayed away past the lease: these copies

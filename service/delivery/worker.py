@@ -22,7 +22,7 @@ from email.utils import parseaddr
 import asyncpg
 import structlog
 
-from ..db.pool import Database
+from ..db.pool import DATABASE_TROUBLE, Database
 from ..links import Links
 from ..metrics import Metrics
 from ..settings import Settings
@@ -69,7 +69,7 @@ class Worker:
                         last_housekeeping = time.monotonic()
                     busy = await self.send_system_mails(stop)
                     busy += await self.send_batch(stop)
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                except DATABASE_TROUBLE as exc:
                     log.warning("worker_database_trouble", error=str(exc))
                     busy = 0
                     await _sleep_unless(stop, 1.0)

@@ -19,6 +19,7 @@ from litestar.response import Template
 from ..db.pool import Database
 from ..db.queries import Queries
 from ..links import Links
+from ..problem_docs import PROBLEMS
 from ..settings import Settings
 from ..tokens import Purpose, TokenSigner
 from . import csrf, lifecycle
@@ -71,7 +72,7 @@ async def unsubscribe_submit(
                                everything=everything)
 
 
-@get("/preferences/{token:str}", tags=TAGS, summary="The preferences page")
+@get("/preferences/{token:str}", tags=TAGS, summary="The preferences page", opt={PROBLEMS: (410,)})
 async def preferences_page(
     request: AnyRequest,
     token: FromPath[str],
@@ -92,7 +93,7 @@ async def preferences_page(
 
 
 @post("/preferences/{token:str}", tags=TAGS, summary="Save preferences, or leave every list", status_code=200,
-      operation_class=PREFERENCES_FORM)
+      operation_class=PREFERENCES_FORM, opt={PROBLEMS: (403, 410)})
 async def preferences_submit(
     request: AnyRequest,
     token: FromPath[str],

@@ -18,6 +18,7 @@ from litestar.response import Template
 from ..db.pool import Database
 from ..errors import BadRequest
 from ..links import Links
+from ..problem_docs import PROBLEMS
 from ..settings import Settings
 from ..tokens import Purpose, TokenSigner
 from . import csrf, lifecycle, ratelimit
@@ -43,7 +44,7 @@ async def subscribe_form(
 
 
 @post("/subscribe", tags=TAGS, summary="Ask to subscribe (form post)", status_code=200,
-      operation_class=SUBSCRIBE_FORM)
+      operation_class=SUBSCRIBE_FORM, opt={PROBLEMS: (403, 429)})
 async def subscribe_submit(
     request: AnyRequest,
     conn: NamedDependency[asyncpg.Connection],
@@ -62,7 +63,8 @@ async def subscribe_submit(
         return page(request, "check_inbox.html")
 
     now = request.app.state.clock()
-    wait = await ratelimit.hit(conn, db.q, ratelimit.PER_CLIENT, ratelimit.client_bucket(client_key(request)), now)
+    client = ratelimit.client_bucket(client_key(request))
+    wait = await ratelimit.hit(conn, db.q, ratelimit.per_client(settings), client, now)
     if wait is not None:
         return _too_many(request, wait)
 
@@ -72,7 +74,8 @@ async def subscribe_submit(
     if sign_up is None:
         return _form(request, signer, choices, values, errors, status=400)
 
-    wait = await ratelimit.hit(conn, db.q, ratelimit.PER_ADDRESS, ratelimit.email_bucket(settings, sign_up.email), now)
+    address = ratelimit.email_bucket(settings, sign_up.email)
+    wait = await ratelimit.hit(conn, db.q, ratelimit.per_address(settings), address, now)
     if wait is not None:
         return _too_many(request, wait)
 
@@ -83,7 +86,7 @@ async def subscribe_submit(
     return page(request, "check_inbox.html")
 
 
-@get("/confirm/{token:str}", tags=TAGS, summary="The confirmation page (shows a button)")
+@get("/confirm/{token:str}", tags=TAGS, summary="The confirmation page (shows a button)", opt={PROBLEMS: (410,)})
 async def confirm_page(
     request: AnyRequest,
     token: FromPath[str],
@@ -95,7 +98,8 @@ async def confirm_page(
     return page(request, "confirm.html", token_page=True)
 
 
-@post("/confirm/{token:str}", tags=TAGS, summary="Confirm a subscription (the button)", status_code=200)
+@post("/confirm/{token:str}", tags=TAGS, summary="Confirm a subscription (the button)", status_code=200,
+      opt={PROBLEMS: (410,)})
 async def confirm_submit(
     request: AnyRequest,
     token: FromPath[str],

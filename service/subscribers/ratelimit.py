@@ -29,19 +29,25 @@ class Limit(msgspec.Struct, frozen=True):
     window_seconds: int
 
 
-PER_CLIENT = Limit("subscribe-client", 30, 600)
-PER_ADDRESS = Limit("subscribe-address", 5, 3600)
+def per_client(settings: Settings) -> Limit:
+    """Sign-ups per client address per 10 minutes (``LETTERBOX_SUBSCRIBE_LIMIT_PER_CLIENT``)."""
+    return Limit("subscribe-client", settings.subscribe_limit_per_client, 600)
+
+
+def per_address(settings: Settings) -> Limit:
+    """Sign-ups per e-mail address per hour (``LETTERBOX_SUBSCRIBE_LIMIT_PER_ADDRESS``)."""
+    return Limit("subscribe-address", settings.subscribe_limit_per_address, 3600)
 
 
 def email_bucket(settings: Settings, email: str) -> str:
     """The per-address bucket name: a keyed hash of the lower-cased address."""
     digest = hmac.new(settings.signing_key.encode(), email.lower().encode(), hashlib.sha256).hexdigest()
-    return f"{PER_ADDRESS.name}:{digest[:32]}"
+    return f"subscribe-address:{digest[:32]}"
 
 
 def client_bucket(client: str) -> str:
     """The per-client bucket name."""
-    return f"{PER_CLIENT.name}:{client[:100]}"
+    return f"subscribe-client:{client[:100]}"
 
 
 async def hit(conn: asyncpg.Connection, q: Queries, limit: Limit, bucket: str, now: float) -> int | None:

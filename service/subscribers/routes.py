@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar import Router
 from litestar.types import ControllerRouterHandler
 
+from ..problem_docs import ERROR_PAGES
 from . import api, manage, public, web
 
 # Public HTML pages (no API key): /subscribe, /confirm, /unsubscribe, /preferences, and their
@@ -24,6 +25,7 @@ public_handlers: list[ControllerRouterHandler] = [
             web.stylesheet,
         ],
         exception_handlers=web.html_exception_handlers(),
+        opt={ERROR_PAGES: True},
     )
 ]
 # Operator API under /v1 (each handler names its scope in opt).

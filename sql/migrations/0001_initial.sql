@@ -88,6 +88,8 @@ CREATE TABLE suppressions (
     detail     text,
     created_at timestamptz NOT NULL DEFAULT now()
 );
+-- The operator's listing pages through suppressions newest first.
+CREATE INDEX suppressions_created_idx ON suppressions (created_at DESC, email_hash DESC);
 
 CREATE TABLE segments (
     slug       text PRIMARY KEY CHECK (slug ~ '^[a-z0-9][a-z0-9_-]{0,63}$'),

@@ -1,0 +1,212 @@
+"""The built-in SMTP receiver for bounce mail and ``mailto:`` unsubscribes.
+
+It accepts mail for two kinds of address on the bounce domain only:
+
+- ``bounce+TOKEN@BOUNCE_DOMAIN``, the VERP return path of each copy: the
+  report is parsed and its events acted on, tied to the copy the token names;
+- ``unsubscribe+TOKEN@BOUNCE_DOMAIN``, the ``mailto:`` of ``List-Unsubscribe``:
+  the reader leaves the list the mail was for.
+
+Every other recipient, and any token that does not verify, is refused at
+RCPT with 550, so a forged bounce cannot even be handed over.  Mail larger
+than ``max_bytes`` is refused with 552.  A failure on our side (the database
+is down) answers 451, so the sending server keeps the mail and tries again.
+
+The server runs on the caller's event loop (``loop.create_server``), so it
+shares the pool of the process it runs in rather than needing a thread and
+a pool of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import Literal
+
+import msgspec
+import structlog
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from ..db.pool import Database
+from ..metrics import Metrics
+from ..settings import Settings, SettingsError
+from ..subscribers import lifecycle
+from ..tokens import Purpose, TokenInvalid, TokenSigner
+from .ingest import copies_named, count, ingest_events
+from .parse import parse_report
+
+log = structlog.get_logger(__name__)
+
+MAX_MESSAGE_BYTES = 10 * 1024 * 1024
+MAX_RECIPIENTS = 20
+SOURCE = "smtp-receiver"
+_STOP_GRACE_SECONDS = 10.0
+
+
+class Recipient(msgspec.Struct, frozen=True):
+    """A verified recipient: what the address is for, its token and the ids the token carries."""
+
+    purpose: Literal["bounce", "unsubscribe"]
+    token: str
+    fields: tuple[int | None, ...]
+
+
+def read_recipient(address: str, domain: str, signer: TokenSigner) -> Recipient | None:
+    """The verified meaning of an RCPT address, or None for any address we do not receive for."""
+    local, at, host = address.rpartition("@")
+    if not at or host.lower() != domain.lower():
+        return None
+    prefix, plus, token = local.partition("+")
+    purpose = prefix.lower()
+    if not plus:
+        return None
+    try:
+        if purpose == "bounce":
+            fields = signer.verify(Purpose.VERP, token)
+            return Recipient("bounce", token, fields) if len(fields) == 1 and fields[0] is not None else None
+        if purpose == "unsubscribe":
+            fields = signer.verify(Purpose.UNSUBSCRIBE, token)
+            return Recipient("unsubscribe", token, fields) if len(fields) == 3 and fields[0] is not None else None
+    except TokenInvalid:
+        return None
+    return None
+
+
+class _Handler:
+    """aiosmtpd hooks: check each recipient at RCPT, act on the mail at the end of DATA."""
+
+    def __init__(self, settings: Settings, db: Database, signer: TokenSigner, metrics: Metrics) -> None:
+        self.settings = settings
+        self.db = db
+        self.signer = signer
+        self.metrics = metrics
+        self.domain = settings.effective_bounce_domain
+        self.in_flight: set[asyncio.Task[str]] = set()
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return "452 4.5.3 Too many recipients"
+        if read_recipient(address, self.domain, self.signer) is None:
+            log.info("bounce_receiver_refused", domain=address.rpartition("@")[2][:100])
+            return "550 5.1.1 No such recipient here"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or envelope.content or b""
+        content = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogateescape")
+        recipients = [r for a in envelope.rcpt_tos if (r := read_recipient(a, self.domain, self.signer))]
+        # Tracked and shielded: stopping the receiver waits for this write instead of cutting it off.
+        task = asyncio.get_running_loop().create_task(self._act(content, recipients))
+        self.in_flight.add(task)
+        task.add_done_callback(self.in_flight.discard)
+        return await asyncio.shield(task)
+
+    async def _act(self, content: bytes, recipients: list[Recipient]) -> str:
+        """Act on one accepted mail for each of its recipients, in one transaction."""
+        try:
+            wants_report = any(r.purpose == "bounce" for r in recipients)
+            # Parsing a large mail takes a while; it must not hold up the event loop.
+            report = await asyncio.to_thread(parse_report, content) if wants_report else None
+            outcomes = []
+            async with self.db.transaction() as conn:
+                for recipient in recipients:
+                    if recipient.purpose == "unsubscribe":
+                        subscriber_id, list_id, edition_id = recipient.fields
+                        assert subscriber_id is not None, "read_recipient checks the first field"
+                        actor = lifecycle.Actor.of("mailto", None, None)
+                        await lifecycle.unsubscribe(conn, self.db.q, subscriber_id, list_id, edition_id, actor)
+                    elif report is not None and report.events:
+                        # Anyone may connect: act only on the copy the signed token names (tied_only).
+                        copies = await copies_named(conn, self.db.q, self.signer, tokens=[recipient.token])
+                        outcomes += await ingest_events(
+                            conn, self.db.q, self.settings, report.events, source=SOURCE, copies=copies, tied_only=True
+                        )
+            count(self.metrics, outcomes)
+            if report is not None and not report.events:
+                log.info("bounce_receiver_nothing_to_do", auto_reply=report.auto_reply)
+            return "250 2.0.0 Received"
+        except Exception:
+            # Our failure, not the sender's: a 4xx makes the sending server keep the mail and retry.
+            log.exception("bounce_receiver_failed")
+            return "451 4.3.0 Could not record this message; please try again later"
+
+
+class BounceReceiver:
+    """The SMTP server; ``async with BounceReceiver(...)`` (or :meth:`start` / :meth:`stop`).
+
+    ``port=0`` picks a free port; :attr:`port` says which.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        signer: TokenSigner,
+        metrics: Metrics,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        max_bytes: int = MAX_MESSAGE_BYTES,
+    ) -> None:
+        self.host = host or settings.host
+        self.port = settings.bounce_smtp_port if port is None else port
+        self.max_bytes = max_bytes
+        self._handler = _Handler(settings, db, signer, metrics)
+        self._server: asyncio.Server | None = None
+        self._sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
+
+    async def start(self) -> None:
+        """Listen on ``host:port`` on the running event loop."""
+        if self.port is None:
+            raise SettingsError("LETTERBOX_BOUNCE_SMTP_PORT", "set it to the port the bounce receiver listens on")
+        loop = asyncio.get_running_loop()
+
+        def session() -> SMTP:
+            smtp = SMTP(
+                self._handler,
+                data_size_limit=self.max_bytes,
+                enable_SMTPUTF8=True,
+                hostname=self._handler.domain,
+                ident="Letterbox bounce receiver",
+                loop=loop,
+            )
+            self._sessions.add(smtp)
+            return smtp
+
+        self._server = await loop.create_server(session, host=self.host, port=self.port)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        log.info("bounce_receiver_listening", host=self.host, port=self.port, domain=self._handler.domain)
+
+    async def stop(self) -> None:
+        """Stop listening, let mail being recorded finish, then drop the remaining connections."""
+        if self._server is None:
+            return
+        self._server.close()
+        if self._handler.in_flight:
+            await asyncio.wait(set(self._handler.in_flight), timeout=_STOP_GRACE_SECONDS)
+        for smtp in list(self._sessions):
+            if smtp.transport is not None:
+                smtp.transport.close()
+        await self._server.wait_closed()
+        self._server = None
+
+    async def __aenter__(self) -> BounceReceiver:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+
+async def run_receiver(
+    settings: Settings, db: Database, signer: TokenSigner, metrics: Metrics, stop: asyncio.Event
+) -> None:
+    """Receive bounce mail on ``LETTERBOX_BOUNCE_SMTP_PORT`` until ``stop`` is set.
+
+    For ``letterbox serve`` (next to the API, sharing its pool) and ``letterbox bounce-receiver``.
+    """
+    async with BounceReceiver(settings, db, signer, metrics):
+        await stop.wait()

@@ -1,0 +1,155 @@
+"""Bounce and complaint endpoints, registered by service/app.py.
+
+``api_handlers`` go under ``/v1`` behind API keys: ``POST /v1/bounces`` (a
+bounce already reduced to its facts), ``POST /v1/bounces/raw`` (the mail
+itself) and ``/v1/suppressions``.  ``webhook_handlers`` are mounted at the
+root, outside the API-key guard, because providers cannot send our key: each
+request proves itself by its provider's signature or credentials instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from litestar import Controller, Request, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.types import ControllerRouterHandler
+
+from ..db.pool import Database
+from ..errors import LetterboxError, NotFound, Unprocessable
+from ..metrics import Metrics
+from ..settings import Settings
+from ..subscribers.validation import InvalidValue, normalise_email
+from ..tokens import TokenSigner
+from .ingest import copies_named, count, ingest_events, message_id_candidates
+from .parse import ParsedEvent, parse_report
+from .schemas import BounceEvents, BounceIn, BounceMatched, ProviderBody, RawMailBody
+from .suppressions import SuppressionController
+from .webhook_config import WebhookSecrets
+from .webhooks import PROVIDERS
+from .webhooks.common import dsn_status
+
+WRITE = {"scope": "bounces:write"}
+RAW_MEDIA_TYPES = ("message/rfc822", "text/plain", "application/octet-stream")
+
+
+class UnsupportedMediaType(LetterboxError):
+    """The body is in a format this endpoint does not read."""
+
+    status_code = 415
+
+
+class BounceController(Controller):
+    """Bounces and complaints reported by other systems."""
+
+    path = "/bounces"
+    tags = ["bounces"]  # noqa: RUF012 - Litestar's own attribute type
+
+    @post("/", opt=WRITE, status_code=200, summary="Report one bounce or complaint")
+    async def report(
+        self,
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+        metrics: NamedDependency[Metrics],
+        data: JSONBody[BounceIn],
+    ) -> BounceMatched:
+        """Act on it as on a parsed bounce; ``matched`` is false (and nothing changes) for an unknown address."""
+        try:
+            email = normalise_email(data.email).lower()
+        except InvalidValue as exc:
+            raise Unprocessable(str(exc)) from exc
+        status = None if data.kind == "complaint" else dsn_status(data.reason)
+        event = ParsedEvent(email, data.kind, status, data.reason)
+        async with db.transaction() as conn:
+            if data.edition_id is not None and await conn.fetchval(db.q["edition-exists"], data.edition_id) is None:
+                raise Unprocessable(f"There is no edition {data.edition_id}.")
+            outcomes = await ingest_events(conn, db.q, settings, [event], source="api", edition_id=data.edition_id)
+        count(metrics, outcomes)
+        return BounceMatched(matched=outcomes[0].matched)
+
+    @post(
+        "/raw",
+        opt=WRITE,
+        status_code=200,
+        summary="Report a bounce or complaint mail as received",
+        operation_class=RawMailBody,
+    )
+    async def raw(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+        signer: NamedDependency[TokenSigner],
+        metrics: NamedDependency[Metrics],
+        dry_run: FromQuery[bool] = False,
+    ) -> BounceEvents:
+        """Parse the mail, match each failed recipient (signed VERP token first, then address) and act.
+
+        ``dry_run=true`` answers the same, ``matched`` included, and changes nothing.
+        """
+        media_type = request.content_type[0]
+        if media_type not in RAW_MEDIA_TYPES:
+            raise UnsupportedMediaType(f"Send the mail as {', '.join(RAW_MEDIA_TYPES)}, not {media_type or 'nothing'}.")
+        raw = await request.body()
+        if not raw.strip():
+            raise Unprocessable("The body is empty: post the bounce or complaint mail itself.")
+        # Parsing a large mail takes a while; it must not hold up the event loop.
+        report = await asyncio.to_thread(parse_report, raw)
+        async with db.transaction() as conn:
+            copies = await copies_named(
+                conn, db.q, signer, tokens=report.verp_tokens, message_ids=message_id_candidates(raw)
+            )
+            outcomes = await ingest_events(
+                conn, db.q, settings, report.events, source="api-raw", copies=copies, dry_run=dry_run
+            )
+        if not dry_run:
+            count(metrics, outcomes)
+        return BounceEvents(events=outcomes)
+
+
+@post(
+    "/v1/webhooks/{provider:str}",
+    status_code=200,
+    tags=["webhooks"],
+    summary="Bounces and complaints from Amazon SES (SNS), Postmark, SendGrid or Mailgun",
+    operation_class=ProviderBody,
+)
+async def provider_webhook(
+    request: Request[Any, Any, Any],
+    provider: FromPath[str],
+    db: NamedDependency[Database],
+    settings: NamedDependency[Settings],
+    signer: NamedDependency[TokenSigner],
+    metrics: NamedDependency[Metrics],
+) -> BounceEvents:
+    """``provider`` is ``ses``, ``postmark``, ``sendgrid`` or ``mailgun``; see the README for setting each up.
+
+    No API key: the request is verified its provider's way first (401 and nothing written when
+    it fails or the provider is not configured); then each event is matched (by our Message-ID when
+    the provider quotes it, else by address) and acted on.
+    """
+    reader = PROVIDERS.get(provider)
+    if reader is None:
+        raise NotFound(f"There is no webhook for '{provider}'; providers: {', '.join(PROVIDERS)}.")
+    state = request.app.state
+    secrets: WebhookSecrets = state.get("webhook_secrets") or WebhookSecrets()
+    now: float = state.get("clock", time.time)()
+    body = await request.body()
+    events = reader(body, request.headers, secrets, now)
+    # A connection is taken only once the request is verified: unverified traffic cannot drain the pool.
+    async with db.transaction() as conn:
+        # Providers that pass on our Message-ID (SES, SendGrid, Mailgun) let us tie events to the exact copy.
+        # A batch may quote copies of other people's mail (a "delivered" event), so only same-address ties count.
+        named = await copies_named(conn, db.q, signer, message_ids=message_id_candidates(body)) if events else []
+        addresses = {event.email for event in events}
+        copies = [c for c in named if c.email is not None and c.email.lower() in addresses]
+        outcomes = await ingest_events(conn, db.q, settings, events, source=f"webhook-{provider}", copies=copies)
+    count(metrics, outcomes)
+    return BounceEvents(events=outcomes)
+
+
+api_handlers: list[ControllerRouterHandler] = [BounceController, SuppressionController]
+webhook_handlers: list[ControllerRouterHandler] = [provider_webhook]

@@ -1,0 +1,98 @@
+"""Bodies of the bounce, webhook and suppression endpoints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+
+from .parse import BounceKind
+
+SuppressionReason = Literal["hard_bounce", "soft_bounce", "complaint", "erasure", "manual"]
+
+
+class BounceIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A bounce or complaint already reduced to its facts (by another system)."""
+
+    email: Annotated[str, msgspec.Meta(min_length=3, max_length=320)]
+    kind: BounceKind
+    reason: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+    """The remote server's words or the provider's description; a DSN status in it is picked out."""
+    edition_id: Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)] | None = None
+    """The edition whose copy bounced, when known: it then counts the bounce."""
+
+
+class BounceMatched(msgspec.Struct, frozen=True):
+    """Whether the address belonged to a reader (and so was acted on)."""
+
+    matched: bool
+
+
+class BounceEvent(msgspec.Struct, frozen=True):
+    """One failed or complaining recipient found in a report."""
+
+    email: str
+    kind: BounceKind
+    status: str | None
+    diagnostic: str | None
+    matched: bool
+    """Tied to a reader (and, unless this was a dry run, acted on)."""
+
+
+class BounceEvents(msgspec.Struct, frozen=True):
+    """Every event found in a report, in order."""
+
+    events: list[BounceEvent]
+
+
+class Suppression(msgspec.Struct, frozen=True):
+    """An address never to be mailed again."""
+
+    email: str | None
+    """None for an erased person: only the address's hash is kept."""
+    reason: SuppressionReason
+    detail: str | None
+    created_at: datetime
+
+
+class SuppressionPage(msgspec.Struct, frozen=True):
+    """Newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+
+    items: list[Suppression]
+    next_cursor: str | None
+
+
+_MAIL = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY, description="the whole mail, headers and body")
+
+
+@dataclass
+class RawMailBody(Operation):
+    """Documents the raw mail body, which the handler reads itself (Litestar cannot see it)."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            content={
+                media: OpenAPIMediaType(schema=_MAIL)
+                for media in ("message/rfc822", "text/plain", "application/octet-stream")
+            },
+            description="A bounce, delivery status notification or complaint (ARF) mail, as received.",
+            required=True,
+        )
+
+
+@dataclass
+class ProviderBody(Operation):
+    """Documents a provider's webhook body, which the handler verifies before decoding."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            content={"application/json": OpenAPIMediaType(schema=Schema(type=OpenAPIType.OBJECT))},
+            description=(
+                "The provider's own JSON: an SNS message (ses), a bounce or spam-complaint record (postmark), "
+                "an event array (sendgrid) or a signed event (mailgun)."
+            ),
+            required=True,
+        )

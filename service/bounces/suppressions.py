@@ -1,0 +1,84 @@
+"""``/v1/suppressions``: the addresses never to be mailed again, and lifting one.
+
+A suppression is added by a hard bounce, a complaint, too many soft bounces
+or an erasure (see ``policy.py`` and the subscriber lifecycle).  Lifting one
+lets the address be mailed again; the reader's own status does not change
+here: a ``bounced`` reader is made active again with ``PATCH
+/v1/subscribers/{id}``, and someone who complained must subscribe again.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import asyncpg
+import structlog
+from litestar import Controller, delete, get
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, QueryParameter
+
+from ..db.pool import Database
+from ..errors import NotFound, Unprocessable
+from ..logs import mask_email
+from .schemas import Suppression, SuppressionPage
+
+log = structlog.get_logger(__name__)
+
+READ = {"scope": "subscribers:read"}
+WRITE = {"scope": "subscribers:write"}  # admin keys have every scope
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CURSOR = re.compile(r"(\d{1,17})-([0-9a-f]{64})")
+
+
+class SuppressionController(Controller):
+    """List suppressions and lift one."""
+
+    path = "/suppressions"
+    tags = ["suppressions"]  # noqa: RUF012 - Litestar's own attribute type
+
+    @get("/", opt=READ, summary="List suppressed addresses")
+    async def list_suppressions(
+        self,
+        conn: NamedDependency[asyncpg.Connection],
+        db: NamedDependency[Database],
+        cursor: FromQuery[str | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+    ) -> SuppressionPage:
+        """Newest first; keyset pagination with ``cursor``. ``email`` is null for erased people."""
+        after, after_hash = _read_cursor(cursor)
+        rows = await conn.fetch(db.q["suppression-page"], after, after_hash, limit + 1)
+        items = [
+            Suppression(email=r["email"], reason=r["reason"], detail=r["detail"], created_at=r["created_at"])
+            for r in rows[:limit]
+        ]
+        next_cursor = _make_cursor(rows[limit - 1]) if len(rows) > limit else None
+        return SuppressionPage(items=items, next_cursor=next_cursor)
+
+    @delete("/{email:str}", opt=WRITE, summary="Lift an address's suppression")
+    async def lift(
+        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], email: FromPath[str]
+    ) -> None:
+        """Let the address be mailed again (an erased person's too, by giving their address); 404 if not suppressed."""
+        address = email.strip()
+        if "@" not in address or len(address) > 320 or any(c.isspace() for c in address):
+            raise Unprocessable("Give the suppressed e-mail address, like name@example.org.")
+        reason = await conn.fetchval(db.q["suppression-remove"], address)
+        if reason is None:
+            raise NotFound("This address is not suppressed.")
+        log.info("suppression_lifted", email=mask_email(address), reason=reason)
+
+
+def _make_cursor(row: asyncpg.Record) -> str:
+    micros = (row["created_at"] - _EPOCH) // timedelta(microseconds=1)
+    return f"{micros}-{bytes(row['email_hash']).hex()}"
+
+
+def _read_cursor(cursor: str | None) -> tuple[datetime | None, bytes | None]:
+    if cursor is None:
+        return None, None
+    match = _CURSOR.fullmatch(cursor)
+    if match is None:
+        raise Unprocessable("'cursor' is not one this API gave out.")
+    return _EPOCH + timedelta(microseconds=int(match[1])), bytes.fromhex(match[2])
