@@ -10,7 +10,7 @@ import argparse
 import asyncio
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import asyncpg
@@ -19,7 +19,7 @@ from .auth import generate_key, validate_scopes
 from .bounces.webhook_config import load_webhook_secrets
 from .db.embedded import EmbeddedPostgresError
 from .db.migrations import MigrationError, migrate
-from .db.pool import MIGRATIONS_DIR, open_database
+from .db.pool import MIGRATIONS_DIR, Database, open_database
 from .db.queries import QueryError
 from .logs import configure_logging
 from .runtime import database_url, ensure_secret_keys
@@ -54,10 +54,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _worker(settings: Settings, _: argparse.Namespace) -> int:
-    from .delivery.worker import run_worker
-    from .metrics import Metrics
-    from .tokens import TokenSigner
+def _run_until_signal(settings: Settings, body: Callable[[Database, asyncio.Event], Awaitable[None]]) -> int:
+    """Open the database, run ``body`` until SIGTERM/SIGINT sets its stop event, close the database."""
 
     async def main() -> None:
         db = await open_database(settings.database_url or "", pool_size=settings.db_pool_size)
@@ -66,12 +64,22 @@ def _worker(settings: Settings, _: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         try:
-            await run_worker(settings, db, Metrics(), TokenSigner(settings.secret_keys), stop)
+            await body(db, stop)
         finally:
             await db.close()
 
     asyncio.run(main())
     return 0
+
+
+def _worker(settings: Settings, _: argparse.Namespace) -> int:
+    from .delivery.worker import run_worker
+    from .metrics import Metrics
+    from .tokens import TokenSigner
+
+    return _run_until_signal(
+        settings, lambda db, stop: run_worker(settings, db, Metrics(), TokenSigner(settings.secret_keys), stop)
+    )
 
 
 def _bounce_receiver(settings: Settings, _: argparse.Namespace) -> int:
@@ -82,20 +90,9 @@ def _bounce_receiver(settings: Settings, _: argparse.Namespace) -> int:
     if settings.bounce_smtp_port is None:
         print("letterbox: LETTERBOX_BOUNCE_SMTP_PORT: set it to the port to receive bounce mail on", file=sys.stderr)
         return EXIT_CONFIG
-
-    async def main() -> None:
-        db = await open_database(settings.database_url or "", pool_size=settings.db_pool_size)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            await run_receiver(settings, db, TokenSigner(settings.secret_keys), Metrics(), stop)
-        finally:
-            await db.close()
-
-    asyncio.run(main())
-    return 0
+    return _run_until_signal(
+        settings, lambda db, stop: run_receiver(settings, db, TokenSigner(settings.secret_keys), Metrics(), stop)
+    )
 
 
 def _migrate(settings: Settings, _: argparse.Namespace) -> int:

@@ -127,8 +127,15 @@ def _unique_violation(_: Request[Any, Any, Any], exc: asyncpg.UniqueViolationErr
     return problem(409, _UNIQUE_MESSAGES.get(constraint, "This would duplicate an existing record."))
 
 
+# PostgreSQL text and jsonb cannot hold U+0000: a value carrying it fails with one of these.
+# The error rolls back the transaction it happened in, so the 422 leaves nothing behind.
+_UNSTORABLE_TEXT = (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)
+
+
 def _data_error(_: Request[Any, Any, Any], exc: asyncpg.DataError) -> Response[Any]:
     log.warning("data_error", error=type(exc).__name__)
+    if isinstance(exc, _UNSTORABLE_TEXT):
+        return problem(422, "Text in the request contains a character that cannot be stored (NUL, \\u0000).")
     return problem(422, "A value in the request is out of range or malformed.")
 
 

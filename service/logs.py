@@ -1,7 +1,12 @@
 """Structured logging: JSON in production, readable on a terminal, a request id on every line.
 
-Readers' addresses and tokens are personal or secret; :func:`mask_email` and
-:func:`mask_path` keep them out of the logs.
+Readers' addresses and tokens are personal or secret.  Call sites log ids,
+and :func:`mask_email` / :func:`mask_path` where an address or a path must
+appear; :func:`scrub` is the net under them: every line, ours and the
+standard-library loggers' (uvicorn, asyncpg, aiosmtplib, aiosmtpd), goes
+through it on its way out, because exception messages quote values nobody
+chose to log (PostgreSQL's ``DETAIL: Failing row contains (…)``, an SMTP
+reply naming the recipient).
 """
 
 from __future__ import annotations
@@ -16,10 +21,17 @@ from typing import Any
 import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from structlog.typing import EventDict
 
 from .settings import Settings
 
 _TOKEN_PATH = re.compile(r"/(confirm|unsubscribe|preferences)/[^/?]+")
+# In free text a token ends where URL-safe characters do.
+_TOKEN_URL = re.compile(r"(/(?:confirm|unsubscribe|preferences)/)[A-Za-z0-9._~%-]+")
+_EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+_API_KEY = re.compile(r"\b(lbk_[0-9a-f]{8}_)[\w-]+")
+# PostgreSQL's DETAIL quotes the values of the row or key at fault.
+_PG_DETAIL = re.compile(r"^DETAIL:.*$", re.MULTILINE)
 
 
 class _Stderr:
@@ -32,24 +44,66 @@ class _Stderr:
         sys.stderr.flush()
 
 
+class _StdlibHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Our handler on the root logger; a later ``configure_logging`` replaces it rather than adding another."""
+
+
 def configure_logging(settings: Settings) -> None:
-    """Set up structlog (and the stdlib loggers it wraps) once per process."""
+    """Set up structlog, and route the standard-library loggers through the same rendering and scrubbing."""
     fmt = settings.log_format or ("console" if sys.stderr.isatty() else "json")
     level = logging.getLevelNamesMapping()[settings.log_level.upper()]
     renderer: Any = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer()
+    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            timestamper,
             structlog.processors.format_exc_info,
+            scrub_event,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=max(level, logging.WARNING), stream=sys.stderr, format="%(name)s %(message)s")
+    handler = _StdlibHandler(_Stderr())
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.contextvars.merge_contextvars,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.add_log_level,
+                timestamper,
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                scrub_event,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [h for h in root.handlers if not isinstance(h, _StdlibHandler)] + [handler]
+    # Libraries' info and debug lines (aiosmtplib's would quote every RCPT TO) stay off at any level of ours.
+    root.setLevel(max(level, logging.WARNING))
+
+
+def scrub(text: str) -> str:
+    """``text`` with addresses masked, personal-link tokens and API-key secrets hidden, DETAIL lines withheld."""
+    text = _PG_DETAIL.sub("DETAIL:  (withheld from the log: it quotes the row)", text)
+    text = _TOKEN_URL.sub(r"\1***", text)
+    text = _API_KEY.sub(r"\1***", text)
+    return _EMAIL.sub(lambda m: mask_email(m[0]), text)
+
+
+def scrub_event(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: :func:`scrub` every text value of the line (after exceptions are rendered)."""
+    for key, value in event_dict.items():
+        if isinstance(value, str):
+            event_dict[key] = scrub(value)
+    return event_dict
 
 
 def mask_email(address: str) -> str:
@@ -59,8 +113,9 @@ def mask_email(address: str) -> str:
 
 
 def mask_path(path: str) -> str:
-    """Hide the token in token-carrying public paths."""
-    return _TOKEN_PATH.sub(lambda m: f"/{m[1]}/***", path)
+    """Hide the token in token-carrying public paths, and mask any address in a path (``/v1/suppressions/…``)."""
+    path = _TOKEN_PATH.sub(lambda m: f"/{m[1]}/***", path)
+    return "/".join(mask_email(segment) if "@" in segment else segment for segment in path.split("/"))
 
 
 class RequestIdMiddleware:

@@ -8,17 +8,18 @@ import asyncpg
 import msgspec
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromQuery, HeaderParameter, JSONBody, PathParameter, QueryParameter
+from litestar.params import FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from ..db.pool import Database
 from ..errors import Conflict, NotFound, Unprocessable
+from ..schemas import RowId
 from ..settings import Settings
 from .posting import post_edition
 from .schemas import Delivery, DeliveryPage, DeliveryStatus, Edition, EditionAccepted, EditionIn
 
 WRITE = {"scope": "editions:write"}
 READ = {"scope": "editions:read"}
-EditionId = Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
+EditionId = RowId
 
 
 class EditionController(Controller):

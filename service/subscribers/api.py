@@ -13,11 +13,12 @@ import asyncpg
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import JSONBody, QueryParameter
 
 from ..db.pool import Database
 from ..db.queries import Queries
 from ..errors import LetterboxError, NotFound, Unprocessable
+from ..schemas import RowId
 from ..settings import Settings
 from ..tokens import TokenSigner
 from . import lifecycle
@@ -42,6 +43,8 @@ READ = {"scope": "subscribers:read"}
 WRITE = {"scope": "subscribers:write"}
 # The import is streamed and written in batches, so its body may be far larger than other requests'.
 IMPORT_MAX_BYTES = 1024 * 1024 * 1024
+# A bigint: a larger number is refused by the route, not by the database after a round trip.
+SubscriberId = RowId
 
 
 class UnsupportedMediaType(LetterboxError):
@@ -102,7 +105,7 @@ class SubscriberController(Controller):
 
     @get("/subscribers/{subscriber_id:int}", opt=READ, summary="One subscriber")
     async def get_subscriber(
-        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], subscriber_id: FromPath[int]
+        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], subscriber_id: SubscriberId
     ) -> Subscriber:
         """A person with their lists."""
         return await _load(conn, db.q, subscriber_id)
@@ -113,7 +116,7 @@ class SubscriberController(Controller):
         request: Request[Any, Any, Any],
         conn: NamedDependency[asyncpg.Connection],
         db: NamedDependency[Database],
-        subscriber_id: FromPath[int],
+        subscriber_id: SubscriberId,
         data: JSONBody[SubscriberPatch],
     ) -> Subscriber:
         """Change name, agency, role, attributes (replaced whole) or status (see the rules in the schema)."""
@@ -126,7 +129,7 @@ class SubscriberController(Controller):
         conn: NamedDependency[asyncpg.Connection],
         db: NamedDependency[Database],
         settings: NamedDependency[Settings],
-        subscriber_id: FromPath[int],
+        subscriber_id: SubscriberId,
     ) -> None:
         """Delete everything personal about the person; keep a hashed suppression so they cannot come back."""
         if not await lifecycle.erase(conn, db.q, settings, subscriber_id):
@@ -134,7 +137,7 @@ class SubscriberController(Controller):
 
     @get("/subscribers/{subscriber_id:int}/export", opt=READ, summary="Everything held about a subscriber")
     async def export(
-        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], subscriber_id: FromPath[int]
+        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], subscriber_id: SubscriberId
     ) -> SubscriberExport:
         """The person, their subscriptions, consents, bounces, system mails and a summary of deliveries."""
         found = await export_subscriber(conn, db.q, subscriber_id)

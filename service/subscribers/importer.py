@@ -19,7 +19,7 @@ import structlog
 from ..db.queries import Queries
 from .import_formats import Parsed, csv_rows, ndjson_rows
 from .schemas import ImportResult, InvalidLine
-from .validation import InvalidValue, clean_name, normalise_email
+from .validation import InvalidValue, clean_name, holds_nul, normalise_email
 
 log = structlog.get_logger(__name__)
 
@@ -131,6 +131,9 @@ def _check(fields: dict[str, Any], known: _Known) -> _Row:
     attributes = fields.get("attributes")
     if attributes is not None and not isinstance(attributes, dict):
         raise InvalidValue("attributes: must be a JSON object")
+    if holds_nul(attributes):
+        # Caught here so that only this line is refused, not (by the database) the whole import.
+        raise InvalidValue("attributes: text cannot contain the NUL character (\\u0000)")
     return _Row(email, name, agency, role, attributes or None, ",".join(dict.fromkeys(lists)))
 
 

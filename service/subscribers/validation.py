@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -55,6 +56,21 @@ def clean_name(raw: str) -> str:
     if _CONTROL.search(name):
         raise InvalidValue("The name cannot contain line breaks or other control characters.")
     return name
+
+
+def holds_nul(value: Any) -> bool:
+    """Whether a decoded JSON value has U+0000 in any key or string: PostgreSQL's jsonb cannot store it."""
+    pending = [value]
+    while pending:  # a loop, not recursion: the value may be nested as deep as the decoder allows
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending += [*item.keys(), *item.values()]
+        elif isinstance(item, list):
+            pending += item
+    return False
 
 
 async def resolve_lists(

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
+import urllib.request
 
 from service.settings import Settings
 
@@ -35,3 +38,52 @@ def start_letterbox(settings: Settings, *args: str, **overrides: str | int) -> s
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+
+
+class Served:
+    """A ``letterbox serve`` child process on ``port``; its stderr (the log) is drained into memory as it comes.
+
+    Draining matters: a pipe nobody reads fills up, and the server then blocks on its next log line.
+    """
+
+    def __init__(self, settings: Settings, *args: str, port: int, **overrides: str | int) -> None:
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.process = start_letterbox(settings, "serve", *args, port=port, **overrides)
+        self._lines: list[bytes] = []
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self._lines.append(line)
+
+    def log(self) -> str:
+        """Everything the process has written to stderr so far."""
+        return b"".join(self._lines).decode(errors="replace")
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Wait for ``/readyz`` to answer 200; fail with the log if the process exits first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self._reader.join(timeout=5)
+                raise AssertionError(f"serve exited with {self.process.returncode}: {self.log()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"serve was not ready within {timeout:.0f} s: {self.log()[-3000:]}")
+
+    def stop(self) -> None:
+        """SIGTERM, as an orchestrator stops it; wait for the log to be complete."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._reader.join(timeout=5)
