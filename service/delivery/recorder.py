@@ -33,6 +33,8 @@ class _Pending:
     retry: list[tuple[int, float, str]] = field(default_factory=list)
     final: list[tuple[int, str, str]] = field(default_factory=list)
     bounces: list[tuple[int, str]] = field(default_factory=list)
+    sends: int = 0
+    """How many of these results are sends (each holds a slot until written)."""
 
     def __bool__(self) -> bool:
         return bool(self.sent or self.retry or self.final or self.bounces)
@@ -46,6 +48,12 @@ class _Pending:
         self.retry += other.retry
         self.final += other.final
         self.bounces += other.bounces
+        self.sends += other.sends
+
+
+def max_unwritten(settings: Settings) -> int:
+    """Copies that may be in flight or sent-but-unrecorded at once: the most a SIGKILL can repeat."""
+    return 4 * settings.smtp_concurrency
 
 
 class Recorder:
@@ -59,6 +67,13 @@ class Recorder:
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        # A send holds a slot from before it starts until its result is written, which bounds
+        # the copies a SIGKILL can repeat even when the database is slow to answer.
+        self._slots = asyncio.Semaphore(max_unwritten(settings))
+
+    async def reserve(self) -> None:
+        """Wait for a slot before sending a copy (see ``max_unwritten``)."""
+        await self._slots.acquire()
 
     def start(self) -> None:
         """Begin writing in the background."""
@@ -72,7 +87,8 @@ class Recorder:
             await self._task
 
     def outcome(self, delivery_id: int, attempts: int, outcome: Outcome, message_id: str) -> None:
-        """Take one send result."""
+        """Take one send result (of a send that called :meth:`reserve`)."""
+        self._pending.sends += 1
         if outcome.accepted:
             self._pending.sent.append((delivery_id, message_id, outcome.reply[:500]))
             self.metrics.sent.inc()
@@ -108,6 +124,8 @@ class Recorder:
             if unwritten:
                 try:
                     await self._write(unwritten)
+                    for _ in range(unwritten.sends):
+                        self._slots.release()
                     unwritten, failing_since = _Pending(), None
                 except DATABASE_TROUBLE as exc:
                     failing_since = failing_since or time.monotonic()

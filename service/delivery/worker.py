@@ -113,6 +113,7 @@ class Worker:
                     row = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
+                await recorder.reserve()
                 attempts, outcome, message_id = await self._send_one(row, date)
                 recorder.outcome(row["id"], attempts, outcome, message_id)
 
