@@ -56,20 +56,18 @@ class Conflict(LetterboxError):
     status_code = 409
 
 
-class Gone(LetterboxError):
-    status_code = 410
-
-
 class PayloadTooLarge(LetterboxError):
     status_code = 413
 
 
+class UnsupportedMediaType(LetterboxError):
+    """The body is in a format this endpoint does not read."""
+
+    status_code = 415
+
+
 class Unprocessable(LetterboxError):
     status_code = 422
-
-
-class TooManyRequests(LetterboxError):
-    status_code = 429
 
 
 # Unique constraints a client can trip, by name, and what to tell them.

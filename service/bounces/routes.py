@@ -19,7 +19,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.types import ControllerRouterHandler
 
 from ..db.pool import Database
-from ..errors import LetterboxError, NotFound, Unprocessable
+from ..errors import NotFound, Unprocessable, UnsupportedMediaType
 from ..metrics import Metrics
 from ..settings import Settings
 from ..subscribers.validation import InvalidValue, normalise_email
@@ -34,12 +34,6 @@ from .webhooks.common import dsn_status
 
 WRITE = {"scope": "bounces:write"}
 RAW_MEDIA_TYPES = ("message/rfc822", "text/plain", "application/octet-stream")
-
-
-class UnsupportedMediaType(LetterboxError):
-    """The body is in a format this endpoint does not read."""
-
-    status_code = 415
 
 
 class BounceController(Controller):

@@ -54,7 +54,7 @@ class Worker:
         self.transport = transport
         self.name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.limiter = RateLimiter(settings.send_rate)
-        self._prepared: OrderedDict[tuple[int, int | None], tuple[PreparedMail, str, str]] = OrderedDict()
+        self._prepared: OrderedDict[tuple[int, int | None], tuple[PreparedMail, str]] = OrderedDict()
         self.dkim = DkimKeys.from_settings(settings)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -128,7 +128,7 @@ class Worker:
 
     async def _send_one(self, row: asyncpg.Record, date: str) -> tuple[int, Outcome, str]:
         try:
-            mail, domain, _from = await self._prepared_for(row["edition_id"], row["list_id"])
+            mail, domain = await self._prepared_for(row["edition_id"], row["list_id"])
             token = self.links.unsubscribe_token(row["subscriber_id"], row["list_id"], row["edition_id"])
             message_id = f"<{row['id']}.{secrets.token_hex(6)}@{domain}>"
             message = mail.render(
@@ -152,7 +152,7 @@ class Worker:
         self.metrics.send_latency.observe(time.perf_counter() - started)
         return row["attempts"], outcome, message_id
 
-    async def _prepared_for(self, edition_id: int, list_id: int | None) -> tuple[PreparedMail, str, str]:
+    async def _prepared_for(self, edition_id: int, list_id: int | None) -> tuple[PreparedMail, str]:
         key = (edition_id, list_id)
         cached = self._prepared.get(key)
         if cached is not None:
@@ -174,7 +174,7 @@ class Worker:
             ),
             message_id_domain=domain,
         )
-        self._prepared[key] = (mail, domain, edition["from_addr"])
+        self._prepared[key] = (mail, domain)
         while len(self._prepared) > 32:
             self._prepared.popitem(last=False)
         return self._prepared[key]

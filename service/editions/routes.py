@@ -11,7 +11,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from ..db.pool import Database
-from ..errors import Conflict, NotFound, Unprocessable
+from ..errors import Conflict, NotFound
+from ..pagination import decode_cursor, encode_cursor
 from ..schemas import RowId
 from ..settings import Settings
 from .posting import post_edition
@@ -84,19 +85,11 @@ class EditionController(Controller):
         """Deliveries in id order, optionally of one status; keyset pagination with ``cursor``."""
         if await conn.fetchval(db.q["edition-exists"], edition_id) is None:
             raise NotFound(f"There is no edition {edition_id}.")
-        after = _cursor(cursor)
+        after = decode_cursor("d", cursor)
         rows = await conn.fetch(db.q["edition-deliveries"], edition_id, status, after, limit + 1)
         items = [msgspec.convert(dict(r), Delivery) for r in rows[:limit]]
-        next_cursor = str(rows[limit - 1]["id"]) if len(rows) > limit else None
+        next_cursor = encode_cursor("d", rows[limit - 1]["id"]) if len(rows) > limit else None
         return DeliveryPage(items=items, next_cursor=next_cursor)
-
-
-def _cursor(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    if not cursor.isdigit() or len(cursor) > 18:
-        raise Unprocessable("'cursor' is not one this API gave out.")
-    return int(cursor)
 
 
 async def _transition(conn: asyncpg.Connection, db: Database, edition_id: int, query: str, verb: str) -> Edition:

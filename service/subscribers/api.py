@@ -5,8 +5,6 @@ Reads need ``subscribers:read``; changes need ``subscribers:write`` (``admin`` a
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Annotated, Any
 
 import asyncpg
@@ -17,7 +15,8 @@ from litestar.params import JSONBody, QueryParameter
 
 from ..db.pool import Database
 from ..db.queries import Queries
-from ..errors import LetterboxError, NotFound, Unprocessable
+from ..errors import NotFound, Unprocessable, UnsupportedMediaType
+from ..pagination import decode_cursor, encode_cursor
 from ..schemas import RowId
 from ..settings import Settings
 from ..tokens import TokenSigner
@@ -45,12 +44,6 @@ WRITE = {"scope": "subscribers:write"}
 IMPORT_MAX_BYTES = 1024 * 1024 * 1024
 # A bigint: a larger number is refused by the route, not by the database after a round trip.
 SubscriberId = RowId
-
-
-class UnsupportedMediaType(LetterboxError):
-    """The body is in a format this endpoint does not read."""
-
-    status_code = 415
 
 
 class SubscriberController(Controller):
@@ -90,7 +83,7 @@ class SubscriberController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
     ) -> SubscriberPage:
         """People in id order, filtered; follow ``next_cursor`` until it is null."""
-        after = _decode_cursor(cursor) if cursor is not None else 0
+        after = decode_cursor("s", cursor)
         list_id = None
         try:
             if list_slug is not None:
@@ -101,7 +94,7 @@ class SubscriberController(Controller):
         pattern = f"%{_escape_like(q)}%" if q else None
         rows = await conn.fetch(db.q["subscriber-page"], after, status, list_id, agency, role, pattern, limit + 1)
         items = [_subscriber(r) for r in rows[:limit]]
-        return SubscriberPage(items=items, next_cursor=_encode_cursor(items[-1].id) if len(rows) > limit else None)
+        return SubscriberPage(items=items, next_cursor=encode_cursor("s", items[-1].id) if len(rows) > limit else None)
 
     @get("/subscribers/{subscriber_id:int}", opt=READ, summary="One subscriber")
     async def get_subscriber(
@@ -190,21 +183,6 @@ async def _load(conn: asyncpg.Connection, q: Queries, subscriber_id: int) -> Sub
 
 def _subscriber(row: asyncpg.Record) -> Subscriber:
     return msgspec.convert(dict(row), Subscriber)
-
-
-def _encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"s{last_id}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    """The id a cursor stands for; anything we did not hand out is a 422."""
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-        if text[:1] == "s" and text[1:].isdigit() and len(text) < 21:
-            return int(text[1:])
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
-    raise Unprocessable("cursor: this is not a cursor this API handed out; pass next_cursor as it came.")
 
 
 def _escape_like(text: str) -> str:
