@@ -25,17 +25,15 @@ COPY pyproject.toml README.md ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > /tmp/requirements.txt \
  && pip install -r /tmp/requirements.txt
-# The source lives in /app, with sql/ beside service/: service/db/pool.py reads the
-# migrations and queries from Path(__file__).parents[2] / "sql", i.e. /app/sql.  An
-# editable install keeps it that way (a regular install would move service/ into
-# site-packages, away from sql/) and still provides the `letterbox` command.
+# The project itself goes in as a built wheel, as users install it: migrations, queries
+# and templates are package data inside it, so nothing is read from the source tree.
 COPY service ./service
-COPY sql ./sql
 COPY deploy/healthcheck.py ./deploy/healthcheck.py
-RUN pip install --no-deps -e . \
- && python -m compileall -q /app/service /app/deploy \
+RUN pip wheel --no-deps --wheel-dir /tmp/wheels . \
+ && pip install --no-deps /tmp/wheels/letterbox-*.whl \
+ && python -m compileall -q /app/deploy \
  && cd / \
- && python -c "from service.db.pool import MIGRATIONS_DIR, QUERIES_DIR; assert MIGRATIONS_DIR.is_dir() and QUERIES_DIR.is_dir(), MIGRATIONS_DIR" \
+ && python -c "from service.db.sql_files import MIGRATIONS_DIR, QUERIES_DIR, sql_files; assert sql_files(MIGRATIONS_DIR) and sql_files(QUERIES_DIR), MIGRATIONS_DIR" \
  && letterbox --help > /dev/null
 
 # ---- runtime: the virtualenv and the source, no pip cache, no build files ------------
@@ -47,10 +45,10 @@ LABEL org.opencontainers.image.title="Letterbox" \
 RUN groupadd --system --gid 10001 letterbox \
  && useradd --system --uid 10001 --gid 10001 --no-log-init \
         --home-dir /var/lib/letterbox --create-home --shell /usr/sbin/nologin letterbox
-# Same paths as in the build stage: the editable install and the scripts' #! lines point there.
-# Owned by root and read-only to the service user: the running service cannot change its own code.
+# Same path as in the build stage: the scripts' #! lines point there. Owned by root and
+# read-only to the service user: the running service cannot change its own code.
 COPY --from=build /opt/venv /opt/venv
-COPY --from=build /app /app
+COPY --from=build /app/deploy/healthcheck.py /app/deploy/healthcheck.py
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

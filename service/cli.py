@@ -19,8 +19,9 @@ from .auth import generate_key, validate_scopes
 from .bounces.webhook_config import load_webhook_secrets
 from .db.embedded import EmbeddedPostgresError
 from .db.migrations import MigrationError, migrate
-from .db.pool import MIGRATIONS_DIR, Database, open_database
+from .db.pool import Database, open_database
 from .db.queries import QueryError
+from .db.sql_files import MIGRATIONS_DIR
 from .logs import configure_logging
 from .runtime import database_url, ensure_secret_keys
 from .settings import Settings, SettingsError, load_settings

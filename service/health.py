@@ -8,8 +8,6 @@ import structlog
 from litestar import Response, get
 from litestar.datastructures import State
 
-from .db.migrations import pending
-from .db.pool import MIGRATIONS_DIR
 from .errors import problem
 from .problem_docs import PROBLEMS
 
@@ -30,7 +28,7 @@ async def readyz(state: State) -> Response[dict[str, object]]:
     try:
         async with asyncio.timeout(2):
             async with state.db.pool.acquire() as conn:
-                missing = await pending(conn, MIGRATIONS_DIR)
+                missing = await state.db.missing_migrations(conn)
     except Exception:  # any failure to reach the database means not ready
         return problem(503, "The database is not reachable.")
     if missing:

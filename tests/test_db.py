@@ -9,8 +9,8 @@ import asyncpg
 import pytest
 
 from service.db.migrations import MigrationError, load_migrations, migrate, pending
-from service.db.pool import MIGRATIONS_DIR, QUERIES_DIR
 from service.db.queries import QueryError, check_queries, load_queries
+from service.db.sql_files import MIGRATIONS_DIR, QUERIES_DIR
 
 
 def _write(folder: Path, name: str, sql: str) -> None:
@@ -22,7 +22,7 @@ async def test_the_real_migrations_are_applied_once(database_url: str) -> None:
     conn = await asyncpg.connect(database_url)
     try:
         assert await migrate(conn, MIGRATIONS_DIR) == []  # the template already applied them
-        assert await pending(conn, MIGRATIONS_DIR) == []
+        assert await pending(conn, [m.version for m in load_migrations(MIGRATIONS_DIR)]) == []
         rows = await conn.fetch("SELECT version, checksum FROM schema_migrations ORDER BY version")
         assert [r["version"] for r in rows] == [m.version for m in load_migrations(MIGRATIONS_DIR)]
     finally:
@@ -36,7 +36,7 @@ async def test_migrations_apply_in_order_and_refuse_edits(database_url: str, tmp
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute("DROP TABLE schema_migrations")
-        assert await pending(conn, folder) == [1, 2]
+        assert await pending(conn, [m.version for m in load_migrations(folder)]) == [1, 2]
         assert await migrate(conn, folder) == ["0001_first", "0002_second"]
         assert await migrate(conn, folder) == []
         _write(folder, "0002_second.sql", "CREATE TABLE t2 (id bigint);")

@@ -2,7 +2,7 @@
 
 - ``Dockerfile`` and ``.dockerignore``: read statically (no engine here): named
   stages, a slim base, a numeric non-root USER, a HEALTHCHECK on /healthz,
-  ``ENTRYPOINT ["letterbox"]``, ``sql/`` beside ``service/``.  The health-check
+  ``ENTRYPOINT ["letterbox"]``, the project installed from its wheel.  The health-check
   script the image runs is then run for real against ``letterbox`` processes.
 - ``deploy/compose.yaml``: validated against the Compose Specification's JSON
   schema (vendored by the ``check-jsonschema`` package), then its shape.
@@ -208,15 +208,16 @@ def test_dockerfile_entrypoint_command_and_healthcheck(dockerfile: tuple[dict[st
     assert "LETTERBOX_PORT=8000" in env and runtime.last("EXPOSE").value == "8000"
 
 
-def test_dockerfile_keeps_sql_beside_service(dockerfile: tuple[dict[str, str], list[Stage]]) -> None:
+def test_dockerfile_installs_the_built_wheel(dockerfile: tuple[dict[str, str], list[Stage]]) -> None:
     _, stages = dockerfile
     build, runtime = stages[0], stages[-1]
     copies = copy_destinations(build)
-    # service/db/pool.py reads Path(__file__).parents[2] / "sql": sql/ must be service/'s sibling.
-    assert Path(copies["sql"]).parent == Path(copies["service"]).parent == Path("/app")
-    assert Path(copies["sql"]).name == "sql" and Path(copies["service"]).name == "service"
-    assert any("pip install --no-deps -e ." in i.value for i in build.all("RUN")), "installed in place, editable"
-    assert any(i.value.split()[1:] == ["/app", "/app"] for i in runtime.all("COPY")), "the same /app at run time"
+    runs = " ".join(i.value for i in build.all("RUN"))
+    # Installed as users install it (a wheel), never editable: the SQL must come from the package.
+    assert "pip wheel" in runs and "pip install --no-deps /tmp/wheels/" in runs
+    assert " -e " not in runs, "an editable install hides package data missing from the wheel"
+    assert "sql" not in copies, "the SQL ships inside the package, not beside it"
+    assert any(i.value.split()[0] == "--from=build" and i.value.split()[1] == "/opt/venv" for i in runtime.all("COPY"))
     for source in copies:
         assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
 
@@ -246,11 +247,11 @@ def test_dockerignore_sends_only_what_the_image_needs() -> None:
     needed = ["pyproject.toml", "README.md", "deploy/healthcheck.py"]
     needed += [
         str(p.relative_to(ROOT))
-        for top in ("service", "sql")
+        for top in ("service",)
         for p in (ROOT / top).rglob("*")
         if p.is_file() and "__pycache__" not in p.parts
     ]
-    assert any(n.startswith("sql/migrations/") for n in needed) and "service/cli.py" in needed
+    assert any(n.startswith("service/sql/migrations/") for n in needed) and "service/cli.py" in needed
     missing = [n for n in needed if not dockerignore_includes(patterns, n)]
     assert not missing, f"left out of the build context: {missing[:5]}"
     for kept_out in (

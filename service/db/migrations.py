@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.resources.abc import Traversable
 
 import asyncpg
 import structlog
+
+from .sql_files import sql_files
 
 log = structlog.get_logger(__name__)
 
@@ -50,10 +53,13 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
 
-def load_migrations(folder: Path) -> list[Migration]:
-    """Read ``NNNN_name.sql`` files from ``folder`` in order; refuse gaps, duplicates and strays."""
+def load_migrations(folder: Traversable) -> list[Migration]:
+    """Read ``NNNN_name.sql`` files from ``folder`` in order; refuse none at all, gaps, duplicates and strays."""
     migrations: list[Migration] = []
-    for path in sorted(folder.glob("*.sql")):
+    paths = sql_files(folder)
+    if not paths:
+        raise MigrationError(f"no migration files found in {folder}; the installation is incomplete")
+    for path in paths:
         match = _NAME.match(path.name)
         if match is None:
             raise MigrationError(f"{path.name}: migration files are named NNNN_lower_case_name.sql")
@@ -64,7 +70,7 @@ def load_migrations(folder: Path) -> list[Migration]:
     return migrations
 
 
-async def migrate(conn: asyncpg.Connection, folder: Path) -> list[str]:
+async def migrate(conn: asyncpg.Connection, folder: Traversable) -> list[str]:
     """Apply pending migrations; return the names applied. Safe to call from many processes at once."""
     migrations = load_migrations(folder)
     applied_now: list[str] = []
@@ -97,11 +103,10 @@ async def migrate(conn: asyncpg.Connection, folder: Path) -> list[str]:
     return applied_now
 
 
-async def pending(conn: asyncpg.Connection, folder: Path) -> list[int]:
-    """Versions not yet applied (for ``/readyz``); all of them when the table is missing."""
-    versions = [m.version for m in load_migrations(folder)]
+async def pending(conn: asyncpg.Connection, versions: Sequence[int]) -> list[int]:
+    """Which of ``versions`` are not yet applied; all of them when the table is missing."""
     exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
     if not exists:
-        return versions
+        return list(versions)
     done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
     return [v for v in versions if v not in done]

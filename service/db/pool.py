@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, cast
 
 import asyncpg
 import msgspec
 
-from .migrations import migrate
+from .migrations import MigrationError, load_migrations, migrate, pending
 from .queries import Queries, check_queries, load_queries
-
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+from .sql_files import MIGRATIONS_DIR, QUERIES_DIR
 
 # What a database outage (restart, failover, network) looks like to a caller: loops that
 # must outlive one wait and try again on these. InternalClientError shows up when a
@@ -25,8 +23,6 @@ DATABASE_TROUBLE: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     asyncpg.exceptions.InternalClientError,
 )
-MIGRATIONS_DIR = SQL_DIR / "migrations"
-QUERIES_DIR = SQL_DIR / "queries"
 
 
 def _encode_json(value: Any) -> str:
@@ -42,9 +38,15 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 class Database:
     """The pool and the queries: what every part of the service talks to PostgreSQL through."""
 
-    def __init__(self, pool: asyncpg.Pool, queries: Queries) -> None:
+    def __init__(self, pool: asyncpg.Pool, queries: Queries, migrations: tuple[int, ...]) -> None:
         self.pool = pool
         self.q = queries
+        self.migrations = migrations
+        """The migration versions this code ships: what ``/readyz`` expects the database to have."""
+
+    async def missing_migrations(self, conn: asyncpg.Connection) -> list[int]:
+        """Versions this code ships that the database has not applied (all when it was never migrated)."""
+        return await pending(conn, self.migrations)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
@@ -59,19 +61,29 @@ class Database:
 
 
 async def open_database(dsn: str, *, pool_size: int = 10, run_migrations: bool = True) -> Database:
-    """Connect, migrate when asked, and check every named query; raise on any failure."""
+    """Connect, migrate when asked, and check every named query; raise on any failure.
+
+    Without ``run_migrations`` a database that lacks any migration this code ships is refused
+    (:class:`MigrationError`): a process on a half-migrated schema would fail request by request.
+    """
+    migrations = tuple(m.version for m in load_migrations(MIGRATIONS_DIR))
+    queries = load_queries(QUERIES_DIR)
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size, init=_init_connection)
     try:
         async with pool.acquire() as proxy:
             conn = cast(asyncpg.Connection, proxy)
             if run_migrations:
                 await migrate(conn, MIGRATIONS_DIR)
-            queries = load_queries(QUERIES_DIR)
+            missing = await pending(conn, migrations)
+            if missing:
+                raise MigrationError(
+                    f"the database lacks migrations {missing}; run 'letterbox migrate' first"
+                )
             await check_queries(conn, queries)
     except BaseException:
         await pool.close()
         raise
-    return Database(pool, queries)
+    return Database(pool, queries, migrations)
 
 
 async def ensure_database(admin_dsn: str, name: str) -> None:

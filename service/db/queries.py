@@ -1,4 +1,4 @@
-"""Named SQL queries from ``sql/queries/*.sql``, loaded and checked at start.
+"""Named SQL queries from ``service/sql/queries/*.sql``, loaded and checked at start.
 
 Each query starts with a ``-- name: some-name`` line followed by comment lines
 saying what it is for, then the SQL.  :func:`check_queries` prepares every
@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from pathlib import Path
+from importlib.resources.abc import Traversable
 
 import asyncpg
+
+from .sql_files import sql_files
 
 _NAME_LINE = re.compile(r"^--\s*name:\s*([a-z0-9][a-z0-9-]*)\s*$", re.MULTILINE)
 
@@ -31,7 +33,7 @@ class Queries(Mapping[str, str]):
         try:
             return self._queries[name]
         except KeyError:
-            raise QueryError(f"no query named {name!r} in sql/queries") from None
+            raise QueryError(f"no query named {name!r} in service/sql/queries") from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._queries)
@@ -40,10 +42,14 @@ class Queries(Mapping[str, str]):
         return len(self._queries)
 
 
-def load_queries(folder: Path) -> Queries:
-    """Parse every ``*.sql`` file in ``folder``; duplicate or empty queries are errors."""
+def load_queries(folder: Traversable) -> Queries:
+    """Parse every ``*.sql`` file in ``folder``; none at all, duplicate or empty queries are errors."""
     queries: dict[str, str] = {}
-    for path in sorted(folder.glob("*.sql")):
+    paths = sql_files(folder)
+    if not paths:
+        # An installation without its package data must not start and answer 500s.
+        raise QueryError(f"no query files found in {folder}; the installation is incomplete")
+    for path in paths:
         text = path.read_text(encoding="utf-8")
         marks = list(_NAME_LINE.finditer(text))
         if not marks or text[: marks[0].start()].strip():

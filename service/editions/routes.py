@@ -56,21 +56,21 @@ class EditionController(Controller):
         self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], edition_id: EditionId
     ) -> Edition:
         """Stop sending; copies in flight finish. Resume later without sending anyone twice."""
-        return await _transition(conn, db, edition_id, "edition-pause", "paused")
+        return await _transition(conn, db, edition_id, db.q["edition-pause"], "paused")
 
     @post("/{edition_id:int}/resume", opt=WRITE, status_code=200, summary="Resume a paused edition")
     async def resume(
         self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], edition_id: EditionId
     ) -> Edition:
         """Carry on from where it stopped; copies already sent are not sent again."""
-        return await _transition(conn, db, edition_id, "edition-resume", "resumed")
+        return await _transition(conn, db, edition_id, db.q["edition-resume"], "resumed")
 
     @post("/{edition_id:int}/cancel", opt=WRITE, status_code=200, summary="Cancel an edition")
     async def cancel(
         self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], edition_id: EditionId
     ) -> Edition:
         """Stop for good; unsent copies are skipped."""
-        return await _transition(conn, db, edition_id, "edition-cancel", "cancelled")
+        return await _transition(conn, db, edition_id, db.q["edition-cancel"], "cancelled")
 
     @get("/{edition_id:int}/deliveries", opt=READ, summary="An edition's deliveries")
     async def deliveries(
@@ -92,8 +92,8 @@ class EditionController(Controller):
         return DeliveryPage(items=items, next_cursor=next_cursor)
 
 
-async def _transition(conn: asyncpg.Connection, db: Database, edition_id: int, query: str, verb: str) -> Edition:
-    changed = await conn.fetchval(db.q[query], edition_id)
+async def _transition(conn: asyncpg.Connection, db: Database, edition_id: int, sql: str, verb: str) -> Edition:
+    changed = await conn.fetchval(sql, edition_id)
     if changed is None:
         current = await conn.fetchval(db.q["edition-exists"], edition_id)
         if current is None:

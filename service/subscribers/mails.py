@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 from email.utils import parseaddr
-from pathlib import Path
 
 import asyncpg
 import jinja2
@@ -22,14 +21,12 @@ from ..settings import Settings
 from ..tokens import TokenSigner
 from .validation import InvalidValue
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
-
 
 @functools.cache
 def _text_templates() -> jinja2.Environment:
     """Plain-text mail templates: no HTML escaping, strict about missing values."""
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        loader=jinja2.PackageLoader("service", "templates"),
         autoescape=False,  # noqa: S701 - text/plain mail, never HTML
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
