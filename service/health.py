@@ -22,7 +22,10 @@ def healthz() -> dict[str, str]:
 
 @get("/readyz", tags=["health"], summary="The database is reachable and migrated", opt={PROBLEMS: (503,)})
 async def readyz(state: State) -> Response[dict[str, object]]:
-    """200 when PostgreSQL answers within 2 s and every migration is applied; 503 otherwise."""
+    """200 when PostgreSQL answers within 2 s, every migration is applied and no background task of the
+    process has failed; 503 otherwise."""
+    if state.supervision.failure is not None:
+        return problem(503, f"This process is stopping: {state.supervision.failure}.")
     try:
         async with asyncio.timeout(2):
             async with state.db.pool.acquire() as conn:

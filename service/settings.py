@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 import msgspec
 
 PREFIX = "LETTERBOX_"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
 
 
 class SettingsError(ValueError):
@@ -36,15 +38,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     smtp_url: str | None = None
     """``smtp://``, ``smtp+starttls://`` or ``smtps://user:pass@host:port``; unset means a Maildir outbox."""
     public_url: str = "http://127.0.0.1:8000"
-    """Base URL used in links in mail."""
+    """Base URL used in links in mail; unset means ``http://HOST:PORT`` of the bind (see :func:`load_settings`)."""
     secret_keys: tuple[str, ...] = ()
     """The first key signs, all verify; empty means a key generated once into ``var_dir/secret``."""
     from_addr: str = "newsletter@localhost"
-    """Default From address of editions and system mail."""
+    """Default From address of editions and system mail; unset means ``newsletter@`` + the public URL's host."""
     bounce_domain: str = ""
     """Domain of VERP return paths; empty means the host of ``public_url``."""
-    host: str = "127.0.0.1"
-    port: int = 8000
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
     bounce_smtp_port: int | None = None
     """When set, ``serve`` also receives bounce mail by SMTP on this port."""
     send_rate: float = 0.0
@@ -72,10 +74,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Addresses whose X-Forwarded-For is believed (uvicorn's forwarded_allow_ips); ``*`` trusts all."""
     soft_bounce_limit: int = 3
     soft_bounce_window_days: int = 30
-    send_max_attempts: int = 8
+    send_max_attempts: int = 100
+    """Tries per copy, a backstop: the retry window below normally ends retries first."""
     retry_base_seconds: float = 60.0
     """First back-off after a temporary failure; doubles each attempt."""
     retry_max_seconds: float = 3600.0
+    retry_for_hours: float = 72.0
+    """How long a copy that keeps failing temporarily is retried (a relay down for an afternoon loses nothing)."""
     edition_max_lateness_hours: float = 24.0
     """A scheduled edition found later than this after its ``send_at`` is cancelled, not sent."""
     sns_cert_file: str | None = None
@@ -108,12 +113,34 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def effective_bounce_domain(self) -> str:
         """The VERP domain: configured, or the host of the public URL."""
-        return self.bounce_domain or (urlsplit(self.public_url).hostname or "localhost")
+        return self.bounce_domain or mail_domain(self.public_url)
+
+    @property
+    def one_click(self) -> bool:
+        """Whether copies may offer RFC 8058 one-click unsubscribe, which needs an https link."""
+        return self.public_url.startswith("https://")
 
     @property
     def signing_key(self) -> str:
         """The key that signs new tokens."""
         return self.secret_keys[0]
+
+
+def mail_domain(url: str) -> str:
+    """The domain mail names for a public URL: its host, or ``localhost`` for an IP address or none."""
+    host = urlsplit(url).hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return host or "localhost"
+    return "localhost"
+
+
+def _url_host(bind: str) -> str:
+    """How links name the bind address: a wildcard bind is reached as localhost, IPv6 in brackets."""
+    if bind in {"", "0.0.0.0", "::"}:  # noqa: S104 - we read the bind address, not choose it
+        return "localhost"
+    return f"[{bind}]" if ":" in bind else bind
 
 
 _SCHEMES_DB = {"postgres", "postgresql"}
@@ -225,7 +252,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         values["bounce_smtp_port"] = _int("LETTERBOX_BOUNCE_SMTP_PORT", v, minimum=0, maximum=65535)
     if (v := get("send_rate")) is not None:
         values["send_rate"] = _float("LETTERBOX_SEND_RATE", v)
-    for name in ("retry_base_seconds", "retry_max_seconds"):
+    for name in ("retry_base_seconds", "retry_max_seconds", "retry_for_hours"):
         if (v := get(name)) is not None:
             values[name] = _float(PREFIX + name.upper(), v)
     if (v := get("edition_max_lateness_hours")) is not None:
@@ -246,6 +273,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if (v := get(name)) is not None:
             values[name] = _int(PREFIX + name.upper(), v, minimum=minimum)
     values.update(_limits(get))
+    # Derived defaults (DESIGN.md "Configuration"): links follow the bind, mail names follow the links.
+    if "public_url" not in values:
+        bind = str(values.get("host", DEFAULT_HOST))
+        values["public_url"] = f"http://{_url_host(bind)}:{values.get('port', DEFAULT_PORT)}"
+    if "from_addr" not in values:
+        values["from_addr"] = f"newsletter@{mail_domain(str(values['public_url']))}"
     return msgspec.convert(values, Settings)
 
 

@@ -35,17 +35,23 @@ class ListRef(msgspec.Struct, frozen=True):
 
 
 def normalise_email(raw: str) -> str:
-    """The address in its normal form (domain lower-cased, Unicode normalised), or :class:`InvalidValue`.
+    """The address in its normal form, or :class:`InvalidValue`.
 
-    No DNS lookups: a form must not wait on, or leak queries to, the reader's mail domain.
+    The domain is stored in its ASCII (IDNA) form, lower-cased, so that ``bücher.example`` and
+    ``xn--bcher-kva.example`` are one person and the address can be sent as stored; a non-ASCII
+    local part is kept (Unicode NFC) and sent with SMTPUTF8. No DNS lookups: a form must not
+    wait on, or leak queries to, the reader's mail domain.
     """
     text = raw.strip()
     if not text:
         raise InvalidValue("Enter an e-mail address.")
+    if "\ufffd" in text:  # bytes that were not UTF-8, replaced when the form or file was decoded
+        raise InvalidValue("The e-mail address contains characters that could not be read; type it again.")
     try:
-        return validate_email(text, check_deliverability=False).normalized
+        valid = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
         raise InvalidValue(f"Enter a valid e-mail address, like name@example.org ({exc}).") from exc
+    return f"{valid.local_part}@{valid.ascii_domain}"
 
 
 def clean_name(raw: str) -> str:
@@ -55,6 +61,8 @@ def clean_name(raw: str) -> str:
         raise InvalidValue(f"The name can be at most {NAME_MAX} characters long.")
     if _CONTROL.search(name):
         raise InvalidValue("The name cannot contain line breaks or other control characters.")
+    if "\ufffd" in name:
+        raise InvalidValue("The name contains characters that could not be read; type it again.")
     return name
 
 
