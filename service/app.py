@@ -31,6 +31,7 @@ from .db.pool import Database, open_database
 from .editions.routes import EditionController
 from .errors import exception_handlers
 from .health import healthz, metrics, readyz
+from .http_metrics import HttpMetricsMiddleware
 from .logs import RequestIdMiddleware
 from .metrics import Metrics
 from .problem_docs import ProblemDocs
@@ -159,7 +160,7 @@ def create_app(
             "metrics": Provide(provide_metrics, sync_to_thread=False),
         },
         exception_handlers=exception_handlers(),
-        middleware=[RequestIdMiddleware],
+        middleware=[RequestIdMiddleware, HttpMetricsMiddleware],
         plugins=[ProblemDocs()],
         request_max_body_size=settings.max_body_bytes,
         template_config=TemplateConfig(directory=TEMPLATES_DIR, engine=JinjaTemplateEngine),

@@ -91,24 +91,35 @@ def _run_until_signal(settings: Settings, body: Callable[[Database, asyncio.Even
 def _worker(settings: Settings, _: argparse.Namespace) -> int:
     from .delivery.worker import run_worker
     from .metrics import Metrics
+    from .metrics_server import metrics_endpoint
     from .tokens import TokenSigner
 
-    return _run_until_signal(
-        settings, lambda db, stop: run_worker(settings, db, Metrics(), TokenSigner(settings.secret_keys), stop)
-    )
+    metrics = Metrics()
+
+    async def body(db: Database, stop: asyncio.Event) -> None:
+        async with metrics_endpoint(settings, metrics, db):
+            await run_worker(settings, db, metrics, TokenSigner(settings.secret_keys), stop)
+
+    return _run_until_signal(settings, body)
 
 
 def _bounce_receiver(settings: Settings, _: argparse.Namespace) -> int:
     from .bounces.receiver import run_receiver
     from .metrics import Metrics
+    from .metrics_server import metrics_endpoint
     from .tokens import TokenSigner
 
     if settings.bounce_smtp_port is None:
         print("letterbox: LETTERBOX_BOUNCE_SMTP_PORT: set it to the port to receive bounce mail on", file=sys.stderr)
         return EXIT_CONFIG
-    return _run_until_signal(
-        settings, lambda db, stop: run_receiver(settings, db, TokenSigner(settings.secret_keys), Metrics(), stop)
-    )
+    metrics = Metrics()
+
+    async def body(db: Database, stop: asyncio.Event) -> None:
+        # Its own counters only: the queue figures come from the API and the workers.
+        async with metrics_endpoint(settings, metrics, None):
+            await run_receiver(settings, db, TokenSigner(settings.secret_keys), metrics, stop)
+
+    return _run_until_signal(settings, body)
 
 
 def _migrate(settings: Settings, _: argparse.Namespace) -> int:
@@ -258,6 +269,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return func(resolved, args)
     except _StopRequested:
         return 0
+    except SettingsError as exc:  # found while starting: a port taken, a cap the file limit cannot hold
+        print(f"letterbox: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except (EmbeddedPostgresError, MigrationError, QueryError) as exc:
         print(f"letterbox: {exc}", file=sys.stderr)
         return 1

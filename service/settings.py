@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -93,6 +93,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_batch_size: int = 200
     lease_seconds: int = 120
     db_pool_size: int = 10
+    # -- observability and limits (issue 12) --
+    metrics_port: int | None = None
+    """``letterbox worker`` and ``letterbox bounce-receiver`` serve ``/metrics`` on this port; ``serve`` has its own."""
+    bounce_smtp_max_connections: int = 100
+    """Open connections the bounce receiver holds at once; the next one is answered 421 and closed."""
+    bounce_smtp_idle_timeout_seconds: float = 30.0
+    """The bounce receiver closes a connection that sends nothing for this long."""
+    preview_timeout_seconds: float = 5.0
+    """Longest a segment preview may run in PostgreSQL (``statement_timeout``); 0 is no limit."""
+    fan_out_timeout_seconds: float = 30.0
+    """Longest freezing an edition's recipients may run in PostgreSQL; 0 is no limit."""
 
     @property
     def var_path(self) -> Path:
@@ -261,6 +272,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     for name, minimum in _INTS.items():
         if (v := get(name)) is not None:
             values[name] = _int(PREFIX + name.upper(), v, minimum=minimum)
+    values.update(_limits(get))
     # Derived defaults (DESIGN.md "Configuration"): links follow the bind, mail names follow the links.
     if "public_url" not in values:
         bind = str(values.get("host", DEFAULT_HOST))
@@ -268,3 +280,36 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if "from_addr" not in values:
         values["from_addr"] = f"newsletter@{mail_domain(str(values['public_url']))}"
     return msgspec.convert(values, Settings)
+
+
+def _limits(get: Callable[[str], str | None]) -> dict[str, object]:
+    """Observability and limits (issue 12): the metrics port, the receiver's caps, statement timeouts."""
+    values: dict[str, object] = {}
+    if (v := get("metrics_port")) is not None:
+        values["metrics_port"] = _int("LETTERBOX_METRICS_PORT", v, minimum=0, maximum=65535)
+    if (v := get("bounce_smtp_max_connections")) is not None:
+        values["bounce_smtp_max_connections"] = _int("LETTERBOX_BOUNCE_SMTP_MAX_CONNECTIONS", v, minimum=1)
+    for name in ("bounce_smtp_idle_timeout_seconds", "preview_timeout_seconds", "fan_out_timeout_seconds"):
+        if (v := get(name)) is not None:
+            values[name] = _float(PREFIX + name.upper(), v)
+    if values.get("bounce_smtp_idle_timeout_seconds") == 0:
+        raise SettingsError("LETTERBOX_BOUNCE_SMTP_IDLE_TIMEOUT_SECONDS", "must be more than zero")
+    if (v := get("trusted_proxies")) is not None:
+        _check_proxies(v)
+    return values
+
+
+def _check_proxies(value: str) -> None:
+    """Refuse what uvicorn would silently take as a literal host name: each item is ``*``, an IP or a network."""
+    for item in (part.strip() for part in value.split(",")):
+        if item == "*":
+            continue
+        try:
+            if "/" in item:
+                ipaddress.ip_network(item)  # strict, as uvicorn parses it: host bits set is an error
+            else:
+                ipaddress.ip_address(item)
+        except ValueError as exc:
+            raise SettingsError(
+                "LETTERBOX_TRUSTED_PROXIES", f"expected IP addresses or networks (10.0.0.0/8), got {item!r}"
+            ) from exc

@@ -78,6 +78,7 @@ class Worker:
                         last_housekeeping = time.monotonic()
                     busy = await self.send_system_mails(stop)
                     busy += await self.send_batch(stop)
+                    self.metrics.worker_progress()
                 except DATABASE_TROUBLE as exc:
                     log.warning("worker_database_trouble", error=str(exc))
                     busy = 0
@@ -273,4 +274,5 @@ async def run_worker(
 ) -> None:
     """Run one worker until ``stop`` is set (used by ``serve`` and by ``letterbox worker``)."""
     worker = Worker(settings, db, metrics, Links(settings, signer), transport or make_transport(settings))
-    await worker.run(stop)
+    with metrics.worker_alive():
+        await worker.run(stop)

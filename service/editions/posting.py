@@ -22,6 +22,7 @@ from ..segments.compile import compile_filter
 from ..segments.filter import parse_filter
 from ..segments.routes import list_ids as resolve_list_ids
 from ..segments.routes import resolve_segment
+from ..segments.statement_timeout import statement_timeout
 from ..settings import Settings
 from .schemas import EditionAccepted, EditionIn
 
@@ -125,7 +126,11 @@ async def post_edition(
     edition_id, status = created["id"], created["status"]
 
     fragment, params = compile_filter(node, first_param=3)
-    result = await conn.execute(with_filter(db.q["audience-fan-out"], fragment), list_ids, edition_id, *params)
+    async with statement_timeout(
+        conn, db, settings.fan_out_timeout_seconds, variable="LETTERBOX_FAN_OUT_TIMEOUT_SECONDS",
+        what="Freezing this edition's recipients",
+    ):  # fmt: skip
+        result = await conn.execute(with_filter(db.q["audience-fan-out"], fragment), list_ids, edition_id, *params)
     recipients = int(result.rsplit(" ", 1)[1])
     await conn.execute(db.q["edition-set-recipients"], edition_id, recipients)
     return EditionAccepted(id=edition_id, status=status, recipients=recipients)
