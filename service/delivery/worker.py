@@ -11,6 +11,7 @@ finishes the copies in flight and gives the rest of its batch back.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import os
 import secrets
@@ -31,6 +32,7 @@ from .addresses import sender_domain, wire_address
 from .compose import EditionMail, Personalisation, PreparedMail, format_date, prepare
 from .dkim_keys import DkimKeys
 from .housekeeping import housekeeping
+from .leases import LeaseKeeper
 from .rate import RateLimiter
 from .recorder import Recorder
 from .retry import backoff_delay
@@ -65,26 +67,15 @@ class Worker:
         self.limiter = RateLimiter(settings.send_rate)
         self._prepared: OrderedDict[tuple[int, int | None], tuple[PreparedMail, str]] = OrderedDict()
         self.dkim = DkimKeys.from_settings(settings)
+        self.leases = LeaseKeeper(db, settings.lease_seconds)
+        self._last_edition = 0  # editions take turns: see send_batch
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set; survives database outages by waiting and trying again."""
         log.info("worker_started", worker=self.name)
-        last_housekeeping = 0.0
         try:
-            while not stop.is_set():
-                try:
-                    if time.monotonic() - last_housekeeping > _HOUSEKEEPING_SECONDS:
-                        await housekeeping(self.db, self.settings)
-                        last_housekeeping = time.monotonic()
-                    busy = await self.send_system_mails(stop)
-                    busy += await self.send_batch(stop)
-                    self.metrics.worker_progress()
-                except DATABASE_TROUBLE as exc:
-                    log.warning("worker_database_trouble", error=str(exc))
-                    busy = 0
-                    await _sleep_unless(stop, 1.0)
-                if not busy:
-                    await _sleep_unless(stop, _IDLE_POLL_SECONDS)
+            async with self.leases:
+                await self._loop(stop)
         except Exception:
             # Not reached by anything one copy does (see send_batch); if it is, say so loudly: the
             # process exits non-zero so that its supervisor restarts it (see service/app.py, cli.py).
@@ -94,24 +85,56 @@ class Worker:
             await self.transport.close()
             log.info("worker_stopped", worker=self.name)
 
+    async def _loop(self, stop: asyncio.Event) -> None:
+        last_housekeeping = 0.0
+        while not stop.is_set():
+            try:
+                if time.monotonic() - last_housekeeping > _HOUSEKEEPING_SECONDS:
+                    await housekeeping(self.db, self.settings)
+                    last_housekeeping = time.monotonic()
+                busy = await self.send_system_mails(stop)
+                busy += await self.send_batch(stop)
+                self.metrics.worker_progress()
+            except DATABASE_TROUBLE as exc:
+                log.warning("worker_database_trouble", error=str(exc))
+                busy = 0
+                await _sleep_unless(stop, 1.0)
+            if not busy:
+                await _sleep_unless(stop, _IDLE_POLL_SECONDS)
+
     # -- editions ------------------------------------------------------------------
 
     async def send_batch(self, stop: asyncio.Event) -> int:
         """Claim, send and record one batch of edition copies; return how many were claimed."""
         rows: list[asyncpg.Record] = []
-        for edition in await self.db.pool.fetch(self.q["editions-sending"]):
+        editions = [r["id"] for r in await self.db.pool.fetch(self.q["editions-sending"])]
+        # Editions take turns, a batch each, starting after the last one served: a 50-person
+        # briefing posted behind a 100,000-copy edition goes out within a batch, not after it.
+        turn = bisect.bisect_right(editions, self._last_edition)
+        for edition_id in editions[turn:] + editions[:turn]:
             rows = await self.db.pool.fetch(
                 self.q["delivery-claim"],
                 self.settings.worker_batch_size,
                 self.settings.lease_seconds,
                 self.name,
-                edition["id"],
+                edition_id,
                 self.settings.retry_for_hours * 3600,
             )
             if rows:
+                self._last_edition = edition_id
                 break
         if not rows:
             return 0
+        claimed = {r["id"] for r in rows}
+        self.leases.deliveries |= claimed
+        try:
+            await self._send_claimed(rows, stop)
+        finally:
+            self.leases.deliveries -= claimed
+        return len(rows)
+
+    async def _send_claimed(self, rows: list[asyncpg.Record], stop: asyncio.Event) -> None:
+        """Send the claimed copies over the pooled connections and record every result."""
         await self.db.pool.execute(self.q["edition-mark-sending"], list({r["edition_id"] for r in rows}))
         recorder = Recorder(self.db, self.settings, self.metrics)
         recorder.start()
@@ -156,7 +179,6 @@ class Worker:
             if await self.db.pool.fetchval(self.q["edition-halt"], edition_id, reason[:500]) is not None:
                 log.error("edition_paused", edition_id=edition_id, reason=reason)
                 self._prepared = OrderedDict((k, v) for k, v in self._prepared.items() if k[0] != edition_id)
-        return len(rows)
 
     async def _send_one(self, row: asyncpg.Record, date: str) -> tuple[Outcome, str]:
         """Compose and send one copy. A problem of this copy alone is its outcome; a problem every
@@ -229,18 +251,23 @@ class Worker:
         """Send due confirmation and other system mails; return how many were claimed."""
         rows = await self.db.pool.fetch(self.q["system-mail-claim"], _SYSTEM_MAIL_BATCH, self.settings.lease_seconds)
         envelope_from = parseaddr(self.settings.from_addr)[1]
-        for row in rows:
-            if stop.is_set():
-                break
-            outcome = await self._send_system_mail(envelope_from, row)
-            if outcome.accepted:
-                await self.db.pool.execute(self.q["system-mail-sent"], row["id"], outcome.reply[:500])
-                self.metrics.system_mails.inc()
-            elif outcome.permanent or row["attempts"] >= self.settings.send_max_attempts:
-                await self.db.pool.execute(self.q["system-mail-failed"], row["id"], outcome.reply[:500])
-            else:
-                delay = backoff_delay(row["attempts"], self.settings)
-                await self.db.pool.execute(self.q["system-mail-retry"], row["id"], delay, outcome.reply[:500])
+        claimed = {r["id"] for r in rows}
+        self.leases.system_mails |= claimed
+        try:
+            for row in rows:
+                if stop.is_set():
+                    break
+                outcome = await self._send_system_mail(envelope_from, row)
+                if outcome.accepted:
+                    await self.db.pool.execute(self.q["system-mail-sent"], row["id"], outcome.reply[:500])
+                    self.metrics.system_mails.inc()
+                elif outcome.permanent or row["attempts"] >= self.settings.send_max_attempts:
+                    await self.db.pool.execute(self.q["system-mail-failed"], row["id"], outcome.reply[:500])
+                else:
+                    delay = backoff_delay(row["attempts"], self.settings)
+                    await self.db.pool.execute(self.q["system-mail-retry"], row["id"], delay, outcome.reply[:500])
+        finally:
+            self.leases.system_mails -= claimed
         return len(rows)
 
     async def _send_system_mail(self, envelope_from: str, row: asyncpg.Record) -> Outcome:

@@ -80,3 +80,8 @@ WHERE status = 'sending' AND lease_until < now();
 -- name: editions-sending
 -- Editions whose copies workers should be sending now.
 SELECT id FROM editions WHERE status IN ('queued', 'sending') ORDER BY id;
+
+-- name: delivery-renew-leases
+-- A live worker extends the leases of the copies it still holds (see service/delivery/leases.py).
+UPDATE deliveries SET lease_until = now() + make_interval(secs => $2)
+WHERE id = ANY ($1::bigint[]) AND status = 'sending';
