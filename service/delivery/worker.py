@@ -184,11 +184,11 @@ class Worker:
     async def send_system_mails(self, stop: asyncio.Event) -> int:
         """Send due confirmation and other system mails; return how many were claimed."""
         rows = await self.db.pool.fetch(self.q["system-mail-claim"], _SYSTEM_MAIL_BATCH, self.settings.lease_seconds)
-        envelope_from = parseaddr(self.settings.from_addr)[1]
         for row in rows:
             if stop.is_set():
                 break
-            outcome = await self.transport.send(envelope_from, row["recipient"], bytes(row["message"]))
+            return_path = self.links.system_mail_return_path(row["id"])
+            outcome = await self.transport.send(return_path, row["recipient"], bytes(row["message"]))
             if outcome.accepted:
                 await self.db.pool.execute(self.q["system-mail-sent"], row["id"], outcome.reply[:500])
                 self.metrics.system_mails.inc()

@@ -69,7 +69,7 @@ class Sns:
         return json.dumps(body).encode()
 
 
-def ses_bounce(bounce_type: str, *recipients: str) -> str:
+def ses_bounce(bounce_type: str, *recipients: str, status: str = "5.1.1", feedback_id: str = "fb-1") -> str:
     """An SES bounce notification."""
     return json.dumps(
         {
@@ -77,12 +77,13 @@ def ses_bounce(bounce_type: str, *recipients: str) -> str:
             "bounce": {
                 "bounceType": bounce_type,
                 "bounceSubType": "General",
+                "feedbackId": feedback_id,
                 "bouncedRecipients": [
                     {
                         "emailAddress": r,
                         "action": "failed",
-                        "status": "5.1.1",
-                        "diagnosticCode": "smtp; 550 5.1.1 unknown",
+                        "status": status,
+                        "diagnosticCode": f"smtp; {'550' if status[0] == '5' else '451'} {status} unknown",
                     }
                     for r in recipients
                 ],
@@ -148,7 +149,8 @@ async def test_ses_bounces_and_complaints(client: Client, settings: Settings, se
         (alice, "hard", "5.1.1", True),
         ("stranger@example.net", "hard", "5.1.1", False),
     ]
-    soft = sns.message("Notification", ses_bounce("Transient", bob), version=version, Subject="Amazon SES Bounce")
+    transient = ses_bounce("Transient", bob, status="4.4.7", feedback_id="fb-2")
+    soft = sns.message("Notification", transient, version=version, Subject="Amazon SES Bounce")
     assert (await client.post("/v1/webhooks/ses", content=soft)).json()["events"][0]["kind"] == "soft"
     complaint = sns.message("Notification", ses_complaint(carol), version=version)
     assert (await client.post("/v1/webhooks/ses", content=complaint)).json()["events"][0]["matched"] is True
@@ -284,7 +286,7 @@ async def test_sendgrid_event_batch(client: Client, settings: Settings, secrets:
         (alice, "hard", "5.1.1", True),
         (bob, "soft", "4.7.1", True),
         (carol, "complaint", None, True),
-        (dave, "hard", None, True),
+        (dave, "hard", "5.0.0", True),
     ]
     assert (await reader_state(url, carol))["status"] == "complained"
     assert (await reader_state(url, dave))["suppressed"] == "hard_bounce"
@@ -347,7 +349,9 @@ async def test_mailgun_failures_and_complaints(
         response = await client.post("/v1/webhooks/mailgun", json=_mailgun(data, timestamp=now - 30))
         assert response.status_code == 200, response.text
         kinds += [(e["kind"], e["status"], e["matched"]) for e in response.json()["events"]]
-    assert kinds == [("hard", "5.1.1", True), ("soft", "4.2.2", True), ("complaint", None, True)]
+    # A temporary failure is one Mailgun will retry: a delay, recorded, never a bounce.
+    assert kinds == [("hard", "5.1.1", True), ("delayed", "4.2.2", True), ("complaint", None, True)]
+    assert (await reader_state(url, bob))["soft_bounces"] == 0
     assert (await reader_state(url, alice))["status"] == "bounced"
     assert (await reader_state(url, carol))["status"] == "complained"
 
