@@ -461,3 +461,57 @@ async def test_our_message_id_quoted_by_a_provider_ties_the_exact_copy(
     tied = await fetch(url, "SELECT delivery_id FROM bounce_events ORDER BY id")
     assert [r["delivery_id"] for r in tied] == [old_alice, old_bob]
     assert (await reader_state(url, carol))["status"] == "active"
+
+
+# -- Replays and labels --------------------------------------------------------------------------
+
+
+async def test_a_genuine_event_replayed_changes_nothing(
+    client: Client, settings: Settings, secrets: Any, clock: FakeClock
+) -> None:
+    """Each provider's event id is acted on once: three deliveries of one soft bounce (the limit
+    is three) count one, whatever the provider."""
+    url = settings.database_url or ""
+    readers = await seed_readers(url, 4)
+    mailgun = _mailgun(
+        {"event": "failed", "severity": "permanent", "recipient": readers[0], "id": "mg-event-1",
+         "reason": "old", "delivery-status": {"code": 452, "enhanced-code": "4.2.2", "message": "Mailbox full"}},
+        timestamp=int(clock()) - 10,
+    )  # fmt: skip
+    postmark = {"RecordType": "Bounce", "ID": 4242, "Type": "SoftBounce", "Email": readers[1],
+                "Description": "Mailbox full", "Details": "452 4.2.2 Over quota"}  # fmt: skip
+    sendgrid = json.dumps([{"email": readers[2], "event": "bounce", "type": "blocked", "status": "4.7.1",
+                            "reason": "Greylisted", "sg_event_id": "sg-1"}]).encode()  # fmt: skip
+    ses = secrets[1].message("Notification", ses_bounce("Transient", readers[3], status="4.4.7"))
+    for _ in range(3):
+        requests = [
+            client.post("/v1/webhooks/mailgun", json=mailgun),
+            client.post("/v1/webhooks/postmark", json=postmark, headers=_basic("postmark", "hook-password")),
+            client.post("/v1/webhooks/sendgrid", content=sendgrid, headers=_sendgrid(secrets[2], sendgrid)),
+            client.post("/v1/webhooks/ses", content=ses),
+        ]
+        for request in requests:
+            response = await request
+            assert response.status_code == 200, response.text
+            assert [(e["kind"], e["matched"]) for e in response.json()["events"]] == [("soft", True)]
+    for reader in readers:
+        state = await reader_state(url, reader)
+        assert (state["status"], state["soft_bounces"], state["suppressed"]) == ("active", 1, None), reader
+    assert await value(url, "SELECT count(*) FROM bounce_events") == 4
+
+
+async def test_a_provider_label_is_a_hint_the_status_code_decides(
+    client: Client, settings: Settings, secrets: Any
+) -> None:
+    url = settings.database_url or ""
+    alice, bob = await seed_readers(url, 2)
+    sns: Sns = secrets[1]
+    transient_but_5xx = sns.message("Notification", ses_bounce("Transient", alice, status="5.1.1", feedback_id="a"))
+    response = await client.post("/v1/webhooks/ses", content=transient_but_5xx)
+    assert [(e["kind"], e["status"]) for e in response.json()["events"]] == [("hard", "5.1.1")]
+    delayed = {"email": bob, "event": "deferred", "response": "451 4.7.1 Try again later", "sg_event_id": "sg-9"}
+    body = json.dumps([delayed]).encode()
+    response = await client.post("/v1/webhooks/sendgrid", content=body, headers=_sendgrid(secrets[2], body))
+    assert [(e["kind"], e["matched"]) for e in response.json()["events"]] == [("delayed", True)]
+    assert (await reader_state(url, alice))["suppressed"] == "hard_bounce"
+    assert (await reader_state(url, bob))["soft_bounces"] == 0
