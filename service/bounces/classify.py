@@ -17,16 +17,16 @@ again in README.md, "How bounces are classified".  Evidence is weighed in this
 order, the first that speaks deciding the class (4 temporary, 5 permanent):
 
 1. a complaint is a complaint; ``Action: delivered/relayed/expanded`` or a 2.x.x code is no failure;
-2. ``Action: delayed`` (or a provider's "delayed"/"deferred" event) is a delay warning;
+2. ``Action: delayed`` (or a provider's delay event) is a delay warning, unless the warning
+   shows a permanent (5xx) refusal for that very recipient;
 3. the status code a structured field declares (DSN ``Status``, a provider's status field);
-4. the notice saying in so many words that the failure is permanent ("permanent error",
-   "PERMANENT fatal delivery errors"): the reporter gave up, whatever its transcript shows;
-5. an enhanced status code written in the text, then an SMTP reply code;
-6. wording that the failure is temporary (class 4), or that delivery is delayed (a delay warning);
-7. a reason that is transient by nature (a timeout, a refused connection, a mail loop): class 4;
-8. the reporter's own account: ``Action: failed`` or a notice of failure says class 5;
-9. the provider's label (SES ``Permanent``, Postmark ``HardBounce``, Mailgun ``temporary``…);
-10. a reason that is permanent by nature ("user unknown", "domain not found"): class 5.
+4. an enhanced status code written in the text, prose included, then an SMTP reply code;
+5. the notice saying outright that it gave up ("permanent error", "PERMANENT fatal delivery
+   errors": class 5) or that it is still trying ("delayed", "will retry": a delay warning);
+6. the reporter's own account: ``Action: failed`` or a notice of failure says class 5;
+7. the provider's label (SES ``Permanent``, Postmark ``HardBounce``, ``POST /v1/bounces`` ``soft``…);
+8. wording that the failure is temporary ("try again later", greylisting): class 4;
+9. the reason's nature (the phrase table): "user unknown" 5, "timed out" 4.
 
 Class 5 is hard, except a full mailbox (X.2.2, or any class-5 code but an X.1.x
 addressing one whose words say the mailbox is full), which is soft: the address
@@ -180,11 +180,6 @@ PHRASES: tuple[Phrase, ...] = (
     _phrase(r"\bdmarc\b", "7.26", 5, "refused by DMARC policy"),
     _phrase(r"\bspf\b", "7.23", 5, "refused by SPF policy"),
     _phrase(
-        r"spam|black ?list|block ?list|\brbl\b|dnsbl|blocked|junk|reputation|banned|denied|refused"
-        r"|not (?:authorized|allowed|permitted)|prohibited|virus|malware|policy",
-        "7.1", 5, "spam / policy block: refused by the receiver's policy",
-    ),
-    _phrase(
         r"timed? ?out|expired|retry time|(?:in|on) (?:the )?queue too long|too long (?:in|on) (?:the )?queue"
         r"|could not deliver for|not delivered within|giving up|delivery time|retries exceeded"
         r"|delivery failed \d+ attempts|undeliverable for",
@@ -195,6 +190,11 @@ PHRASES: tuple[Phrase, ...] = (
         r"|could not connect|cannot connect|socket error|network (?:is )?unreachable"
         r"|host (?:is )?(?:down|unreachable)|not responding|requests to connect|no answer",
         "4.1", 4, "could not connect: a network fault, not the mailbox",
+    ),
+    _phrase(
+        r"spam|black ?list|block ?list|\brbl\b|dnsbl|blocked|junk|reputation|banned|denied|refused"
+        r"|not (?:authorized|allowed|permitted)|prohibited|virus|malware|policy",
+        "7.1", 5, "spam / policy block: refused by the receiver's policy",
     ),
     # Postfix's "Recipient address rejected:" prefixes every reason; alone it means "unknown".
     _phrase(
