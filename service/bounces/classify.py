@@ -132,14 +132,24 @@ PHRASES: tuple[Phrase, ...] = (
         r"|bad (?:recipient|destination mailbox)|(?:does ?n[o']t|doesn't) have an? [\w.-]{1,60} account"
         r"|not our customer|user not local|unknown or illegal alias|mailbox not found"
         r"|no longer (?:valid|available|active|exists)|(?:address|recipient) (?:is )?no longer"
-        r"|not a known user|user not found|recipient not found|no such address",
+        r"|not a known user|user not found|recipient not found|no such address"
+        # The same in the languages notices are most often written in besides English.
+        r"|(?:benutzer|empf[aä]nger|adresse|postfach)\W{0,3}(?:ist )?unbekannt"
+        r"|unbekannte[rn]? (?:empf[aä]nger|benutzer)"
+        r"|existiert nicht|(?:utilisateur|destinataire|adresse) inconnu|n'existe pas"
+        r"|(?:usuario|destinatario|direcci[oó]n) desconocid|(?:utente|destinatario|indirizzo) sconosciut"
+        r"|onbekende? (?:gebruiker|ontvanger|adres)|(?:usu[aá]rio|destinat[aá]rio) desconhecid",
         "1.1", 5, "user unknown / no such user: the mailbox does not exist",
     ),
     _phrase(
         r"mail ?box (?:is )?full|mail ?folder is full|(?:is|was) full\b|over ?quota|quota (?:exceeded|full)"
         r"|exceeded (?:his |her |their |the )?(?:storage |disk |mailbox )?quota|(?:mailbox|disk|storage) quota"
         r"|exceeded storage|storage allocation|mailbox size limit|insufficient (?:disk|storage) space"
-        r"|not enough (?:disk |storage )?space|full mailbox|user is over",
+        r"|not enough (?:disk |storage )?space|full mailbox|user is over"
+        r"|(?:postfach|mailbox|speicher)\W{0,3}(?:ist )?(?:voll|[uü]berf[uü]llt)"
+        r"|bo[iî]te (?:aux lettres )?(?:est )?pleine"
+        r"|buz[oó]n (?:est[aá] )?lleno|casella (?:di posta )?(?:[eè] )?piena|(?:mailbox|postvak) (?:is )?vol\b"
+        r"|caixa (?:postal )?(?:est[aá] )?(?:cheia|lotada)",
         "2.2", None, "mailbox full / over quota: the mailbox exists and takes mail once emptied (soft)",
     ),
     _phrase(

@@ -85,7 +85,9 @@ _DELAY_NOTICE = re.compile(
 _DELAY_SUBJECT = re.compile(r"\bdelay|\bdelayed|warning:|\bdeferred", re.IGNORECASE)
 _FINAL_NOTICE = re.compile(
     r"permanent|fatal|could ?n[o']t be delivered|undeliverable|unable to deliver|delivery failed|failed"
-    r"|given up|not be delivered|has been rejected|returned|error (?:has )?occurred",
+    r"|given up|not be delivered|has been rejected|returned|error (?:has )?occurred"
+    r"|nicht zugestellt|unzustellbar|pas pu [eê]tre (?:remis|distribu)|non remis|no (?:se )?pudo (?:ser )?entregar"
+    r"|non [eè] stat[oa] (?:possibile )?consegna|niet (?:worden )?afgeleverd|n[aã]o (?:p[oô]de|foi) (?:ser )?entreg",
     re.IGNORECASE,
 )
 _FINAL_SUBJECT = re.compile(r"\berror\b|fail|undeliver|returned|non[- ]?deliver|rejected", re.IGNORECASE)
