@@ -364,3 +364,26 @@ About your message to <reader@example.org>: see the attached log.
 """)
     event = only(parse_report(raw))
     assert (event.email, event.kind, event.status) == ("reader@example.org", "unknown", None)
+
+
+def test_a_dsn_declaring_5xx_stays_hard_whatever_temporary_reply_it_quotes() -> None:
+    raw = mail("""
+From: Mail Delivery System <MAILER-DAEMON@mx.example.net>
+To: bounce+tok@bounces.example.org
+Subject: Undeliverable
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="B"
+
+--B
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.net
+
+Final-Recipient: rfc822; reader@example.org
+Action: failed
+Status: 5.4.7
+Diagnostic-Code: smtp; 451 4.4.1 mx.example.org: no answer, giving up
+--B--
+""")
+    event = only(parse_report(raw))
+    assert (event.kind, event.status) == ("hard", "5.4.7")

@@ -123,10 +123,11 @@ def _finding(block: dict[str, list[str]], fallback: str | None) -> Finding | Non
 
     remote = find_reply_pair(diagnostic)
     status: str | None
-    if remote is not None:
+    if remote is not None and (declared is None or remote[1][0] == declared[0] or remote[1][0] == "5"):
         # The remote server's own "550 5.2.2" knows the mailbox best; the reporting MTA
         # often files it under a generic code or its retry policy (Postfix reports a 5xx
-        # greeting as 4.x.x).
+        # greeting as 4.x.x). But a reporter that declares 5.x.x has given up for good:
+        # the last temporary reply it quotes does not make that soft.
         reply_code, status = remote
     elif declared is not None and declared.endswith(".0.0") and from_diagnostic and from_diagnostic[0] == declared[0]:
         # "5.0.0" says only "failed"; the remote server's own code usually says why.
