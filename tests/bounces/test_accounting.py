@@ -4,17 +4,20 @@ classified like any report. Reports go in through the real raw-bounce API, tied 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from service.bounces.ingest import record_send_refusal
+from service.bounces.policy import BounceFacts, apply_bounce
 from service.db.pool import Database, open_database
 from service.settings import Settings
 from service.tokens import Purpose, TokenSigner
-from tests.bounces.sends import dsn_mail, fetch, reader_state, sent_edition
+from tests.bounces.sends import dsn_mail, fetch, reader_state, sent_edition, value
 from tests.support.seed import seed_readers
 
 Client = AsyncTestClient[Litestar]
@@ -133,3 +136,39 @@ async def test_a_refusal_at_send_time_is_classified_like_any_report(
         assert await record_send_refusal(conn, db.q, settings, copy, reply)
     assert [(d, k) for d, k, _ in await _events(url)] == [(copy, kind)]
     assert (await reader_state(url, alice))["suppressed"] == suppressed
+
+
+async def test_two_reports_of_one_copy_at_once_count_once_and_both_succeed(db: Database, settings: Settings) -> None:
+    """The second report waits for the first (the copy is locked) instead of failing on the unique index."""
+    url = settings.database_url or ""
+    (alice,) = await seed_readers(url, 1)
+    _, (copy,) = await sent_edition(url, [alice])
+    facts = BounceFacts(email="", kind="soft", status="4.2.2", source="api-raw", delivery_id=copy)
+    first, second = await asyncpg.connect(url), await asyncpg.connect(url)
+    try:
+        first_tx = first.transaction()
+        await first_tx.start()
+        assert await apply_bounce(first, db.q, settings, facts)
+
+        async def other() -> bool:
+            async with second.transaction():
+                return await apply_bounce(second, db.q, settings, facts)
+
+        racing = asyncio.create_task(other())
+        await _blocked_on_a_lock(url, second.get_server_pid())
+        await first_tx.commit()
+        assert await racing
+    finally:
+        await first.close()
+        await second.close()
+    assert [counted for _, _, counted in await _events(url)] == [True, False]
+    assert (await reader_state(url, alice))["soft_bounces"] == 1
+
+
+async def _blocked_on_a_lock(url: str, pid: int) -> None:
+    """Return once backend ``pid`` waits on a lock (polled: no fixed delay is assumed)."""
+    for _ in range(6000):
+        if await value(url, "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the second report never waited for the first")

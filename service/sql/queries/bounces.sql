@@ -59,5 +59,7 @@ WHERE s.id = r.id
 RETURNING s.soft_bounces;
 
 -- name: delivery-for-bounce
--- The delivery a VERP token names, with its edition and subscriber.
-SELECT id, edition_id, subscriber_id FROM deliveries WHERE id = $1;
+-- The delivery a report is about, with its edition and subscriber. Locked until the transaction
+-- ends: two reports of one copy arriving at once are then counted one after the other, and the
+-- second sees that the copy has counted (rather than running into the unique index).
+SELECT id, edition_id, subscriber_id FROM deliveries WHERE id = $1 FOR NO KEY UPDATE;
