@@ -18,8 +18,8 @@ LOST_LEASE_LIMIT = 3
 
 
 async def housekeeping(db: Database, settings: Settings) -> None:
-    """Release due scheduled editions, cancel stale ones, close finished ones, reclaim dead leases, purge
-    sign-ups never confirmed."""
+    """Release due scheduled editions, cancel stale ones, pause those the complaint guard stops, close
+    finished ones, reclaim dead leases, purge sign-ups never confirmed."""
     lateness = settings.edition_max_lateness_hours * 3600
     async with db.pool.acquire() as conn:
         cancelled = await conn.fetch(db.q["edition-cancel-stale"], lateness)
@@ -27,6 +27,12 @@ async def housekeeping(db: Database, settings: Settings) -> None:
             log.warning("edition_cancelled_stale", edition_id=edition_id)
         for row in await conn.fetch(db.q["edition-release-scheduled"], lateness):
             log.info("edition_released", edition_id=row["id"])
+        guarded = await conn.fetch(
+            db.q["edition-guard"], settings.guard_min_sent, settings.guard_complaint_rate,
+            settings.guard_hard_bounce_rate,
+        )
+        for row in guarded:
+            log.error("edition_paused", edition_id=row["id"], reason=row["status_reason"])
         for row in await conn.fetch(db.q["edition-finish"]):
             log.info("edition_done", edition_id=row["id"])
         reclaimed = await conn.execute(db.q["delivery-reclaim-expired"], LOST_LEASE_LIMIT)
