@@ -91,7 +91,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """SendGrid's Signed Event Webhook verification key: base64 DER or PEM."""
     mailgun_webhook_signing_key: str | None = None
     worker_batch_size: int = 200
-    lease_seconds: int = 30
+    lease_seconds: int = 10
     """A live worker renews its leases every third of this; a dead worker's copies are free again after it."""
     db_pool_size: int = 10
     # -- observability and limits (issue 12) --

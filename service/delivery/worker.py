@@ -106,11 +106,10 @@ class Worker:
     async def send_batch(self, stop: asyncio.Event) -> int:
         """Claim, send and record one batch of edition copies; return how many were claimed."""
         rows: list[asyncpg.Record] = []
-        editions = [r["id"] for r in await self.db.pool.fetch(self.q["editions-sending"])]
-        # Editions take turns, a batch each, starting after the last one served: a 50-person
-        # briefing posted behind a 100,000-copy edition goes out within a batch, not after it.
-        turn = bisect.bisect_right(editions, self._last_edition)
-        for edition_id in editions[turn:] + editions[:turn]:
+        rows_sending = await self.db.pool.fetch(self.q["editions-sending"])
+        urgent = [r["id"] for r in rows_sending if r["priority"] == "urgent"]
+        normal = [r["id"] for r in rows_sending if r["priority"] != "urgent"]
+        for edition_id in self._in_turn(urgent) + self._in_turn(normal):
             rows = await self.db.pool.fetch(
                 self.q["delivery-claim"],
                 self.settings.worker_batch_size,
@@ -131,6 +130,12 @@ class Worker:
         finally:
             self.leases.deliveries -= claimed
         return len(rows)
+
+    def _in_turn(self, editions: list[int]) -> list[int]:
+        """Editions take turns, a batch each, starting after the last one served: a 50-person
+        briefing posted behind a 100,000-copy edition goes out within a batch, not after it."""
+        turn = bisect.bisect_right(editions, self._last_edition)
+        return editions[turn:] + editions[:turn]
 
     async def _send_claimed(self, rows: list[asyncpg.Record], stop: asyncio.Event) -> None:
         """Send the claimed copies over the pooled connections and record every result."""
