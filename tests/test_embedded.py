@@ -18,10 +18,11 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
-from service.db.embedded import POSTGRES_MAJOR, SHARED_ROOT
+from service.db.embedded import POSTGRES_MAJOR, SHARED_ROOT, EmbeddedPostgres
 from tests.conftest import BOOTSTRAP_KEY
 from tests.editions.test_posting import edition
 from tests.support.seed import seed_readers
@@ -288,3 +289,33 @@ def test_serve_exits_non_zero_when_its_postmaster_cannot_start_again(open_dir: P
     assert served.events("embedded_postgres_gave_up")
     assert "could not be started again" in served.log()
     assert _postgres_pids(data_dir) == []
+
+
+async def _select_one(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval("SELECT 1"))
+    finally:
+        await conn.close()
+
+
+def test_a_lock_left_by_a_dead_postmaster_whose_pid_is_reused_does_not_block_the_start(open_dir: Path) -> None:
+    server = EmbeddedPostgres(open_dir / "postgres", durable=False)
+    server.start()
+    lock = (open_dir / "postgres" / "postmaster.pid").read_text()
+    socket_lock = (open_dir / "postgres" / ".s.PGSQL.5432.lock").read_text()
+    server.stop()
+    # A crash leaves both lock files behind; by the next start their pid belongs to another program.
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        for name, text in (("postmaster.pid", lock), (".s.PGSQL.5432.lock", socket_lock)):
+            (open_dir / "postgres" / name).write_text(f"{other.pid}\n" + text.split("\n", 1)[1])
+        server.start()
+        try:
+            assert server.pid is not None, "started, not joined to a server that is not there"
+            assert asyncio.run(_select_one(server.dsn())) == 1
+        finally:
+            server.stop()
+    finally:
+        other.kill()
+        other.wait()
