@@ -118,14 +118,13 @@ def _postgres_processes_in(data_dir: Path) -> list[int]:
         if not entry.name.isdigit():
             continue
         try:
-            # A zombie has no working folder: readlink fails, so a dead, unreaped postmaster does not count.
-            if Path(os.readlink(entry / "cwd")) != data_dir:
+            # A zombie has neither working folder nor program: a dead, unreaped postmaster does not count.
+            # The program, not the command line: backends retitle themselves ("postgres: checkpointer").
+            if Path(os.readlink(entry / "cwd")) != data_dir or Path(os.readlink(entry / "exe")).name != "postgres":
                 continue
-            program = (entry / "cmdline").read_bytes().split(b"\0", 1)[0]
         except OSError:
             continue
-        if program.endswith(b"postgres"):
-            found.append(int(entry.name))
+        found.append(int(entry.name))
     return found
 
 
@@ -297,7 +296,7 @@ class EmbeddedPostgres:
                 "Letterbox does not loosen permissions on your folders: move the cluster to a folder it can "
                 "reach and set LETTERBOX_VAR_DIR, or set LETTERBOX_DATABASE_URL."
             )
-        place = self._shared_root() / f"postgres-{_short_hash(str(self.requested_dir))}"
+        place = (self._shared_root() / f"postgres-{_short_hash(str(self.requested_dir))}").resolve()
         place.mkdir(mode=0o700, exist_ok=True)
         assert self._user is not None, "only root is ever refused"
         os.chown(place, self._user.pw_uid, self._user.pw_gid)
