@@ -152,7 +152,7 @@ def _too_deep(_: Request[Any, Any, Any], exc: RecursionError) -> Response[Any]:
 # whose PostgresError also covers mistakes in our own SQL, which must stay 500s.
 DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     OSError,  # includes TimeoutError: a pool acquire or connect that timed out
-    asyncpg.InterfaceError,
+    asyncpg.ConnectionDoesNotExistError,  # not all of InterfaceError: it also means misuse, a bug
     asyncpg.exceptions.InternalClientError,
     asyncpg.PostgresConnectionError,
     asyncpg.OperatorInterventionError,

@@ -247,13 +247,16 @@ async def test_killed_postmaster_is_restarted_and_the_edition_completes(open_dir
             (first,) = served.events("embedded_postgres_started")
             killed = int(str(first["pid"]))
             os.kill(killed, signal.SIGKILL)
+            answers = set()
             for _ in range(600):
+                answers.add((await client.get(f"/v1/editions/{posted.json()['id']}", headers=headers)).status_code)
                 if len(served.events("embedded_postgres_started")) == 2 and await asyncio.to_thread(served.ready):
                     break
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.05)
             else:
                 raise AssertionError(f"not restarted: {served.log()[-3000:]}")
             assert not _is_zombie(killed), "the dead postmaster is reaped"
+            assert answers <= {200, 503}, "an outage is a 503, never a 500"
             await smtp_sink.wait_for(total, within=60)
             # A claim the kill cut off mid-answer leaves its copies leased until the lease expires.
             for _ in range(300):
@@ -267,6 +270,8 @@ async def test_killed_postmaster_is_restarted_and_the_edition_completes(open_dir
         assert {r.rcpt_tos[0] for r in smtp_sink.received} == set(emails), "nothing lost"
         (died,) = served.events("embedded_postgres_died")
         assert died["pid"] == killed
+        assert len(served.events("database_unavailable")) <= 1, "one warning, not one per request"
+        assert not served.events("unhandled_error")
     finally:
         assert served.stop() == 0, served.log()[-3000:]
     assert _postgres_pids(data_dir) == []
