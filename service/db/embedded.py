@@ -377,6 +377,7 @@ class EmbeddedPostgres:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not self._stopping.is_set():
             if process.poll() is not None:
+                self._forget(process)
                 tail = self.log_path.read_text(errors="replace")[-2000:]
                 raise EmbeddedPostgresError(f"PostgreSQL exited at start; its log ({self.log_path}) ends:\n{tail}")
             if self._running_socket_dir() == self._socket_dir:
@@ -387,7 +388,13 @@ class EmbeddedPostgres:
             return
         process.kill()
         process.wait()
+        self._forget(process)
         raise EmbeddedPostgresError(f"PostgreSQL did not become ready within 60 s; see {self.log_path}")
+
+    def _forget(self, process: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            if self._process is process:
+                self._process = None
 
     def _watch(self, give_up: Callable[[str], None]) -> None:
         """The supervisor thread: reap the postmaster when it exits and, unless we stopped it, start it again."""
