@@ -33,7 +33,8 @@ from tests.support.smtp import SmtpSink, free_port
 def open_dir() -> Iterator[Path]:
     """A folder of our own that the unprivileged PostgreSQL user can reach when we run as root.
 
-    pytest's tmp_path lives under a 0700 folder; Letterbox refuses (rightly) to loosen that.
+    pytest's tmp_path lives under a 0700 folder: run as root, the cluster would move to
+    /var/lib/letterbox (see the closed-folder test); these tests want it where they look.
     """
     path = Path(tempfile.mkdtemp(prefix="letterbox-serve-"))
     path.chmod(0o755)
