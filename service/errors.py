@@ -159,6 +159,18 @@ DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     asyncpg.InsufficientResourcesError,
 )
 RETRY_AFTER_SECONDS = 5
+
+
+def is_unavailable(exc: BaseException | None) -> bool:
+    """Whether ``exc`` means the database cannot be reached (see ``DATABASE_UNAVAILABLE``).
+
+    Also a pooled connection found closed when used (the server went away between the pool
+    handing it out and the first statement): the driver raises a bare InterfaceError saying
+    "connection is closed", while its other InterfaceErrors mean misuse, a bug.
+    """
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        return True
+    return isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
 # One warning per this many seconds while the database stays away, counting the requests refused.
 _OUTAGE_LOG_SECONDS = 30.0
 
@@ -196,6 +208,23 @@ def _database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Re
                    headers=headers)
 
 
+def _interface_error(request: Request[Any, Any, Any], exc: asyncpg.InterfaceError) -> Response[Any]:
+    if is_unavailable(exc):
+        return _database_unavailable(request, exc)
+    return _unexpected(request, exc)
+
+
+def _exception_group(request: Request[Any, Any, Any], exc: ExceptionGroup[Exception]) -> Response[Any]:
+    # Litestar groups the errors raised while closing a request's dependencies (its transaction)
+    # and chains the handler's own error as the cause: a connection that dropped fails both.
+    cause = exc.__cause__
+    if is_unavailable(cause) or all(is_unavailable(member) for member in exc.exceptions):
+        return _database_unavailable(request, cause if isinstance(cause, Exception) else exc.exceptions[0])
+    # Anything else is handled as any other unexpected error of this route (a page on public pages).
+    fallback = request.route_handler.resolve_exception_handlers()[Exception]
+    return fallback(request, exc)
+
+
 def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.error("unhandled_error", exc_info=exc)
     return problem(500, "Something went wrong on our side; it has been logged.")
@@ -210,6 +239,8 @@ def exception_handlers() -> ExceptionHandlersMap:
         asyncpg.DataError: _data_error,
         RecursionError: _too_deep,
         **dict.fromkeys(DATABASE_UNAVAILABLE, _database_unavailable),
+        asyncpg.InterfaceError: _interface_error,
+        ExceptionGroup: _exception_group,
         Exception: _unexpected,
     }
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from structlog.testing import capture_logs
 
@@ -159,3 +160,18 @@ async def test_postgres_outage_is_a_503_with_one_warning_and_heals(
         assert statuses[-1] == 200, statuses
         assert (await client.get("/subscribe")).status_code == 200
         assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_a_connection_cut_mid_request_is_a_503_not_a_500(
+    client: AsyncTestClient[Litestar], app: Litestar, admin_headers: dict[str, str]
+) -> None:
+    # The server ends this request's own connection mid-statement, as a crash or failover would;
+    # closing the transaction then finds the connection closed too.
+    for name in ("list-all", "list-public"):
+        app.state.db.q._queries[name] = "SELECT pg_terminate_backend(pg_backend_pid())"
+    response = await client.get("/v1/lists", headers=admin_headers)
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "5"
+    page = await client.get("/subscribe")
+    assert page.status_code == 503, page.text
+    assert page.headers["content-type"].startswith("text/html") and "Service unavailable" in page.text

@@ -16,7 +16,7 @@ from __future__ import annotations
 import structlog
 
 from ..db.pool import Database
-from ..errors import DATABASE_UNAVAILABLE
+from ..errors import is_unavailable
 from ..settings import Settings
 from ..tokens import TokenSigner
 from . import lifecycle
@@ -41,7 +41,8 @@ async def decide(db: Database, settings: Settings, signer: TokenSigner, sign_up:
     try:
         async with db.transaction() as conn:
             await lifecycle.subscribe(conn, db.q, settings, signer, sign_up, actor)
-    except DATABASE_UNAVAILABLE as exc:
-        log.warning("subscribe_not_recorded", error=type(exc).__name__)
-    except Exception:
-        log.exception("subscribe_failed")
+    except Exception as exc:
+        if is_unavailable(exc):
+            log.warning("subscribe_not_recorded", error=type(exc).__name__)
+        else:
+            log.exception("subscribe_failed")
