@@ -66,9 +66,12 @@ def free_port() -> int:
 
 
 class SmtpSink:
-    """Start with :meth:`start`; read :attr:`received`; script refusals per recipient."""
+    """Start with :meth:`start`; read :attr:`received`; script refusals per recipient.
 
-    def __init__(self) -> None:
+    ``smtputf8``: offer SMTPUTF8 (RFC 6531), as a mail server that takes international addresses does.
+    """
+
+    def __init__(self, *, smtputf8: bool = False) -> None:
         self.lock = threading.Lock()
         self.received: list[Received] = []
         self.scripted: dict[str, deque[str]] = {}
@@ -76,7 +79,9 @@ class SmtpSink:
         self.dropping = False
         self.delay = 0.0
         self.port = free_port()
-        self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, data_size_limit=None)
+        self._controller = Controller(
+            _Handler(self), hostname="127.0.0.1", port=self.port, data_size_limit=None, enable_SMTPUTF8=smtputf8
+        )
 
     def start(self) -> None:
         """Listen in a background thread."""
