@@ -79,11 +79,18 @@ async def post_edition(client: Client, headers: dict[str, str], key: str, **chan
 
 
 async def until(what: str, check: Callable[[], Awaitable[bool]], postfix: Postfix, within: float = WITHIN) -> None:
-    """Wait for ``check`` to hold; fail saying what never happened, with Postfix's queue and log."""
+    """Wait for ``check`` to hold, flushing Postfix's queue each second so deferred mail is retried on time.
+
+    Fail saying what never happened, with Postfix's queue and the end of its log.
+    """
     deadline = time.monotonic() + within
+    flushed = 0.0
     while time.monotonic() < deadline:
         if await check():
             return
+        if time.monotonic() - flushed >= 1:
+            await asyncio.to_thread(postfix.flush)
+            flushed = time.monotonic()
         await asyncio.sleep(0.1)
     raise AssertionError(f"{what} within {within:.0f} s\n{postfix.queued()}\n{postfix.log()[-4000:]}")
 

@@ -39,6 +39,8 @@ from tests.support.smtp import SmtpSink, free_port
 
 POSTFIX = Path("/usr/sbin/postfix")
 POSTCONF = Path("/usr/sbin/postconf")
+POSTQUEUE = Path("/usr/sbin/postqueue")
+POSTSUPER = Path("/usr/sbin/postsuper")
 BOUNCE_DOMAIN = "bounces.example.net"
 """Letterbox's bounce domain in these tests: Postfix hands its mail to the bounce receiver."""
 REFUSED_DOMAIN = "refused.example"
@@ -57,9 +59,11 @@ _TIMING = {
 _START_SECONDS = 30.0
 _STOP_SECONDS = 30.0
 
-# Only what this instance uses, none of it chrooted (a chroot would need copies of /etc files).
+# Only what this instance uses (pickup too: postqueue takes its socket as the sign that Postfix runs),
+# none of it chrooted (a chroot would need copies of /etc files).
 _MASTER_CF = """\
 {listen} inet n - n - - smtpd
+pickup     unix  n - n 60   1 pickup
 cleanup    unix  n - n -    0 cleanup
 qmgr       unix  n - n 300  1 qmgr
 rewrite    unix  - - n -    - trivial-rewrite
@@ -173,6 +177,8 @@ class Postfix:
             [sys.executable, "-m", "tests.support.reaper", f"{daemon_directory}/master", "-c", str(self.config)],
             stdin=subprocess.DEVNULL,
             cwd=Path(__file__).resolve().parents[2],
+            # The master passes MAIL_CONFIG on to its helpers; set here, it marks the master too.
+            env={**os.environ, "MAIL_CONFIG": str(self.config)},
         )
         deadline = time.monotonic() + _START_SECONDS
         while time.monotonic() < deadline:
@@ -196,12 +202,13 @@ class Postfix:
         except subprocess.TimeoutExpired:
             # A helper that ignores SIGTERM: end exactly the processes of this instance, then the reaper.
             for pid in self.processes():
-                os.kill(pid, signal.SIGKILL)
+                if pid != self._reaper.pid:  # the reaper stays to collect them
+                    os.kill(pid, signal.SIGKILL)
             self._reaper.wait(timeout=_STOP_SECONDS)
         self._reaper = None
 
     def processes(self) -> list[int]:
-        """The ids of the processes of this instance (Postfix passes MAIL_CONFIG to every helper)."""
+        """The ids of this instance's processes: its reaper, master and helpers all carry its MAIL_CONFIG."""
         marker = f"MAIL_CONFIG={self.config}".encode()
         found = []
         for entry in Path("/proc").iterdir():
@@ -218,14 +225,23 @@ class Postfix:
     def queued(self) -> str:
         """``postqueue -p``: what is still queued, and why."""
         listed = subprocess.run(
-            ["postqueue", "-c", str(self.config), "-p"], capture_output=True, text=True, timeout=30, check=False
+            [str(POSTQUEUE), "-c", str(self.config), "-p"], capture_output=True, text=True, timeout=30, check=False
         )
         return listed.stdout + listed.stderr
+
+    def flush(self) -> None:
+        """``postqueue -f``: retry every queued message now.
+
+        Also the way out of a race of the queue manager's: a message it finds still locked by
+        the delivery agent that just deferred it is put back with a fixed 60 s delay, longer
+        than :data:`QUEUE_LIFETIME`, so it would neither be warned about nor retried in time.
+        """
+        subprocess.run([str(POSTQUEUE), "-c", str(self.config), "-f"], capture_output=True, timeout=30, check=True)
 
     def purge(self) -> None:
         """Delete every queued message (``postsuper -d ALL``), so nothing leaks into the next test."""
         subprocess.run(
-            ["postsuper", "-c", str(self.config), "-d", "ALL"], capture_output=True, timeout=30, check=True
+            [str(POSTSUPER), "-c", str(self.config), "-d", "ALL"], capture_output=True, timeout=30, check=True
         )
 
     def log(self) -> str:
