@@ -31,12 +31,14 @@ from .db.pool import Database, open_database
 from .editions.routes import EditionController
 from .errors import exception_handlers
 from .health import healthz, metrics, readyz
+from .http_metrics import HttpMetricsMiddleware
 from .logs import RequestIdMiddleware
 from .metrics import Metrics
 from .problem_docs import ProblemDocs
 from .segments import routes as segment_routes
 from .settings import Settings
 from .subscribers import routes as subscriber_routes
+from .supervision import Supervision
 from .taxonomy import TaxonomyController
 from .tokens import TokenSigner
 
@@ -88,8 +90,13 @@ def create_app(
     *,
     run_worker: bool = False,
     clock: Callable[[], float] = time.time,
+    on_fatal: Callable[[str], None] | None = None,
 ) -> Litestar:
-    """Build the ASGI app. ``settings.database_url`` and ``settings.secret_keys`` must be resolved."""
+    """Build the ASGI app. ``settings.database_url`` and ``settings.secret_keys`` must be resolved.
+
+    ``on_fatal`` is called once if a background task (the worker) stops unexpectedly; ``serve``
+    uses it to shut the process down with a non-zero status.
+    """
     if not settings.database_url or not settings.secret_keys:
         raise ValueError("create_app needs a database URL and secret keys; see service/runtime.py")
 
@@ -111,14 +118,18 @@ def create_app(
                 worker_task = asyncio.create_task(
                     worker_main(settings, db, app.state.metrics, app.state.signer, stop), name="letterbox-worker"
                 )
+                supervision.watch(worker_task, stop)
             yield
         finally:
             stop.set()
             if receiver is not None:
                 await receiver.stop()
             if worker_task is not None:
-                await worker_task
+                # A crashed worker was reported when it ended; shutting down must not raise it again.
+                await asyncio.gather(worker_task, return_exceptions=True)
             await db.close()
+
+    supervision = Supervision(on_fatal)
 
     state = State(
         {
@@ -126,6 +137,7 @@ def create_app(
             "signer": TokenSigner(settings.secret_keys, now=clock),
             "metrics": Metrics(),
             "clock": clock,
+            "supervision": supervision,
             "webhook_secrets": load_webhook_secrets(settings),
         }
     )
@@ -148,7 +160,7 @@ def create_app(
             "metrics": Provide(provide_metrics, sync_to_thread=False),
         },
         exception_handlers=exception_handlers(),
-        middleware=[RequestIdMiddleware],
+        middleware=[RequestIdMiddleware, HttpMetricsMiddleware],
         plugins=[ProblemDocs()],
         request_max_body_size=settings.max_body_bytes,
         template_config=TemplateConfig(directory=TEMPLATES_DIR, engine=JinjaTemplateEngine),

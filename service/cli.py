@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,10 +23,12 @@ from .db.migrations import MigrationError, migrate
 from .db.pool import Database, open_database
 from .db.queries import QueryError
 from .db.sql_files import MIGRATIONS_DIR
+from .delivery.preflight import check_mail_settings
 from .logs import configure_logging
 from .runtime import database_url, ensure_secret_keys
 from .settings import Settings, SettingsError, load_settings
 
+EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 
 
@@ -42,16 +45,28 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from .app import create_app
 
-    host = args.host or settings.host
-    port = args.port if args.port is not None else settings.port
-    app = create_app(settings, run_worker=not args.no_worker)
+    failures: list[str] = []
+
+    def on_fatal(reason: str) -> None:
+        # The worker stopped for good: shut down the way SIGTERM does, then exit non-zero.
+        failures.append(reason)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    app = create_app(settings, run_worker=not args.no_worker, on_fatal=on_fatal)
     # Uvicorn handles SIGINT/SIGTERM: it drains requests, runs the lifespan's
     # shutdown (which stops the worker), then returns here so the embedded
     # database is stopped by the caller's context manager.
-    uvicorn.run(
-        app, host=host, port=port, log_config=None, access_log=False, server_header=False, lifespan="on",
-        proxy_headers=True, forwarded_allow_ips=settings.trusted_proxies,
-    )
+    try:
+        uvicorn.run(
+            app, host=settings.host, port=settings.port, log_config=None, access_log=False, server_header=False,
+            lifespan="on", proxy_headers=True, forwarded_allow_ips=settings.trusted_proxies,
+        )
+    except _StopRequested:
+        if not failures:
+            raise
+    if failures:
+        print(f"letterbox: {failures[0]}", file=sys.stderr)
+        return EXIT_FAILURE
     return 0
 
 
@@ -76,24 +91,35 @@ def _run_until_signal(settings: Settings, body: Callable[[Database, asyncio.Even
 def _worker(settings: Settings, _: argparse.Namespace) -> int:
     from .delivery.worker import run_worker
     from .metrics import Metrics
+    from .metrics_server import metrics_endpoint
     from .tokens import TokenSigner
 
-    return _run_until_signal(
-        settings, lambda db, stop: run_worker(settings, db, Metrics(), TokenSigner(settings.secret_keys), stop)
-    )
+    metrics = Metrics()
+
+    async def body(db: Database, stop: asyncio.Event) -> None:
+        async with metrics_endpoint(settings, metrics, db):
+            await run_worker(settings, db, metrics, TokenSigner(settings.secret_keys), stop)
+
+    return _run_until_signal(settings, body)
 
 
 def _bounce_receiver(settings: Settings, _: argparse.Namespace) -> int:
     from .bounces.receiver import run_receiver
     from .metrics import Metrics
+    from .metrics_server import metrics_endpoint
     from .tokens import TokenSigner
 
     if settings.bounce_smtp_port is None:
         print("letterbox: LETTERBOX_BOUNCE_SMTP_PORT: set it to the port to receive bounce mail on", file=sys.stderr)
         return EXIT_CONFIG
-    return _run_until_signal(
-        settings, lambda db, stop: run_receiver(settings, db, TokenSigner(settings.secret_keys), Metrics(), stop)
-    )
+    metrics = Metrics()
+
+    async def body(db: Database, stop: asyncio.Event) -> None:
+        # Its own counters only: the queue figures come from the API and the workers.
+        async with metrics_endpoint(settings, metrics, None):
+            await run_receiver(settings, db, TokenSigner(settings.secret_keys), metrics, stop)
+
+    return _run_until_signal(settings, body)
 
 
 def _migrate(settings: Settings, _: argparse.Namespace) -> int:
@@ -171,16 +197,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="letterbox", description="Letterbox: subscribers, double opt-in, segmentation, send queue and bounces."
     )
+    parser.set_defaults(sends_mail=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the HTTP API (and, by default, the delivery worker)")
     serve.add_argument("--no-worker", action="store_true", help="run the API only; run workers with 'letterbox worker'")
     serve.add_argument("--host", help="bind address (default LETTERBOX_HOST)")
     serve.add_argument("--port", type=int, help="bind port (default LETTERBOX_PORT)")
-    serve.set_defaults(func=_serve, needs_db=True)
+    serve.set_defaults(func=_serve, needs_db=True, sends_mail=True)
 
     worker = sub.add_parser("worker", help="run a delivery worker alone (any number may run against one database)")
-    worker.set_defaults(func=_worker, needs_db=True)
+    worker.set_defaults(func=_worker, needs_db=True, sends_mail=True)
 
     receiver = sub.add_parser("bounce-receiver", help="receive bounce mail and mailto: unsubscribes by SMTP, alone")
     receiver.set_defaults(func=_bounce_receiver, needs_db=True)
@@ -210,13 +237,25 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``letterbox`` console script."""
     args = build_parser().parse_args(argv)
+    env = dict(os.environ)
+    # serve --host/--port stand for LETTERBOX_HOST/PORT, so that the default public URL follows them.
+    if getattr(args, "host", None):
+        env["LETTERBOX_HOST"] = args.host
+    if getattr(args, "port", None) is not None:
+        env["LETTERBOX_PORT"] = str(args.port)
     try:
-        settings = load_settings()
+        settings = load_settings(env)
         load_webhook_secrets(settings)  # certificates and keys must parse before anything starts
     except SettingsError as exc:
         print(f"letterbox: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(settings)
+    if args.sends_mail:
+        try:
+            check_mail_settings(settings)  # what would fail every copy stops the start instead
+        except SettingsError as exc:
+            print(f"letterbox: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
     func: Callable[[Settings, argparse.Namespace], int] = args.func
     if not args.needs_db:
         return func(settings, args)
@@ -230,6 +269,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return func(resolved, args)
     except _StopRequested:
         return 0
+    except SettingsError as exc:  # found while starting: a port taken, a cap the file limit cannot hold
+        print(f"letterbox: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except (EmbeddedPostgresError, MigrationError, QueryError) as exc:
         print(f"letterbox: {exc}", file=sys.stderr)
         return 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import structlog
 from litestar import Response, get
 from litestar.datastructures import State
 
@@ -13,7 +12,6 @@ from .problem_docs import PROBLEMS
 
 # Litestar appends the charset itself.
 _PROMETHEUS_TEXT = "text/plain; version=0.0.4"
-log = structlog.get_logger(__name__)
 
 
 @get("/healthz", tags=["health"], summary="The process is up", sync_to_thread=False)
@@ -24,7 +22,10 @@ def healthz() -> dict[str, str]:
 
 @get("/readyz", tags=["health"], summary="The database is reachable and migrated", opt={PROBLEMS: (503,)})
 async def readyz(state: State) -> Response[dict[str, object]]:
-    """200 when PostgreSQL answers within 2 s and every migration is applied; 503 otherwise."""
+    """200 when PostgreSQL answers within 2 s, every migration is applied and no background task of the
+    process has failed; 503 otherwise."""
+    if state.supervision.failure is not None:
+        return problem(503, f"This process is stopping: {state.supervision.failure}.")
     try:
         async with asyncio.timeout(2):
             async with state.db.pool.acquire() as conn:
@@ -38,12 +39,5 @@ async def readyz(state: State) -> Response[dict[str, object]]:
 
 @get("/metrics", tags=["health"], summary="Prometheus metrics", media_type=_PROMETHEUS_TEXT)
 async def metrics(state: State) -> Response[bytes]:
-    """Prometheus text; the queue-depth gauge is read from the database at scrape time."""
-    try:
-        async with asyncio.timeout(2):
-            row = await state.db.pool.fetchrow(state.db.q["queue-depth"])
-        state.metrics.queue_depth.labels("queued").set(row["queued"])
-        state.metrics.queue_depth.labels("sending").set(row["sending"])
-    except Exception as exc:  # a scrape must still answer when the database is away
-        log.warning("queue_depth_unavailable", error=type(exc).__name__)
-    return Response(state.metrics.render(), media_type=_PROMETHEUS_TEXT)
+    """Prometheus text; queue figures are read from the database at scrape time (absent when it is away)."""
+    return Response(await state.metrics.scrape(state.db), media_type=_PROMETHEUS_TEXT)

@@ -7,8 +7,9 @@ an embedded database happens at start-up, never at import.
 
 from __future__ import annotations
 
+import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -16,6 +17,8 @@ from urllib.parse import urlsplit
 import msgspec
 
 PREFIX = "LETTERBOX_"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
 
 
 class SettingsError(ValueError):
@@ -35,15 +38,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     smtp_url: str | None = None
     """``smtp://``, ``smtp+starttls://`` or ``smtps://user:pass@host:port``; unset means a Maildir outbox."""
     public_url: str = "http://127.0.0.1:8000"
-    """Base URL used in links in mail."""
+    """Base URL used in links in mail; unset means ``http://HOST:PORT`` of the bind (see :func:`load_settings`)."""
     secret_keys: tuple[str, ...] = ()
     """The first key signs, all verify; empty means a key generated once into ``var_dir/secret``."""
     from_addr: str = "newsletter@localhost"
-    """Default From address of editions and system mail."""
+    """Default From address of editions and system mail; unset means ``newsletter@`` + the public URL's host."""
     bounce_domain: str = ""
     """Domain of VERP return paths; empty means the host of ``public_url``."""
-    host: str = "127.0.0.1"
-    port: int = 8000
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
     bounce_smtp_port: int | None = None
     """When set, ``serve`` also receives bounce mail by SMTP on this port."""
     send_rate: float = 0.0
@@ -71,10 +74,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Addresses whose X-Forwarded-For is believed (uvicorn's forwarded_allow_ips); ``*`` trusts all."""
     soft_bounce_limit: int = 3
     soft_bounce_window_days: int = 30
-    send_max_attempts: int = 8
+    send_max_attempts: int = 100
+    """Tries per copy, a backstop: the retry window below normally ends retries first."""
     retry_base_seconds: float = 60.0
     """First back-off after a temporary failure; doubles each attempt."""
     retry_max_seconds: float = 3600.0
+    retry_for_hours: float = 72.0
+    """How long a copy that keeps failing temporarily is retried (a relay down for an afternoon loses nothing)."""
     edition_max_lateness_hours: float = 24.0
     """A scheduled edition found later than this after its ``send_at`` is cancelled, not sent."""
     sns_cert_file: str | None = None
@@ -85,8 +91,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """SendGrid's Signed Event Webhook verification key: base64 DER or PEM."""
     mailgun_webhook_signing_key: str | None = None
     worker_batch_size: int = 200
-    lease_seconds: int = 120
+    lease_seconds: int = 30
+    """A live worker renews its leases every third of this; a dead worker's copies are free again after it."""
     db_pool_size: int = 10
+    # -- observability and limits (issue 12) --
+    metrics_port: int | None = None
+    """``letterbox worker`` and ``letterbox bounce-receiver`` serve ``/metrics`` on this port; ``serve`` has its own."""
+    bounce_smtp_max_connections: int = 100
+    """Open connections the bounce receiver holds at once; the next one is answered 421 and closed."""
+    bounce_smtp_idle_timeout_seconds: float = 30.0
+    """The bounce receiver closes a connection that sends nothing for this long."""
+    preview_timeout_seconds: float = 5.0
+    """Longest a segment preview may run in PostgreSQL (``statement_timeout``); 0 is no limit."""
+    fan_out_timeout_seconds: float = 30.0
+    """Longest freezing an edition's recipients may run in PostgreSQL; 0 is no limit."""
 
     @property
     def var_path(self) -> Path:
@@ -96,12 +114,34 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def effective_bounce_domain(self) -> str:
         """The VERP domain: configured, or the host of the public URL."""
-        return self.bounce_domain or (urlsplit(self.public_url).hostname or "localhost")
+        return self.bounce_domain or mail_domain(self.public_url)
+
+    @property
+    def one_click(self) -> bool:
+        """Whether copies may offer RFC 8058 one-click unsubscribe, which needs an https link."""
+        return self.public_url.startswith("https://")
 
     @property
     def signing_key(self) -> str:
         """The key that signs new tokens."""
         return self.secret_keys[0]
+
+
+def mail_domain(url: str) -> str:
+    """The domain mail names for a public URL: its host, or ``localhost`` for an IP address or none."""
+    host = urlsplit(url).hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return host or "localhost"
+    return "localhost"
+
+
+def _url_host(bind: str) -> str:
+    """How links name the bind address: a wildcard bind is reached as localhost, IPv6 in brackets."""
+    if bind in {"", "0.0.0.0", "::"}:  # noqa: S104 - we read the bind address, not choose it
+        return "localhost"
+    return f"[{bind}]" if ":" in bind else bind
 
 
 _SCHEMES_DB = {"postgres", "postgresql"}
@@ -213,7 +253,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         values["bounce_smtp_port"] = _int("LETTERBOX_BOUNCE_SMTP_PORT", v, minimum=0, maximum=65535)
     if (v := get("send_rate")) is not None:
         values["send_rate"] = _float("LETTERBOX_SEND_RATE", v)
-    for name in ("retry_base_seconds", "retry_max_seconds"):
+    for name in ("retry_base_seconds", "retry_max_seconds", "retry_for_hours"):
         if (v := get(name)) is not None:
             values[name] = _float(PREFIX + name.upper(), v)
     if (v := get("edition_max_lateness_hours")) is not None:
@@ -233,4 +273,44 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     for name, minimum in _INTS.items():
         if (v := get(name)) is not None:
             values[name] = _int(PREFIX + name.upper(), v, minimum=minimum)
+    values.update(_limits(get))
+    # Derived defaults (DESIGN.md "Configuration"): links follow the bind, mail names follow the links.
+    if "public_url" not in values:
+        bind = str(values.get("host", DEFAULT_HOST))
+        values["public_url"] = f"http://{_url_host(bind)}:{values.get('port', DEFAULT_PORT)}"
+    if "from_addr" not in values:
+        values["from_addr"] = f"newsletter@{mail_domain(str(values['public_url']))}"
     return msgspec.convert(values, Settings)
+
+
+def _limits(get: Callable[[str], str | None]) -> dict[str, object]:
+    """Observability and limits (issue 12): the metrics port, the receiver's caps, statement timeouts."""
+    values: dict[str, object] = {}
+    if (v := get("metrics_port")) is not None:
+        values["metrics_port"] = _int("LETTERBOX_METRICS_PORT", v, minimum=0, maximum=65535)
+    if (v := get("bounce_smtp_max_connections")) is not None:
+        values["bounce_smtp_max_connections"] = _int("LETTERBOX_BOUNCE_SMTP_MAX_CONNECTIONS", v, minimum=1)
+    for name in ("bounce_smtp_idle_timeout_seconds", "preview_timeout_seconds", "fan_out_timeout_seconds"):
+        if (v := get(name)) is not None:
+            values[name] = _float(PREFIX + name.upper(), v)
+    if values.get("bounce_smtp_idle_timeout_seconds") == 0:
+        raise SettingsError("LETTERBOX_BOUNCE_SMTP_IDLE_TIMEOUT_SECONDS", "must be more than zero")
+    if (v := get("trusted_proxies")) is not None:
+        _check_proxies(v)
+    return values
+
+
+def _check_proxies(value: str) -> None:
+    """Refuse what uvicorn would silently take as a literal host name: each item is ``*``, an IP or a network."""
+    for item in (part.strip() for part in value.split(",")):
+        if item == "*":
+            continue
+        try:
+            if "/" in item:
+                ipaddress.ip_network(item)  # strict, as uvicorn parses it: host bits set is an error
+            else:
+                ipaddress.ip_address(item)
+        except ValueError as exc:
+            raise SettingsError(
+                "LETTERBOX_TRUSTED_PROXIES", f"expected IP addresses or networks (10.0.0.0/8), got {item!r}"
+            ) from exc

@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from service.db.migrations import MigrationError, load_migrations, migrate, pending
+from service.db.pool import open_database
 from service.db.queries import QueryError, check_queries, load_queries
 from service.db.sql_files import MIGRATIONS_DIR, QUERIES_DIR
 
@@ -114,3 +115,22 @@ def test_query_files_must_name_every_query(tmp_path: Path) -> None:
         load_queries(tmp_path)
     with pytest.raises(QueryError, match="no query named"):
         load_queries(QUERIES_DIR)["not-a-query"]
+
+
+def test_an_installation_without_its_sql_is_refused(tmp_path: Path) -> None:
+    # What a wheel without its package data looked like: folders missing or empty.
+    for folder in (tmp_path / "missing", tmp_path):
+        with pytest.raises(MigrationError, match="no migration files found"):
+            load_migrations(folder)
+        with pytest.raises(QueryError, match="no query files found"):
+            load_queries(folder)
+
+
+async def test_a_database_missing_a_migration_is_refused_at_start(database_url: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)")
+    finally:
+        await conn.close()
+    with pytest.raises(MigrationError, match="lacks migrations"):
+        await open_database(database_url, pool_size=2, run_migrations=False)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import importlib.resources
 import importlib.util
+import ipaddress
 import json
 import os
 import re
@@ -644,3 +645,25 @@ def test_kubernetes_configuration_is_valid_for_the_service(resources: dict[tuple
     dkim_volume = next(v for v in worker["volumes"] if v["name"] == "dkim")
     assert (dkim_volume["secret"]["secretName"], Path(dkim_file.group(1)).name) == ("letterbox-dkim", "dkim.pem")
     assert "dkim.pem" in resources[("Secret", "letterbox-dkim")]["stringData"]
+
+
+def test_kubernetes_trusts_the_ingress_and_exposes_metrics(resources: dict[tuple[str, str], dict[str, Any]]) -> None:
+    config = resources[("ConfigMap", "letterbox")]["data"]
+    settings = check_environment({**config, **resources[("Secret", "letterbox")]["stringData"]}, "ConfigMap")
+    # Behind the Ingress the client address comes from X-Forwarded-For, sent by the controller's pods:
+    # the usual pod networks must be trusted (not only loopback), and not everybody ("*").
+    assert settings.trusted_proxies != "*"
+    networks = [ipaddress.ip_network(item.strip()) for item in settings.trusted_proxies.split(",")]
+    for pod in ("10.244.1.7", "10.42.0.12", "10.8.3.4"):  # kubeadm/Flannel, k3s, GKE
+        assert any(ipaddress.ip_address(pod) in net for net in networks), pod
+    assert not any(ipaddress.ip_address("203.0.113.9") in net for net in networks), "no public address"
+    # Workers export metrics on LETTERBOX_METRICS_PORT, declared and annotated on their pods; the API on its port.
+    assert settings.metrics_port is not None
+    worker = resources[("Deployment", "letterbox-worker")]["spec"]["template"]
+    ports = {p["name"]: p["containerPort"] for p in worker["spec"]["containers"][0]["ports"]}
+    assert ports == {"metrics": settings.metrics_port}
+    assert worker["metadata"]["annotations"]["prometheus.io/port"] == str(settings.metrics_port)
+    api = resources[("Deployment", "letterbox-api")]["spec"]["template"]
+    assert api["metadata"]["annotations"]["prometheus.io/port"] == str(settings.port)
+    for template in (worker, api):
+        assert template["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"

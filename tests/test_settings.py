@@ -16,7 +16,8 @@ def test_defaults_match_the_design() -> None:
     assert settings.smtp_url is None
     assert settings.public_url == "http://127.0.0.1:8000"
     assert settings.from_addr == "newsletter@localhost"
-    assert settings.effective_bounce_domain == "127.0.0.1"
+    assert settings.effective_bounce_domain == "localhost"
+    assert not settings.one_click, "an http public URL cannot offer RFC 8058 one-click"
     assert (settings.host, settings.port) == ("127.0.0.1", 8000)
     assert settings.send_rate == 0
     assert settings.bounce_smtp_port is None
@@ -83,4 +84,46 @@ def test_the_command_stops_with_one_line_and_status_2() -> None:
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert lines == [lines[0]] and "LETTERBOX_SMTP_URL" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "public_url", "from_addr"),
+    [
+        ({"LETTERBOX_PORT": "9000"}, "http://127.0.0.1:9000", "newsletter@localhost"),
+        ({"LETTERBOX_HOST": "0.0.0.0", "LETTERBOX_PORT": "8080"}, "http://localhost:8080", "newsletter@localhost"),
+        ({"LETTERBOX_HOST": "::1"}, "http://[::1]:8000", "newsletter@localhost"),
+        ({"LETTERBOX_HOST": "news.internal"}, "http://news.internal:8000", "newsletter@news.internal"),
+        ({"LETTERBOX_PUBLIC_URL": "https://News.Example.org/"}, "https://News.Example.org", "newsletter@news.example.org"),
+        ({"LETTERBOX_PUBLIC_URL": "https://a.example", "LETTERBOX_FROM": "x@b.example"}, "https://a.example", "x@b.example"),
+    ],
+)
+def test_links_follow_the_bind_and_mail_follows_the_links(
+    env: dict[str, str], public_url: str, from_addr: str
+) -> None:
+    settings = load_settings(env)
+    assert settings.public_url == public_url
+    assert settings.from_addr == from_addr
+    assert settings.one_click == public_url.startswith("https://")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "words"),
+    [
+        ("LETTERBOX_FROM", "News <news@[192.0.2.1]>", "message_id_domain"),
+        ("LETTERBOX_BOUNCE_DOMAIN", "bounces example.org", "list_id"),
+        ("LETTERBOX_PUBLIC_URL", "https://news.example.org/ä", "unsubscribe_url"),
+        ("LETTERBOX_DKIM_KEY_FILE", "/nonexistent/dkim.pem", "cannot read"),
+    ],
+)
+def test_configuration_that_would_fail_every_copy_stops_the_start(variable: str, value: str, words: str) -> None:
+    env = {"PATH": "/usr/bin:/bin", "LETTERBOX_DATABASE_URL": "postgresql://nowhere.invalid/x", variable: value}
+    if variable == "LETTERBOX_DKIM_KEY_FILE":
+        env["LETTERBOX_DKIM_SELECTOR"] = "s1"
+    result = subprocess.run(
+        [sys.executable, "-m", "service.cli", "worker"], env=env, capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"letterbox: {variable}: ") and words in last, result.stderr
     assert "Traceback" not in result.stderr

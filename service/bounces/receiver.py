@@ -14,14 +14,19 @@ is down) answers 451, so the sending server keeps the mail and tries again.
 
 The server runs on the caller's event loop (``loop.create_server``), so it
 shares the pool of the process it runs in rather than needing a thread and
-a pool of its own.
+a pool of its own.  Sharing the process is why connections are bounded:
+at most ``LETTERBOX_BOUNCE_SMTP_MAX_CONNECTIONS`` are held (the next one is
+answered 421 and closed at once), and one that stays silent for
+``LETTERBOX_BOUNCE_SMTP_IDLE_TIMEOUT_SECONDS`` is dropped, so idle
+connections can never use up the file descriptors the HTTP API accepts on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import weakref
-from typing import Literal
+import resource
+from collections.abc import Callable
+from typing import Any, Literal
 
 import msgspec
 import structlog
@@ -41,6 +46,10 @@ MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 MAX_RECIPIENTS = 20
 SOURCE = "smtp-receiver"
 _STOP_GRACE_SECONDS = 10.0
+# File descriptors kept free beyond the receiver's cap: the database pool, the HTTP API's
+# listener and its clients, logs, and the short-lived sockets of refused connections.
+_DESCRIPTOR_HEADROOM = 128
+_BUSY = b"421 4.3.2 Too many connections; try again later\r\n"
 
 
 class Recipient(msgspec.Struct, frozen=True):
@@ -134,6 +143,48 @@ class _Handler:
             return "451 4.3.0 Could not record this message; please try again later"
 
 
+class _Session(SMTP):
+    """An aiosmtpd session that tells the receiver when its connection has ended."""
+
+    def __init__(self, handler: _Handler, *, on_close: Callable[[_Session], None], **options: Any) -> None:
+        super().__init__(handler, **options)
+        self._on_close = on_close
+
+    def connection_lost(self, error: Exception | None) -> None:
+        try:
+            super().connection_lost(error)
+        finally:
+            self._on_close(self)
+
+
+class _Busy(asyncio.Protocol):
+    """A connection over the cap: one 421 line, then closed, so its descriptor is freed at once."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(_BUSY)
+        transport.close()
+
+
+def ensure_descriptors(max_connections: int) -> None:
+    """Make sure the process may open enough files for ``max_connections`` plus headroom.
+
+    Raises the soft ``RLIMIT_NOFILE`` towards the hard one when needed; refuses a cap that
+    cannot fit, since running out of descriptors would stop the HTTP API from accepting.
+    """
+    needed = max_connections + _DESCRIPTOR_HEADROOM
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    if hard == resource.RLIM_INFINITY or hard >= needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+        return
+    raise SettingsError(
+        "LETTERBOX_BOUNCE_SMTP_MAX_CONNECTIONS",
+        f"{max_connections} connections need {needed} open files and the limit is {hard}; lower it or raise ulimit -n",
+    )
+
+
 class BounceReceiver:
     """The SMTP server; ``async with BounceReceiver(...)`` (or :meth:`start` / :meth:`stop`).
 
@@ -154,31 +205,48 @@ class BounceReceiver:
         self.host = host or settings.host
         self.port = settings.bounce_smtp_port if port is None else port
         self.max_bytes = max_bytes
+        self.max_connections = settings.bounce_smtp_max_connections
+        self.idle_timeout = settings.bounce_smtp_idle_timeout_seconds
+        self._metrics = metrics
         self._handler = _Handler(settings, db, signer, metrics)
         self._server: asyncio.Server | None = None
-        self._sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
+        self._sessions: set[_Session] = set()
+
+    def _closed(self, session: _Session) -> None:
+        self._sessions.discard(session)
+        self._metrics.bounce_smtp_connections.set(len(self._sessions))
 
     async def start(self) -> None:
         """Listen on ``host:port`` on the running event loop."""
         if self.port is None:
             raise SettingsError("LETTERBOX_BOUNCE_SMTP_PORT", "set it to the port the bounce receiver listens on")
+        ensure_descriptors(self.max_connections)
         loop = asyncio.get_running_loop()
 
-        def session() -> SMTP:
-            smtp = SMTP(
+        def session() -> asyncio.Protocol:
+            if len(self._sessions) >= self.max_connections:
+                self._metrics.bounce_smtp_refused.inc()
+                return _Busy()
+            smtp = _Session(
                 self._handler,
+                on_close=self._closed,
                 data_size_limit=self.max_bytes,
                 enable_SMTPUTF8=True,
                 hostname=self._handler.domain,
                 ident="Letterbox bounce receiver",
+                timeout=self.idle_timeout,
                 loop=loop,
             )
             self._sessions.add(smtp)
+            self._metrics.bounce_smtp_connections.set(len(self._sessions))
             return smtp
 
         self._server = await loop.create_server(session, host=self.host, port=self.port)
         self.port = int(self._server.sockets[0].getsockname()[1])
-        log.info("bounce_receiver_listening", host=self.host, port=self.port, domain=self._handler.domain)
+        log.info(
+            "bounce_receiver_listening", host=self.host, port=self.port, domain=self._handler.domain,
+            max_connections=self.max_connections, idle_timeout=self.idle_timeout,
+        )  # fmt: skip
 
     async def stop(self) -> None:
         """Stop listening, let mail being recorded finish, then drop the remaining connections."""

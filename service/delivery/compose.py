@@ -15,12 +15,11 @@ import re
 import secrets
 import time
 from collections.abc import Mapping
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import make_msgid
 
 import html2text
 import msgspec
+
+from .addresses import UnsendableAddress, wire_address
 
 
 class HeaderInjectionError(ValueError):
@@ -44,7 +43,7 @@ class Personalisation(msgspec.Struct, frozen=True):
 
     to_email: str
     to_name: str
-    unsubscribe_url: str  # https://.../unsubscribe/TOKEN
+    unsubscribe_url: str  # https://.../unsubscribe/TOKEN (http:// only for a local trial)
     unsubscribe_mailto: str  # mailto:unsubscribe+TOKEN@bounce.domain
     preferences_url: str
     message_id: str  # "<...@domain>"; empty: one is made up with message_id_domain
@@ -57,6 +56,7 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _ATOMS = re.compile(rf"{_ATEXT}(?: {_ATEXT})*")
 _DOT_ATOM = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})+")
+_DOMAIN = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*")  # 'localhost' is a valid Message-ID domain
 _NO_ADDR = "\x00-\x20\x7f-\x9f\u2028\u2029<>()\\[\\]\\\\,;:@\""
 _ADDRESS = re.compile(f"[^{_NO_ADDR}]+@[^{_NO_ADDR}]+")
 _MAILBOX = re.compile(r"\s*(?:(?P<name>.*?)\s*<(?P<addr>[^<>]*)>|(?P<bare>[^<>\s]+))\s*", re.DOTALL)
@@ -74,10 +74,14 @@ def _check(label: str, value: str) -> None:
 
 
 def _address(label: str, value: str) -> bytes:
-    """Check a bare address and encode it; non-ASCII stays UTF-8 (RFC 6532, needs SMTPUTF8)."""
+    """Check a bare address and encode it as sent (see addresses.py): the domain in ASCII,
+    a non-ASCII local part as UTF-8 (RFC 6532, travels only with SMTPUTF8)."""
     if not _ADDRESS.fullmatch(value):
         raise HeaderInjectionError(f"{label} is not a single plain address: {value!r}")
-    return value.encode()
+    try:
+        return wire_address(value).encode()
+    except UnsendableAddress as exc:
+        raise HeaderInjectionError(f"{label}: {exc}") from None
 
 
 def _encoded_words(text: str) -> bytes:
@@ -214,9 +218,10 @@ _TO, _DATE, _MSGID, _UNSUB, _TEXT, _HTML = 0, 1, 2, 3, 4, 7
 class PreparedMail:
     """One edition's message template; ``render`` makes a recipient's copy from it."""
 
-    def __init__(self, pieces: list[bytes | int], message_id_domain: str) -> None:
+    def __init__(self, pieces: list[bytes | int], message_id_domain: str, *, one_click: bool) -> None:
         self._pieces = pieces
         self._message_id_domain = message_id_domain
+        self._link_schemes = ("https://",) if one_click else ("https://", "http://")
         used = {piece for piece in pieces if isinstance(piece, int)}
         # Only the values a template actually uses are encoded per recipient.
         self._text_keys = tuple((key, _TEXT + i) for i, key in enumerate(_KEYS) if _TEXT + i in used)
@@ -226,8 +231,9 @@ class PreparedMail:
         """The full RFC 5322 message (CRLF) for one recipient; HeaderInjectionError on bad values."""
         for label, value in (("to_name", p.to_name), ("preferences_url", p.preferences_url)):
             _check(label, value)
-        if not (_URI.fullmatch(p.unsubscribe_url) and p.unsubscribe_url.startswith("https://")):
-            raise HeaderInjectionError(f"unsubscribe_url is not a plain https URI: {p.unsubscribe_url!r}")
+        if not (_URI.fullmatch(p.unsubscribe_url) and p.unsubscribe_url.startswith(self._link_schemes)):
+            wanted = " or ".join(scheme.rstrip(":/") for scheme in self._link_schemes)
+            raise HeaderInjectionError(f"unsubscribe_url is not a plain {wanted} URI: {p.unsubscribe_url!r}")
         if not (_URI.fullmatch(p.unsubscribe_mailto) and p.unsubscribe_mailto.startswith("mailto:")):
             raise HeaderInjectionError(f"unsubscribe_mailto is not a mailto URI: {p.unsubscribe_mailto!r}")
         message_id = p.message_id or f"<{secrets.token_hex(16)}@{self._message_id_domain}>"
@@ -248,22 +254,23 @@ class PreparedMail:
         return b"".join([values[x] if isinstance(x, int) else x for x in self._pieces])
 
 
-def prepare(mail: EditionMail, *, message_id_domain: str) -> PreparedMail:
-    """Validate the edition's headers (HeaderInjectionError) and build its MIME template."""
+def prepare(mail: EditionMail, *, message_id_domain: str, one_click: bool = True) -> PreparedMail:
+    """Validate the edition's headers (HeaderInjectionError) and build its MIME template.
+
+    ``one_click``: offer RFC 8058 one-click (``List-Unsubscribe-Post``). RFC 8058 allows it only
+    with an https unsubscribe URI, so a local trial on http sends the http and mailto links alone.
+    """
     for label, value in (("subject", mail.subject), ("list_id", mail.list_id), ("list_name", mail.list_name),
                          ("message_id_domain", message_id_domain)):
         _check(label, value)
     if not _DOT_ATOM.fullmatch(mail.list_id) or len(mail.list_id) > 255:
         raise HeaderInjectionError(f"list_id is not a dotted identifier like 'news.lists.example.org': "
                                    f"{mail.list_id!r}")
-    if not _DOT_ATOM.fullmatch(message_id_domain):
+    if not _DOMAIN.fullmatch(message_id_domain):
         raise HeaderInjectionError(f"message_id_domain is not a domain: {message_id_domain!r}")
     list_id = mail.list_id.encode()
     list_id = _named("List-Id", mail.list_name, list_id) if mail.list_name else b"<" + list_id + b">"
-    # '=_' cannot occur in quoted-printable text, so the boundary can never collide with a body.
-    boundary = f"=_lbx_{secrets.token_hex(16)}".encode()
-    part_head = b"--" + boundary + b"\r\nContent-Type: text/%s; charset=utf-8\r\n" \
-        b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    boundary = _boundary()
     text = _derive_text(mail.html) if mail.text is None else mail.text
     pieces: list[bytes | int] = [
         _mailbox_header("From", mail.from_addr) + b"To: ", _TO,
@@ -272,13 +279,8 @@ def prepare(mail: EditionMail, *, message_id_domain: str) -> PreparedMail:
         b"\r\nMIME-Version: 1.0\r\n"
         + (b"" if mail.reply_to is None else _mailbox_header("Reply-To", mail.reply_to))
         + b"List-Id: " + list_id + b"\r\nList-Unsubscribe: ", _UNSUB,
-        b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
-        b'Content-Type: multipart/alternative;\r\n boundary="' + boundary + b'"\r\n\r\n'
-        + part_head % b"plain",
-        *_body_pieces(text, _TEXT),
-        b"\r\n" + part_head % b"html",
-        *_body_pieces(mail.html, _HTML),
-        b"\r\n--" + boundary + b"--\r\n",
+        b"\r\n" + (b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" if one_click else b""),
+        *_alternative(boundary, text, mail.html),
     ]
     # Adjacent static pieces are merged so render joins as few strings as possible.
     merged: list[bytes | int] = []
@@ -287,30 +289,51 @@ def prepare(mail: EditionMail, *, message_id_domain: str) -> PreparedMail:
             merged[-1] += piece
         else:
             merged.append(piece)
-    return PreparedMail(merged, message_id_domain)
+    return PreparedMail(merged, message_id_domain, one_click=one_click)
 
 
 def compose_simple(*, from_addr: str, to_email: str, subject: str, text: str, html: str | None = None,
                    headers: Mapping[str, str] | None = None, message_id_domain: str) -> bytes:
-    """A one-off system mail (e.g. a confirmation link) built with the email package; refuses CR/LF."""
+    """A one-off system mail (e.g. a confirmation link), built with the same header and address
+    builders as edition copies; HeaderInjectionError on anything that would break a header."""
     _check("subject", subject)
-    _mailbox_header("From", from_addr)
-    _address("to_email", to_email)
-    extra = dict(headers or {})
-    for name, value in extra.items():
+    for label, value in (("message_id_domain", message_id_domain), *(headers or {}).items()):
+        _check(label, value)
+    if not _DOMAIN.fullmatch(message_id_domain):
+        raise HeaderInjectionError(f"message_id_domain is not a domain: {message_id_domain!r}")
+    head = [
+        _mailbox_header("From", from_addr),
+        b"To: " + _address("to_email", to_email) + _CRLF,
+        _unstructured_header("Subject", subject),
+        b"Date: " + format_date().encode() + _CRLF,
+        f"Message-ID: <{secrets.token_hex(16)}@{message_id_domain}>".encode() + _CRLF,
+        b"MIME-Version: 1.0\r\n",
+    ]
+    for name, value in (headers or {}).items():
         if not re.fullmatch(r"[!-9;-~]+", name):
             raise HeaderInjectionError(f"header name is not printable ASCII without ':': {name!r}")
-        _check(name, value)
-    msg = EmailMessage(policy=SMTP)
-    msg["From"] = from_addr
-    msg["To"] = to_email
-    msg["Subject"] = subject
-    msg["Date"] = format_date()
-    msg["Message-ID"] = make_msgid(domain=message_id_domain)
-    for name, value in extra.items():
-        msg[name] = value
-    msg.set_content(text, cte="quoted-printable")
-    if html is not None:
-        msg.add_alternative(html, subtype="html", cte="quoted-printable")
-    return msg.as_bytes()
+        head.append(_unstructured_header(name, value))
+    if html is None:
+        body = [b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n",
+                _qp(re.sub(r"\r\n?", "\n", text))]
+    else:
+        body = [piece for piece in _alternative(_boundary(), text, html) if isinstance(piece, bytes)]
+    return b"".join(head + body)
 
+
+def _boundary() -> bytes:
+    # '=_' cannot occur in quoted-printable text, so the boundary can never collide with a body.
+    return f"=_lbx_{secrets.token_hex(16)}".encode()
+
+
+def _alternative(boundary: bytes, text: str, html_body: str) -> list[bytes | int]:
+    """The multipart/alternative header and parts; ints are the per-recipient slots of the bodies."""
+    part_head = b"--" + boundary + b"\r\nContent-Type: text/%s; charset=utf-8\r\n" \
+        b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    return [
+        b'Content-Type: multipart/alternative;\r\n boundary="' + boundary + b'"\r\n\r\n' + part_head % b"plain",
+        *_body_pieces(text, _TEXT),
+        b"\r\n" + part_head % b"html",
+        *_body_pieces(html_body, _HTML),
+        b"\r\n--" + boundary + b"--\r\n",
+    ]

@@ -13,6 +13,9 @@ from ..subscribers.purge import purge_pending
 
 log = structlog.get_logger(__name__)
 
+# A copy whose worker died this many times before writing its result fails (it may be the cause).
+LOST_LEASE_LIMIT = 3
+
 
 async def housekeeping(db: Database, settings: Settings) -> None:
     """Release due scheduled editions, cancel stale ones, close finished ones, reclaim dead leases, purge
@@ -26,7 +29,7 @@ async def housekeeping(db: Database, settings: Settings) -> None:
             log.info("edition_released", edition_id=row["id"])
         for row in await conn.fetch(db.q["edition-finish"]):
             log.info("edition_done", edition_id=row["id"])
-        reclaimed = await conn.execute(db.q["delivery-reclaim-expired"])
+        reclaimed = await conn.execute(db.q["delivery-reclaim-expired"], LOST_LEASE_LIMIT)
         if reclaimed != "UPDATE 0":
             log.warning("leases_expired", reclaimed=int(reclaimed.split()[1]))
         await conn.execute(db.q["rate-limit-purge"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -33,11 +34,12 @@ class _Pending:
     retry: list[tuple[int, float, str]] = field(default_factory=list)
     final: list[tuple[int, str, str]] = field(default_factory=list)
     bounces: list[tuple[int, str]] = field(default_factory=list)
+    released: list[int] = field(default_factory=list)
     sends: int = 0
     """How many of these results are sends (each holds a slot until written)."""
 
     def __bool__(self) -> bool:
-        return bool(self.sent or self.retry or self.final or self.bounces)
+        return bool(self.sent or self.retry or self.final or self.bounces or self.released)
 
     def __len__(self) -> int:
         return len(self.sent) + len(self.retry) + len(self.final)
@@ -48,6 +50,7 @@ class _Pending:
         self.retry += other.retry
         self.final += other.final
         self.bounces += other.bounces
+        self.released += other.released
         self.sends += other.sends
 
 
@@ -86,8 +89,14 @@ class Recorder:
         if self._task is not None:
             await self._task
 
-    def outcome(self, delivery_id: int, attempts: int, outcome: Outcome, message_id: str) -> None:
-        """Take one send result (of a send that called :meth:`reserve`)."""
+    def outcome(
+        self, delivery_id: int, attempts: int, outcome: Outcome, message_id: str, retry_ends_at: datetime | None
+    ) -> None:
+        """Take one send result (of a send that called :meth:`reserve`).
+
+        ``retry_ends_at``: a temporary failure whose next try would fall after it fails for good
+        (the retry window from the first try, or the edition's expiry).
+        """
         self._pending.sends += 1
         if outcome.accepted:
             self._pending.sent.append((delivery_id, message_id, outcome.reply[:500]))
@@ -97,13 +106,22 @@ class Recorder:
             if outcome.code is not None:  # an SMTP 5xx refusal is a hard bounce
                 self._pending.bounces.append((delivery_id, outcome.reply[:500]))
             self.metrics.failed.inc()
-        elif attempts >= self.settings.send_max_attempts:
-            reply = f"gave up after {attempts} tries: {outcome.reply}"
-            self._pending.final.append((delivery_id, "failed", reply[:500]))
-            self.metrics.failed.inc()
         else:
-            self._pending.retry.append((delivery_id, backoff_delay(attempts, self.settings), outcome.reply[:500]))
-            self.metrics.retried.inc()
+            delay = backoff_delay(attempts, self.settings)
+            out_of_time = retry_ends_at is not None and datetime.now(UTC) + timedelta(seconds=delay) > retry_ends_at
+            if out_of_time or attempts >= self.settings.send_max_attempts:
+                reply = f"gave up after {attempts} tries: {outcome.reply}"
+                self._pending.final.append((delivery_id, "failed", reply[:500]))
+                self.metrics.failed.inc()
+            else:
+                self._pending.retry.append((delivery_id, delay, outcome.reply[:500]))
+                self.metrics.retried.inc()
+        self._wake.set()
+
+    def released(self, delivery_id: int) -> None:
+        """Give back a reserved copy unsent, without counting the attempt (its edition was halted)."""
+        self._pending.sends += 1
+        self._pending.released.append(delivery_id)
         self._wake.set()
 
     def skipped(self, delivery_id: int, reason: str) -> None:
@@ -155,6 +173,8 @@ class Recorder:
                 await conn.execute(q["delivery-mark-retry"], *map(list, zip(*batch.retry, strict=True)))
             if batch.final:
                 await conn.execute(q["delivery-mark-final"], *map(list, zip(*batch.final, strict=True)))
+            if batch.released:
+                await conn.execute(q["delivery-release"], batch.released)
             for delivery_id, reply in batch.bounces:
                 await apply_bounce(
                     conn,

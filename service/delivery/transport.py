@@ -19,6 +19,7 @@ import msgspec
 import structlog
 
 from ..settings import Settings
+from .addresses import needs_smtputf8
 
 log = structlog.get_logger(__name__)
 
@@ -32,6 +33,8 @@ class Outcome(msgspec.Struct, frozen=True):
     reply: str = ""
     """The server's reply, for the delivery record."""
     code: int | None = None
+    shared: bool = False
+    """The refusal is not about this recipient (the sender, the credentials): every copy would get it."""
 
 
 class Transport(Protocol):
@@ -73,23 +76,44 @@ class SmtpTransport:
             tls_context=ssl.create_default_context() if (self._implicit_tls or self._starttls) else None,
         )
         await client.connect()
+        if client.is_ehlo_or_helo_needed:  # greet now: the extensions (SMTPUTF8) decide how to send
+            try:
+                await client.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                await client.helo()
         return client
 
     async def send(self, envelope_from: str, recipient: str, message: bytes) -> Outcome:
-        """Send over an idle pooled connection (or a new one); retry once if a reused one was stale."""
+        """Send over an idle pooled connection (or a new one); retry once if a reused one was stale.
+
+        An address with a non-ASCII local part travels with SMTPUTF8 (RFC 6531) when the server
+        offers it; when it does not, that copy fails for good with a reason that says so.
+        """
+        utf8 = needs_smtputf8(envelope_from) or needs_smtputf8(recipient)
         async with self._slots:
             for attempt in (1, 2):
                 reused = not self._idle.empty()
                 try:
                     client = self._idle.get_nowait() if reused else await self._connect()
+                except aiosmtplib.SMTPAuthenticationError as exc:
+                    return Outcome(False, permanent=True, shared=True, reply=f"authentication failed: {exc}")
                 except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                     return Outcome(False, permanent=False, reply=f"connection failed: {exc}")
+                if utf8 and not client.supports_extension("smtputf8"):
+                    self._idle.put_nowait(client)
+                    return Outcome(False, permanent=True,
+                                   reply="the mail server does not offer SMTPUTF8, which this address needs")
                 try:
-                    _, reply = await client.sendmail(envelope_from, [recipient], message)
+                    _, reply = await client.sendmail(
+                        envelope_from, [recipient], message, mail_options=["SMTPUTF8"] if utf8 else None
+                    )
                 except aiosmtplib.SMTPRecipientsRefused as exc:
                     refused = exc.recipients[0]
                     self._idle.put_nowait(client)
                     return _refusal(refused.code, refused.message)
+                except aiosmtplib.SMTPSenderRefused as exc:
+                    await _reset_or_drop(client, self._idle)
+                    return msgspec.structs.replace(_refusal(exc.code, exc.message), shared=True, code=None)
                 except aiosmtplib.SMTPResponseException as exc:
                     await _reset_or_drop(client, self._idle)
                     return _refusal(exc.code, exc.message)
@@ -102,6 +126,9 @@ class SmtpTransport:
                 except aiosmtplib.SMTPException as exc:
                     client.close()
                     return Outcome(False, permanent=False, reply=str(exc))
+                except ValueError as exc:  # an address aiosmtplib cannot put on the wire
+                    await _reset_or_drop(client, self._idle)
+                    return Outcome(False, permanent=True, reply=f"address cannot be sent: {exc}")
                 self._idle.put_nowait(client)
                 return Outcome(True, reply=reply)
         return Outcome(False, reply="unreachable")  # pragma: no cover - the loop always returns

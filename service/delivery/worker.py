@@ -11,6 +11,7 @@ finishes the copies in flight and gives the rest of its batch back.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import os
 import secrets
@@ -27,9 +28,11 @@ from ..links import Links
 from ..metrics import Metrics
 from ..settings import Settings
 from ..tokens import TokenSigner
+from .addresses import sender_domain, wire_address
 from .compose import EditionMail, Personalisation, PreparedMail, format_date, prepare
 from .dkim_keys import DkimKeys
 from .housekeeping import housekeeping
+from .leases import LeaseKeeper
 from .rate import RateLimiter
 from .recorder import Recorder
 from .retry import backoff_delay
@@ -40,6 +43,14 @@ log = structlog.get_logger(__name__)
 _IDLE_POLL_SECONDS = 0.25
 _HOUSEKEEPING_SECONDS = 2.0
 _SYSTEM_MAIL_BATCH = 50
+
+
+class EditionHalted(Exception):
+    """Every copy of an edition would fail for the same reason: pause it with that reason instead."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class Worker:
@@ -56,46 +67,74 @@ class Worker:
         self.limiter = RateLimiter(settings.send_rate)
         self._prepared: OrderedDict[tuple[int, int | None], tuple[PreparedMail, str]] = OrderedDict()
         self.dkim = DkimKeys.from_settings(settings)
+        self.leases = LeaseKeeper(db, settings.lease_seconds)
+        self._last_edition = 0  # editions take turns: see send_batch
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set; survives database outages by waiting and trying again."""
         log.info("worker_started", worker=self.name)
-        last_housekeeping = 0.0
         try:
-            while not stop.is_set():
-                try:
-                    if time.monotonic() - last_housekeeping > _HOUSEKEEPING_SECONDS:
-                        await housekeeping(self.db, self.settings)
-                        last_housekeeping = time.monotonic()
-                    busy = await self.send_system_mails(stop)
-                    busy += await self.send_batch(stop)
-                except DATABASE_TROUBLE as exc:
-                    log.warning("worker_database_trouble", error=str(exc))
-                    busy = 0
-                    await _sleep_unless(stop, 1.0)
-                if not busy:
-                    await _sleep_unless(stop, _IDLE_POLL_SECONDS)
+            async with self.leases:
+                await self._loop(stop)
+        except Exception:
+            # Not reached by anything one copy does (see send_batch); if it is, say so loudly: the
+            # process exits non-zero so that its supervisor restarts it (see service/app.py, cli.py).
+            log.exception("worker_crashed", worker=self.name)
+            raise
         finally:
             await self.transport.close()
             log.info("worker_stopped", worker=self.name)
+
+    async def _loop(self, stop: asyncio.Event) -> None:
+        last_housekeeping = 0.0
+        while not stop.is_set():
+            try:
+                if time.monotonic() - last_housekeeping > _HOUSEKEEPING_SECONDS:
+                    await housekeeping(self.db, self.settings)
+                    last_housekeeping = time.monotonic()
+                busy = await self.send_system_mails(stop)
+                busy += await self.send_batch(stop)
+                self.metrics.worker_progress()
+            except DATABASE_TROUBLE as exc:
+                log.warning("worker_database_trouble", error=str(exc))
+                busy = 0
+                await _sleep_unless(stop, 1.0)
+            if not busy:
+                await _sleep_unless(stop, _IDLE_POLL_SECONDS)
 
     # -- editions ------------------------------------------------------------------
 
     async def send_batch(self, stop: asyncio.Event) -> int:
         """Claim, send and record one batch of edition copies; return how many were claimed."""
         rows: list[asyncpg.Record] = []
-        for edition in await self.db.pool.fetch(self.q["editions-sending"]):
+        editions = [r["id"] for r in await self.db.pool.fetch(self.q["editions-sending"])]
+        # Editions take turns, a batch each, starting after the last one served: a 50-person
+        # briefing posted behind a 100,000-copy edition goes out within a batch, not after it.
+        turn = bisect.bisect_right(editions, self._last_edition)
+        for edition_id in editions[turn:] + editions[:turn]:
             rows = await self.db.pool.fetch(
                 self.q["delivery-claim"],
                 self.settings.worker_batch_size,
                 self.settings.lease_seconds,
                 self.name,
-                edition["id"],
+                edition_id,
+                self.settings.retry_for_hours * 3600,
             )
             if rows:
+                self._last_edition = edition_id
                 break
         if not rows:
             return 0
+        claimed = {r["id"] for r in rows}
+        self.leases.deliveries |= claimed
+        try:
+            await self._send_claimed(rows, stop)
+        finally:
+            self.leases.deliveries -= claimed
+        return len(rows)
+
+    async def _send_claimed(self, rows: list[asyncpg.Record], stop: asyncio.Event) -> None:
+        """Send the claimed copies over the pooled connections and record every result."""
         await self.db.pool.execute(self.q["edition-mark-sending"], list({r["edition_id"] for r in rows}))
         recorder = Recorder(self.db, self.settings, self.metrics)
         recorder.start()
@@ -106,31 +145,49 @@ class Worker:
             else:
                 queue.put_nowait(row)
         date = format_date()
+        halted: dict[int, str] = {}
 
         async def sender() -> None:
-            while not stop.is_set():
+            while not stop.is_set() and not halted:
                 try:
                     row = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
                 await recorder.reserve()
-                attempts, outcome, message_id = await self._send_one(row, date)
-                recorder.outcome(row["id"], attempts, outcome, message_id)
+                try:
+                    outcome, message_id = await self._send_one(row, date)
+                except EditionHalted as exc:
+                    halted.setdefault(row["edition_id"], exc.reason)
+                    recorder.released(row["id"])
+                    continue
+                except DATABASE_TROUBLE:
+                    raise  # the database is away: the loop waits for it; the lease brings the copy back
+                except Exception as exc:  # one copy must never stop the send loop
+                    log.exception("copy_failed_unexpectedly", delivery_id=row["id"], edition_id=row["edition_id"])
+                    outcome = Outcome(False, permanent=True, reply=f"internal error: {type(exc).__name__}: {exc}")
+                    message_id = ""
+                recorder.outcome(row["id"], row["attempts"], outcome, message_id, row["retry_ends_at"])
 
         try:
             await asyncio.gather(*(sender() for _ in range(self.settings.smtp_concurrency)))
         finally:
             await recorder.close()
         unsent = [queue.get_nowait()["id"] for _ in range(queue.qsize())]
-        if unsent:  # stopping: give the rest back at once rather than waiting for the lease
+        if unsent:  # stopping or halted: give the rest back at once rather than waiting for the lease
             await self.db.pool.execute(self.q["delivery-release"], unsent)
-        return len(rows)
+        for edition_id, reason in halted.items():
+            if await self.db.pool.fetchval(self.q["edition-halt"], edition_id, reason[:500]) is not None:
+                log.error("edition_paused", edition_id=edition_id, reason=reason)
+                self._prepared = OrderedDict((k, v) for k, v in self._prepared.items() if k[0] != edition_id)
 
-    async def _send_one(self, row: asyncpg.Record, date: str) -> tuple[int, Outcome, str]:
+    async def _send_one(self, row: asyncpg.Record, date: str) -> tuple[Outcome, str]:
+        """Compose and send one copy. A problem of this copy alone is its outcome; a problem every
+        copy of the edition would share raises :class:`EditionHalted`."""
+        mail, domain = await self._prepared_for(row["edition_id"], row["list_id"])
+        token = self.links.unsubscribe_token(row["subscriber_id"], row["list_id"], row["edition_id"])
+        message_id = f"<{row['id']}.{secrets.token_hex(6)}@{domain}>"
         try:
-            mail, domain = await self._prepared_for(row["edition_id"], row["list_id"])
-            token = self.links.unsubscribe_token(row["subscriber_id"], row["list_id"], row["edition_id"])
-            message_id = f"<{row['id']}.{secrets.token_hex(6)}@{domain}>"
+            recipient = wire_address(row["email"])
             message = mail.render(
                 Personalisation(
                     to_email=row["email"],
@@ -142,15 +199,20 @@ class Worker:
                 ),
                 date=date,
             )
-            if self.dkim is not None:
+        except ValueError as exc:  # this reader's values (the address): retrying cannot help
+            return Outcome(False, permanent=True, reply=f"not composed: {exc}"), ""
+        if self.dkim is not None:
+            try:
                 message = self.dkim.sign(message, domain)
-        except ValueError as exc:  # a value the composer or signer refuses: retrying cannot help
-            return row["attempts"], Outcome(False, permanent=True, reply=f"not composed: {exc}"), ""
+            except ValueError as exc:
+                raise EditionHalted(f"copies cannot be DKIM-signed for {domain}: {exc}") from exc
         await self.limiter.acquire()
         started = time.perf_counter()
-        outcome = await self.transport.send(self.links.verp_address(row["id"]), row["email"], message)
+        outcome = await self.transport.send(self.links.verp_address(row["id"]), recipient, message)
         self.metrics.send_latency.observe(time.perf_counter() - started)
-        return row["attempts"], outcome, message_id
+        if outcome.shared and outcome.permanent:
+            raise EditionHalted(f"the mail server refuses every copy: {outcome.reply}")
+        return outcome, message_id
 
     async def _prepared_for(self, edition_id: int, list_id: int | None) -> tuple[PreparedMail, str]:
         key = (edition_id, list_id)
@@ -160,20 +222,24 @@ class Worker:
         edition = await self.db.pool.fetchrow(self.q["edition-content"], edition_id)
         assert edition is not None, "deliveries cascade with their edition"
         lst = await self.db.pool.fetchrow(self.q["list-by-id"], list_id) if list_id is not None else None
-        domain = parseaddr(edition["from_addr"])[1].rpartition("@")[2] or self.settings.effective_bounce_domain
         list_slug, list_name = (lst["slug"], lst["name"]) if lst else ("letterbox", "")
-        mail = prepare(
-            EditionMail(
-                subject=edition["subject"],
-                html=edition["html"],
-                text=edition["text_body"],
-                from_addr=edition["from_addr"],
-                reply_to=edition["reply_to"],
-                list_id=f"{list_slug}.{self.settings.effective_bounce_domain}",
-                list_name=list_name,
-            ),
-            message_id_domain=domain,
-        )
+        try:
+            domain = sender_domain(edition["from_addr"], self.settings.effective_bounce_domain)
+            mail = prepare(
+                EditionMail(
+                    subject=edition["subject"],
+                    html=edition["html"],
+                    text=edition["text_body"],
+                    from_addr=edition["from_addr"],
+                    reply_to=edition["reply_to"],
+                    list_id=f"{list_slug}.{self.settings.effective_bounce_domain}",
+                    list_name=list_name,
+                ),
+                message_id_domain=domain,
+                one_click=self.settings.one_click,
+            )
+        except ValueError as exc:  # posting checks the same, so only data from before a change gets here
+            raise EditionHalted(f"the edition cannot be composed: {exc}") from exc
         self._prepared[key] = (mail, domain)
         while len(self._prepared) > 32:
             self._prepared.popitem(last=False)
@@ -185,19 +251,38 @@ class Worker:
         """Send due confirmation and other system mails; return how many were claimed."""
         rows = await self.db.pool.fetch(self.q["system-mail-claim"], _SYSTEM_MAIL_BATCH, self.settings.lease_seconds)
         envelope_from = parseaddr(self.settings.from_addr)[1]
-        for row in rows:
-            if stop.is_set():
-                break
-            outcome = await self.transport.send(envelope_from, row["recipient"], bytes(row["message"]))
-            if outcome.accepted:
-                await self.db.pool.execute(self.q["system-mail-sent"], row["id"], outcome.reply[:500])
-                self.metrics.system_mails.inc()
-            elif outcome.permanent or row["attempts"] >= self.settings.send_max_attempts:
-                await self.db.pool.execute(self.q["system-mail-failed"], row["id"], outcome.reply[:500])
-            else:
-                delay = backoff_delay(row["attempts"], self.settings)
-                await self.db.pool.execute(self.q["system-mail-retry"], row["id"], delay, outcome.reply[:500])
+        claimed = {r["id"] for r in rows}
+        self.leases.system_mails |= claimed
+        try:
+            for row in rows:
+                if stop.is_set():
+                    break
+                outcome = await self._send_system_mail(envelope_from, row)
+                if outcome.accepted:
+                    await self.db.pool.execute(self.q["system-mail-sent"], row["id"], outcome.reply[:500])
+                    self.metrics.system_mails.inc()
+                elif outcome.permanent or row["attempts"] >= self.settings.send_max_attempts:
+                    await self.db.pool.execute(self.q["system-mail-failed"], row["id"], outcome.reply[:500])
+                else:
+                    delay = backoff_delay(row["attempts"], self.settings)
+                    await self.db.pool.execute(self.q["system-mail-retry"], row["id"], delay, outcome.reply[:500])
+        finally:
+            self.leases.system_mails -= claimed
         return len(rows)
+
+    async def _send_system_mail(self, envelope_from: str, row: asyncpg.Record) -> Outcome:
+        """DKIM-sign (when a key is set) and send one queued system mail; never raises for its content."""
+        try:
+            message = bytes(row["message"])
+            if self.dkim is not None:
+                domain = sender_domain(self.settings.from_addr, self.settings.effective_bounce_domain)
+                message = self.dkim.sign(message, domain)
+            return await self.transport.send(envelope_from, wire_address(row["recipient"]), message)
+        except ValueError as exc:  # this mail's address or content: retrying cannot help
+            return Outcome(False, permanent=True, reply=f"not sent: {exc}")
+        except Exception as exc:  # one mail must never stop the send loop
+            log.exception("system_mail_failed_unexpectedly", system_mail_id=row["id"])
+            return Outcome(False, permanent=True, reply=f"internal error: {type(exc).__name__}: {exc}")
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
@@ -216,4 +301,5 @@ async def run_worker(
 ) -> None:
     """Run one worker until ``stop`` is set (used by ``serve`` and by ``letterbox worker``)."""
     worker = Worker(settings, db, metrics, Links(settings, signer), transport or make_transport(settings))
-    await worker.run(stop)
+    with metrics.worker_alive():
+        await worker.run(stop)

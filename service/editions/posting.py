@@ -7,13 +7,14 @@ writes nothing, and a post that answers 202 has all its deliveries queued.
 from __future__ import annotations
 
 import hashlib
-from email.utils import parseaddr
+from datetime import UTC, datetime
 
 import asyncpg
 import msgspec
 
 from ..audience import with_filter
 from ..db.pool import Database
+from ..delivery.addresses import UnsendableAddress, sender_domain
 from ..delivery.compose import EditionMail, HeaderInjectionError, prepare
 from ..delivery.dkim import signable_domain
 from ..errors import BadRequest, Conflict, Unprocessable
@@ -21,6 +22,7 @@ from ..segments.compile import compile_filter
 from ..segments.filter import parse_filter
 from ..segments.routes import list_ids as resolve_list_ids
 from ..segments.routes import resolve_segment
+from ..segments.statement_timeout import statement_timeout
 from ..settings import Settings
 from .schemas import EditionAccepted, EditionIn
 
@@ -43,10 +45,14 @@ def _check_mail(body: EditionIn, from_addr: str, settings: Settings) -> None:
     """Compose the edition once: anything the composer refuses is the poster's error, found now."""
     if "\r" in body.subject or "\n" in body.subject:
         raise Unprocessable("'subject' must be one line: it contains a line break.")
-    domain = parseaddr(from_addr)[1].rpartition("@")[2]
+    try:
+        domain = sender_domain(from_addr, settings.effective_bounce_domain)
+    except UnsendableAddress as exc:
+        raise Unprocessable(f"'from' cannot be used for mail: {exc}.") from None
     if settings.dkim_selector and not signable_domain(domain):
         raise Unprocessable(f"Mail is DKIM-signed for the From domain, and '{domain}' is not a DNS domain name.")
     try:
+        # The same composition the worker does, so nothing it would refuse reaches a 202.
         prepare(
             EditionMail(
                 subject=body.subject,
@@ -57,7 +63,8 @@ def _check_mail(body: EditionIn, from_addr: str, settings: Settings) -> None:
                 list_id=f"check.{settings.effective_bounce_domain}",
                 list_name="",
             ),
-            message_id_domain=settings.effective_bounce_domain,
+            message_id_domain=domain,
+            one_click=settings.one_click,
         )
     except HeaderInjectionError as exc:
         raise Unprocessable(f"The edition cannot be sent as posted: {exc}.") from None
@@ -92,6 +99,11 @@ async def post_edition(
 
     if body.send_at is not None and body.send_at.tzinfo is None:
         raise Unprocessable("'send_at' needs a time zone (e.g. 2026-12-01T09:00:00Z).")
+    if body.expires_at is not None:
+        if body.expires_at.tzinfo is None:
+            raise Unprocessable("'expires_at' needs a time zone (e.g. 2026-12-08T09:00:00Z).")
+        if body.expires_at <= (body.send_at or datetime.now(UTC)):
+            raise Unprocessable("'expires_at' must be later than 'send_at' (or now, when the edition goes at once).")
     created = await conn.fetchrow(
         db.q["edition-insert"],
         key,
@@ -105,6 +117,7 @@ async def post_edition(
         body.filter,
         body.segment,
         body.send_at,
+        body.expires_at,
     )
     if created is None:  # another request with this key committed first
         raced = await conn.fetchrow(db.q["edition-by-key"], key)
@@ -113,7 +126,11 @@ async def post_edition(
     edition_id, status = created["id"], created["status"]
 
     fragment, params = compile_filter(node, first_param=3)
-    result = await conn.execute(with_filter(db.q["audience-fan-out"], fragment), list_ids, edition_id, *params)
+    async with statement_timeout(
+        conn, db, settings.fan_out_timeout_seconds, variable="LETTERBOX_FAN_OUT_TIMEOUT_SECONDS",
+        what="Freezing this edition's recipients",
+    ):  # fmt: skip
+        result = await conn.execute(with_filter(db.q["audience-fan-out"], fragment), list_ids, edition_id, *params)
     recipients = int(result.rsplit(" ", 1)[1])
     await conn.execute(db.q["edition-set-recipients"], edition_id, recipients)
     return EditionAccepted(id=edition_id, status=status, recipients=recipients)

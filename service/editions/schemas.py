@@ -29,6 +29,8 @@ class EditionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     from_: Address | None = msgspec.field(default=None, name="from")
     reply_to: Address | None = None
     send_at: datetime | None = None
+    expires_at: datetime | None = None
+    """When the content stops being timely: copies not sent by then are skipped (default: never)."""
 
 
 class EditionAccepted(msgspec.Struct, kw_only=True):
@@ -48,6 +50,7 @@ class Edition(msgspec.Struct, kw_only=True):
     subject: str
     lists: list[str]
     send_at: datetime | None
+    expires_at: datetime | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

@@ -15,9 +15,11 @@ from litestar.types import ControllerRouterHandler
 
 from ..db.pool import Database
 from ..errors import NotFound, Unprocessable
+from ..settings import Settings
 from .audience_count import count_audience
 from .filter import Filter, parse_filter
 from .schemas import Preview, PreviewIn, Segment, SegmentIn, SegmentPatch
+from .statement_timeout import statement_timeout
 
 READ = {"scope": "subscribers:read"}
 WRITE = {"scope": "admin"}
@@ -49,7 +51,11 @@ class SegmentController(Controller):
 
     @post("/preview", opt=READ, status_code=200, summary="Count an audience")
     async def preview(
-        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], data: JSONBody[PreviewIn]
+        self,
+        conn: NamedDependency[asyncpg.Connection],
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+        data: JSONBody[PreviewIn],
     ) -> Preview:
         """How many people an edition to these lists and filter (or this segment) would reach now."""
         if data.segment is not None:
@@ -61,7 +67,11 @@ class SegmentController(Controller):
         else:
             slugs, node = data.lists, parse_filter(data.filter)
         ids = await list_ids(conn, db, slugs)
-        return Preview(recipients=await count_audience(conn, db, ids, node))
+        async with statement_timeout(
+            conn, db, settings.preview_timeout_seconds,
+            variable="LETTERBOX_PREVIEW_TIMEOUT_SECONDS", what="Counting this audience",
+        ):  # fmt: skip
+            return Preview(recipients=await count_audience(conn, db, ids, node))
 
     @get("/", opt=READ, summary="List saved segments")
     async def list_segments(

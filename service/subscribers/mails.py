@@ -15,6 +15,7 @@ import asyncpg
 import jinja2
 
 from ..db.queries import Queries
+from ..delivery.addresses import sender_domain
 from ..delivery.compose import compose_simple
 from ..links import Links
 from ..settings import Settings
@@ -52,7 +53,7 @@ def confirmation_mail(settings: Settings, signer: TokenSigner, subscriber_id: in
             subject="Please confirm your subscription",
             text=text,
             headers={"Auto-Submitted": "auto-generated"},
-            message_id_domain=sender_addr.rpartition("@")[2] or settings.effective_bounce_domain,
+            message_id_domain=sender_domain(settings.from_addr, settings.effective_bounce_domain),
         )
     except ValueError as exc:  # the composer refuses what it cannot put in a header safely
         raise InvalidValue("This address cannot be used for mail.") from exc

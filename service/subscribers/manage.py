@@ -107,7 +107,7 @@ async def preferences_submit(
     assert subscriber_id is not None, "read_token checks the first field"
     form = await request.form()
     if not csrf.passes(signer, form_text(form.get(csrf.FIELD)), csrf.Form.PREFERENCES, subscriber_id,
-                       fetch_site=request.headers.get("sec-fetch-site")):
+                       request=request):
         raise FormRefused("This form has expired or did not come from this site. Please open the link again.")
     person = await conn.fetchrow(db.q["subscriber-lock"], subscriber_id)
     if person is None:

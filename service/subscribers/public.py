@@ -55,7 +55,7 @@ async def subscribe_submit(
     """Check the form and start double opt-in; the answer never says whether the address is known."""
     form = await request.form()
     if not csrf.passes(signer, form_text(form.get(csrf.FIELD)), csrf.Form.SUBSCRIBE,
-                       fetch_site=request.headers.get("sec-fetch-site")):
+                       request=request):
         raise FormRefused(REFUSED)
     if form_text(form.get(HONEYPOT)):
         # A bot filled the field people cannot see: tell it what it wants to hear, do nothing.

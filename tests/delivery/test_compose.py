@@ -310,3 +310,35 @@ async def test_a_rendered_copy_arrives_byte_identical_over_smtp() -> None:
     finally:
         controller.stop()
     assert sink.received == [("bounce+tok@bounce.example.org", ["alice@example.net"], raw)]
+
+
+def test_a_trial_on_http_gets_http_and_mailto_links_without_one_click() -> None:
+    trial = person(unsubscribe_url="http://127.0.0.1:8000/unsubscribe/tok", message_id="")
+    raw = prepare(edition(), message_id_domain="localhost", one_click=False).render(trial, date=DATE)
+    msg = parse(raw)
+    assert msg["List-Unsubscribe"].replace("\r\n ", " ") == (
+        "<http://127.0.0.1:8000/unsubscribe/tok>, <mailto:unsubscribe+tok-alice@bounce.example.org>"
+    )
+    assert msg["List-Unsubscribe-Post"] is None  # RFC 8058 one-click needs an https URI
+    assert msg["Message-ID"].endswith("@localhost>")  # a single-label domain is a valid Message-ID domain
+    # With one-click on offer (the default), an http link is refused rather than sent.
+    with pytest.raises(HeaderInjectionError, match="https"):
+        prepare(edition(), message_id_domain="localhost").render(trial)
+
+
+def test_international_addresses_are_sent_as_the_wire_wants_them() -> None:
+    raw = render(p=person(to_email="reader@bücher.example", to_name="Jürgen"))
+    assert b"\r\nTo: =?utf-8?b?SsO8cmdlbg==?= <reader@xn--bcher-kva.example>\r\n" in raw
+    utf8 = render(p=person(to_email="üser@example.com", to_name=""))
+    assert "\r\nTo: üser@example.com\r\n".encode() in utf8  # RFC 6532: the address itself, in UTF-8
+
+
+def test_system_mails_use_the_same_address_builder() -> None:
+    raw = compose_simple(from_addr="News <news@bücher.example>", to_email="üser@bücher.example",
+                         subject="Confirm", text="Hello", message_id_domain="xn--bcher-kva.example")
+    assert "\r\nTo: üser@xn--bcher-kva.example\r\n".encode() in raw
+    assert b"=?utf-8?" not in raw.split(b"\r\nSubject:")[0], "no encoded words inside an address"
+    assert raw.startswith(b"From: News <news@xn--bcher-kva.example>\r\n")
+    parsed = email.message_from_bytes(raw, policy=default)
+    assert parsed["To"] == "üser@xn--bcher-kva.example"
+    assert parsed.get_content().strip() == "Hello"

@@ -263,3 +263,29 @@ async def test_copies_are_dkim_signed_over_the_unsubscribe_headers(
         assert signed is not None
         headers = signed[1].lower().split(":")
         assert {"list-unsubscribe", "list-unsubscribe-post", "from", "subject"} <= set(headers)
+
+
+async def test_confirmation_mails_are_dkim_signed_too(
+    admin_headers: dict[str, str], settings: Settings, smtp_sink: SmtpSink, tmp_path: Path
+) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_file = tmp_path / "dkim.pem"
+    key_file.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    public = base64.b64encode(key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
+    signing = replace_settings(settings, dkim_selector="lb1", dkim_key_file=str(key_file))
+    signing_app = create_app(signing)
+    await seed_readers(settings.database_url or "", 1)
+    async with AsyncTestClient(signing_app) as signing_client:
+        answer = await signing_client.post(
+            "/v1/subscriptions", json={"email": "new@example.net", "lists": ["news"]}, headers=admin_headers
+        )
+        assert answer.status_code == 202, answer.text
+        async with running_worker(signing_app, signing):
+            (received,) = await smtp_sink.wait_for(1)
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        assert name == b"lb1._domainkey.example.org."
+        return b"v=DKIM1; k=rsa; p=" + public
+
+    assert received.parsed()["Subject"] == "Please confirm your subscription"
+    assert dkim.verify(received.content, dnsfunc=dns), "the confirmation mail's signature verifies"

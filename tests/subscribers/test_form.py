@@ -135,6 +135,24 @@ async def test_addresses_are_normalised_and_unique_whatever_their_case(client: C
     assert [r["email"] for r in await rows(db, "SELECT email FROM subscribers")] == ["Ann.Smith@example.org"]
 
 
+async def test_international_domains_are_one_person_in_their_ascii_form(client: Client, db: Database) -> None:
+    assert (await subscribe(client, "reader@bücher.example")).status_code == 200
+    assert (await subscribe(client, "reader@xn--bcher-kva.example")).status_code == 200
+    assert (await subscribe(client, "üser@example.com")).status_code == 200
+    stored = sorted(r["email"] for r in await rows(db, "SELECT email FROM subscribers"))
+    assert stored == ["reader@xn--bcher-kva.example", "üser@example.com"]
+
+
+async def test_bytes_that_are_not_utf8_are_a_field_error(client: Client, db: Database) -> None:
+    form = await client.get("/subscribe")
+    body = f"csrf={csrf_of(form.text)}&email=a%FF%40example.org&name=&agency=&role=&website=&lists=newsletter"
+    response = await client.post("/subscribe", content=body.encode(),
+                                 headers={"content-type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 400
+    assert "could not be read" in response.text and 'href="#email"' in response.text
+    assert await value(db, "SELECT count(*) FROM subscribers") == 0
+
+
 async def test_too_many_posts_for_one_address_get_a_429_page(client: Client, db: Database, clock: FakeClock) -> None:
     for _ in range(5):
         assert (await subscribe(client, "ann@example.org")).status_code == 200

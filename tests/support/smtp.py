@@ -22,6 +22,8 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     content: bytes
+    mail_options: list[str] = field(default_factory=list)
+    """ESMTP parameters of MAIL FROM, e.g. ``SMTPUTF8``."""
 
     def parsed(self) -> EmailMessage:
         """The message parsed with the modern email policy."""
@@ -34,6 +36,13 @@ class Received:
 class _Handler:
     sink: SmtpSink
     rcpt_replies: dict[str, deque[str]] = field(default_factory=dict)
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if self.sink.mail_reply is not None:
+            return self.sink.mail_reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         if self.sink.dropping:
@@ -54,7 +63,9 @@ class _Handler:
             await asyncio.sleep(self.sink.delay)
         content = envelope.original_content or envelope.content
         with self.sink.lock:
-            self.sink.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(content)))
+            self.sink.received.append(
+                Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(content), list(envelope.mail_options))
+            )
         return "250 Message accepted"
 
 
@@ -66,16 +77,15 @@ def free_port() -> int:
 
 
 class SmtpSink:
-    """Start with :meth:`start`; read :attr:`received`; script refusals per recipient.
+    """Start with :meth:`start`; read :attr:`received`; script refusals per recipient."""
 
-    ``smtputf8``: offer SMTPUTF8 (RFC 6531), as a mail server that takes international addresses does.
-    """
-
-    def __init__(self, *, smtputf8: bool = False) -> None:
+    def __init__(self, *, smtputf8: bool = True) -> None:
         self.lock = threading.Lock()
         self.received: list[Received] = []
         self.scripted: dict[str, deque[str]] = {}
         self.default_reply: str | None = None
+        self.mail_reply: str | None = None
+        """When set, the answer to every MAIL FROM (e.g. a 550 refusing the sender)."""
         self.dropping = False
         self.delay = 0.0
         self.port = free_port()

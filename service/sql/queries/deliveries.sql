@@ -1,6 +1,7 @@
 -- name: delivery-claim
 -- Lease a batch of one edition's due copies and say for each whether it may still go:
--- the person may have left, been suppressed or erased since the edition was queued.
+-- the person may have left, been suppressed or erased since the edition was queued, or
+-- the edition's content stopped being timely. retry_ends_at: after it, no further try.
 WITH due AS (
     SELECT d.id
     FROM deliveries d
@@ -11,22 +12,25 @@ WITH due AS (
 ), claimed AS (
     UPDATE deliveries d
     SET status = 'sending', lease_until = now() + make_interval(secs => $2), leased_by = $3,
-        attempts = d.attempts + 1, updated_at = now()
+        attempts = d.attempts + 1, first_attempt_at = coalesce(d.first_attempt_at, now()), updated_at = now()
     FROM due
     WHERE d.id = due.id
-    RETURNING d.id, d.edition_id, d.subscriber_id, d.list_id, d.attempts
+    RETURNING d.id, d.edition_id, d.subscriber_id, d.list_id, d.attempts, d.first_attempt_at
 )
 SELECT c.id, c.edition_id, c.subscriber_id, c.list_id, c.attempts, s.email, s.name,
+       least(c.first_attempt_at + make_interval(secs => $5), e.expires_at) AS retry_ends_at,
        CASE
+           WHEN e.expires_at <= now() THEN 'expired'
            WHEN s.id IS NULL THEN 'erased'
            WHEN EXISTS (SELECT 1 FROM suppressions x WHERE x.email_hash = s.email_hash) THEN 'suppressed'
            WHEN s.status <> 'active' THEN s.status
            WHEN NOT EXISTS (
-               SELECT 1 FROM subscriptions sub JOIN editions e ON e.id = c.edition_id
+               SELECT 1 FROM subscriptions sub
                WHERE sub.subscriber_id = s.id AND sub.list_id = ANY (e.list_ids) AND sub.status = 'confirmed'
            ) THEN 'unsubscribed'
        END AS skip_reason
 FROM claimed c
+JOIN editions e ON e.id = c.edition_id
 LEFT JOIN subscribers s ON s.id = c.subscriber_id;
 
 -- name: delivery-mark-sent
@@ -61,9 +65,23 @@ WHERE id = ANY ($1::bigint[]) AND status = 'sending';
 
 -- name: delivery-reclaim-expired
 -- Copies whose worker died holding the lease go back to the queue (the attempt stays counted).
-UPDATE deliveries SET status = 'queued', lease_until = NULL, leased_by = NULL, updated_at = now()
+-- A copy whose worker died $1 times fails: it may be what kills the worker, and must not
+-- stop every worker that takes it next.
+UPDATE deliveries
+SET lost_leases = lost_leases + 1,
+    status = CASE WHEN lost_leases + 1 >= $1 THEN 'failed' ELSE 'queued' END,
+    last_reply = CASE WHEN lost_leases + 1 >= $1
+                      THEN 'gave up: the worker sending this copy stopped ' || (lost_leases + 1)
+                           || ' times before its result was written'
+                      ELSE last_reply END,
+    lease_until = NULL, leased_by = NULL, updated_at = now()
 WHERE status = 'sending' AND lease_until < now();
 
 -- name: editions-sending
 -- Editions whose copies workers should be sending now.
 SELECT id FROM editions WHERE status IN ('queued', 'sending') ORDER BY id;
+
+-- name: delivery-renew-leases
+-- A live worker extends the leases of the copies it still holds (see service/delivery/leases.py).
+UPDATE deliveries SET lease_until = now() + make_interval(secs => $2)
+WHERE id = ANY ($1::bigint[]) AND status = 'sending';

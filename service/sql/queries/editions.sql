@@ -2,8 +2,8 @@
 -- Record a posted edition unless its Idempotency-Key is taken (then nothing is returned);
 -- scheduled when send_at is still ahead by the database's clock (the one workers use).
 INSERT INTO editions (idempotency_key, request_hash, subject, html, text_body, from_addr, reply_to,
-                      list_ids, filter, segment, send_at, status)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+                      list_ids, filter, segment, send_at, expires_at, status)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
         CASE WHEN $11::timestamptz > now() THEN 'scheduled' ELSE 'queued' END)
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING id, status;
@@ -18,7 +18,7 @@ UPDATE editions SET recipients = $2, updated_at = now() WHERE id = $1;
 
 -- name: edition-get
 -- An edition with its delivery counts, bounces, complaints and unsubscribes.
-SELECT e.id, e.status, e.status_reason, e.subject, e.send_at, e.created_at, e.started_at, e.finished_at,
+SELECT e.id, e.status, e.status_reason, e.subject, e.send_at, e.expires_at, e.created_at, e.started_at, e.finished_at,
        e.recipients,
        (SELECT coalesce(array_agg(l.slug ORDER BY l.slug), '{}') FROM lists l WHERE l.id = ANY (e.list_ids)) AS lists,
        count(d.id) FILTER (WHERE d.status IN ('queued', 'sending')) AS queued,
@@ -45,7 +45,8 @@ RETURNING id;
 -- Resume a paused edition: scheduled again if its time is still ahead, else queued.
 -- Copies already sent stay sent, so nothing is sent twice.
 UPDATE editions
-SET status = CASE WHEN send_at > now() THEN 'scheduled' ELSE 'queued' END, updated_at = now()
+SET status = CASE WHEN send_at > now() THEN 'scheduled' ELSE 'queued' END, status_reason = NULL,
+    updated_at = now()
 WHERE id = $1 AND status = 'paused'
 RETURNING id;
 

@@ -35,3 +35,10 @@ WITH stale AS (
 UPDATE deliveries d SET status = 'skipped', last_reply = 'edition cancelled', updated_at = now()
 FROM stale WHERE d.edition_id = stale.id AND d.status = 'queued'
 RETURNING d.edition_id;
+
+-- name: edition-halt
+-- Pause an edition whose copies would all fail for one shared reason (its content, the
+-- sender, the relay's credentials) instead of failing every copy; resume clears the reason.
+UPDATE editions SET status = 'paused', status_reason = $2, updated_at = now()
+WHERE id = $1 AND status IN ('queued', 'sending')
+RETURNING id;

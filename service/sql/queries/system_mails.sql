@@ -29,3 +29,8 @@ WHERE id = $1;
 -- name: system-mail-failed
 -- A permanent failure, or attempts used up.
 UPDATE system_mails SET status = 'failed', last_reply = $2, lease_until = NULL WHERE id = $1;
+
+-- name: system-mail-renew-leases
+-- A live worker extends the leases of the system mails it still holds.
+UPDATE system_mails SET lease_until = now() + make_interval(secs => $2)
+WHERE id = ANY ($1::bigint[]) AND status = 'sending';
