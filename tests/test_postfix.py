@@ -40,7 +40,6 @@ postfix = private.postfix
 Client = AsyncTestClient[Litestar]
 # Long enough for Postfix to warn (after 3 s) and give up (after 30 s) on a deferred copy.
 WITHIN = 90.0
-FAST_RETRIES = {"retry_base_seconds": 0.05, "retry_max_seconds": 0.2}
 
 
 @pytest.fixture
@@ -273,7 +272,7 @@ async def test_a_non_ascii_local_part_travels_with_smtputf8_and_arrives_intact(
     international, fine = "üser@example.test", "utf8.fine@example.org"
     await add_readers(url, international, fine)
     edition_id = await post_edition(client, admin_headers, "utf8", html="<p>Grüße, {{name}}</p>")
-    async with running_worker(app, replace_settings(settings, **FAST_RETRIES)):
+    async with running_worker(app):
         shown = await edition_done(client, admin_headers, edition_id, postfix)
         await until("the international copy did not arrive", arrived(postfix, international), postfix)
     assert shown["sent"] == 2 and shown["failed"] == 0
@@ -292,7 +291,7 @@ async def test_hostile_and_international_addresses_never_stop_an_edition(
     url = settings.database_url or ""
     crowd = await seed_readers(url, 25, prefix="crowd")
     first = await post_edition(client, admin_headers, "crowd-1")
-    async with running_worker(app, replace_settings(settings, **FAST_RETRIES)):
+    async with running_worker(app):
         # While the edition goes out, addresses arrive through every door: the form…
         for email in ("üser@example.com", "leser@bücher.example"):
             assert (await subscribe(client, email, lists=("news",))).status_code == 200
