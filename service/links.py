@@ -37,3 +37,8 @@ class Links:
     def verp_address(self, delivery_id: int) -> str:
         """The per-copy envelope sender whose signed token identifies the delivery."""
         return f"bounce+{self.signer.sign(Purpose.VERP, delivery_id)}@{self._domain}"
+
+    def system_mail_return_path(self, system_mail_id: int) -> str:
+        """The envelope sender of a system mail (a confirmation): its signed token names the mail,
+        so a bounce of it reaches the bounce receiver and can drop the sign-up."""
+        return f"bounce+{self.signer.sign(Purpose.SYSTEM_MAIL, system_mail_id)}@{self._domain}"

@@ -26,6 +26,8 @@ class Purpose(StrEnum):
     UNSUBSCRIBE = "letterbox.unsubscribe"
     PREFERENCES = "letterbox.preferences"
     VERP = "letterbox.verp"
+    SYSTEM_MAIL = "letterbox.system-mail"
+    """The return path of a system mail (a confirmation): names the mail, so its bounce is seen."""
     CSRF = "letterbox.csrf"
 
 

@@ -17,12 +17,17 @@ Where a bounce arrives unauthenticated (the SMTP receiver), only step 1 is
 allowed: a bounce can then only ever be about the copy its token names, so a
 forged report cannot bounce or unsubscribe anybody else.  Unsigned or
 tampered tokens are ignored.
+
+A refusal at send time (a 5xx reply to the worker) and the bounce of a system
+mail (a confirmation: its return path carries a token of its own) are
+classified the same way, by ``classify.py``.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from email.utils import parseaddr
 
 import asyncpg
 import msgspec
@@ -33,7 +38,9 @@ from ..logs import mask_email
 from ..metrics import Metrics
 from ..settings import Settings
 from ..tokens import Purpose, TokenInvalid, TokenSigner
-from .parse import ParsedEvent
+from .classify import classify
+from .finding import Finding
+from .parse import Ours, ParsedEvent
 from .policy import BounceFacts, apply_bounce
 from .schemas import BounceEvent
 
@@ -58,10 +65,28 @@ class _DryRun(Exception):
     """Raised inside a savepoint to undo a dry run's writes."""
 
 
+def ours(settings: Settings) -> Ours:
+    """Our own addresses, never a failed recipient: the From address and the bounce domain."""
+    from_addr = parseaddr(settings.from_addr)[1].lower()
+    return Ours(
+        addresses=frozenset({from_addr} if from_addr else set()),
+        domains=frozenset({settings.effective_bounce_domain.lower()}),
+    )
+
+
 def verp_delivery_id(signer: TokenSigner, token: str) -> int | None:
     """The delivery a VERP token names, or None when it is forged, tampered or for another purpose."""
     try:
         fields = signer.verify(Purpose.VERP, token)
+    except TokenInvalid:
+        return None
+    return fields[0] if len(fields) == 1 and fields[0] is not None else None
+
+
+def system_mail_id(signer: TokenSigner, token: str) -> int | None:
+    """The system mail a return-path token names, or None when it is not a genuine system-mail token."""
+    try:
+        fields = signer.verify(Purpose.SYSTEM_MAIL, token)
     except TokenInvalid:
         return None
     return fields[0] if len(fields) == 1 and fields[0] is not None else None
@@ -93,7 +118,8 @@ async def copies_named(
     for token in tokens:
         delivery_id = verp_delivery_id(signer, token)
         if delivery_id is None:
-            log.info("verp_token_refused")
+            if system_mail_id(signer, token) is None:
+                log.info("verp_token_refused")
         else:
             wanted.append((delivery_id, None))
     wanted += list(message_ids)
@@ -157,7 +183,9 @@ async def _ingest(
     outcomes: list[BounceEvent] = []
     for event in events:
         copy = _tied_copy(event, copies, only_event=len(events) == 1)
-        email = event.email or (copy.email if copy is not None and copy.email else "")
+        # The copy a signed token names knows the address we sent to; a Final-Recipient may be
+        # where an alias or forward led.
+        email = copy.email if copy is not None and copy.email else event.email
         matched = False
         if copy is not None or not tied_only:
             delivery_id = (
@@ -165,7 +193,7 @@ async def _ingest(
             )
             facts = BounceFacts(
                 email=event.email, kind=event.kind, status=event.status, diagnostic=event.diagnostic,
-                source=source, delivery_id=delivery_id, edition_id=edition_id,
+                source=source, delivery_id=delivery_id, edition_id=edition_id, event_id=event.event_id,
             )  # fmt: skip
             matched = await apply_bounce(conn, q, settings, facts)
         log.info(
@@ -174,6 +202,46 @@ async def _ingest(
         )  # fmt: skip
         outcomes.append(BounceEvent(email, event.kind, event.status, event.diagnostic, matched))
     return outcomes
+
+
+async def record_send_refusal(
+    conn: asyncpg.Connection, q: Queries, settings: Settings, delivery_id: int, reply: str
+) -> bool:
+    """A refusal at send time ("550 5.1.1 ..."), classified like any report: a 552 mailbox full
+    is soft, a 550 user unknown hard. Return whether it matched a reader."""
+    verdict = classify(Finding(email="", diagnostic=reply, action="failed"))
+    if verdict is None:
+        return False
+    facts = BounceFacts(
+        email="", kind=verdict.kind, status=verdict.status, diagnostic=reply, source="smtp", delivery_id=delivery_id
+    )
+    return await apply_bounce(conn, q, settings, facts)
+
+
+async def drop_bounced_signups(
+    conn: asyncpg.Connection, q: Queries, signer: TokenSigner, tokens: Iterable[str], events: Sequence[ParsedEvent]
+) -> int:
+    """A hard bounce of a confirmation mail drops the pending sign-up it asked to confirm.
+
+    ``tokens`` are the report's return-path tokens; one that is a genuine system-mail token
+    names the mail. A person still pending is removed; anyone else loses only the lists still
+    waiting for confirmation, so an active reader keeps everything they have. Return how many
+    sign-ups were dropped.
+    """
+    dropped = 0
+    for token in tokens:
+        mail_id = system_mail_id(signer, token)
+        mail = await conn.fetchrow(q["system-mail-for-bounce"], mail_id) if mail_id is not None else None
+        if mail is None or mail["kind"] != "confirm" or mail["subscriber_id"] is None:
+            continue
+        recipient = str(mail["recipient"]).lower()
+        hard = [e for e in events if e.kind == "hard" and (e.email == recipient or len(events) == 1)]
+        if not hard:
+            continue
+        await conn.execute(q["system-mail-drop-signup"], mail["subscriber_id"])
+        log.info("signup_dropped_after_bounce", email=mask_email(recipient), status=hard[0].status)
+        dropped += 1
+    return dropped
 
 
 def _tied_copy(event: ParsedEvent, copies: Sequence[Copy], *, only_event: bool) -> Copy | None:

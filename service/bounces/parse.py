@@ -1,7 +1,8 @@
 """Bounce and complaint mail in, events out: the one entry point of the parser.
 
 ``parse_report(raw)`` reads a mail posted to our bounce address (or to the raw
-bounce API) and says which recipients failed, how (hard, soft, complaint) and why.
+bounce API) and says which recipients failed and why; ``events`` turns the
+findings of any way in (mail, webhook, API, send time) into classified events.
 Readers are tried from the most to the least structured:
 
 1. complaints: RFC 5965 ARF and its look-alikes (``formats/arf.py``);
@@ -10,12 +11,14 @@ Readers are tried from the most to the least structured:
 4. RFC 3834 auto-replies, which are not bounces (``formats/autoreply.py``);
 5. prose bounces from everything else (``formats/prose.py``).
 
-Classification lives in ``classify.py``. Nothing here touches the database or the
-network, and nothing raises: any bytes give a report, possibly empty.
+Classification lives in ``classify.py`` alone. Nothing here touches the database or
+the network, and nothing raises: any bytes give a report, possibly empty.
 
 Addresses: for an RFC 3464 recipient we report Original-Recipient when present (the
 address we sent to) before Final-Recipient, and for a prose "<a> (expanded from <b>)"
-we report b, because the subscriber is known by the address we mailed.
+we report b, because the subscriber is known by the address we mailed.  Addresses are
+cleaned and validated (``formats.common.clean_address``); our own (the From address,
+anything at the bounce domain) are never reported as recipients.
 """
 
 from __future__ import annotations
@@ -29,11 +32,12 @@ from typing import TypeVar
 
 import msgspec
 
-from service.bounces.classify import BounceKind, classify
+from service.bounces.classify import Kind, classify, find_status
+from service.bounces.finding import Finding
 from service.bounces.formats import arf, autoreply, dsn, notice, prose, ses
-from service.bounces.formats.common import Finding, embedded_message, header_values, trim
+from service.bounces.formats.common import embedded_message, header_values, trim
 
-__all__ = ["BounceKind", "ParsedEvent", "ParsedReport", "parse_report"]
+__all__ = ["Kind", "Ours", "ParsedEvent", "ParsedReport", "events", "parse_report"]
 
 # Mail bigger than this is cut before parsing: a notice is small, and the copy of the
 # original message it carries is not worth unbounded parse time.
@@ -42,14 +46,29 @@ MAX_TOKENS = 20
 
 
 class ParsedEvent(msgspec.Struct, frozen=True):
-    """One failed (or complained-about) recipient."""
+    """One failed (or complained-about, or delayed) recipient, classified."""
 
     email: str  # lower-cased bare addr-spec; '' only for a complaint whose report redacts it
-    kind: BounceKind
-    status: str | None  # DSN status such as "5.1.1"; None for complaints
+    kind: Kind
+    status: str | None  # DSN status such as "5.1.1"; None for complaints and unknown failures
     diagnostic: str | None  # the remote server's words or the notice's, <= 1000 characters
     reply_code: int | None = None  # SMTP reply code such as 550, when the notice shows one
     feedback_type: str | None = None  # ARF Feedback-Type for complaints
+    event_id: str | None = None  # the provider's event id, for de-duplication
+    rule: str | None = None  # the classifier's rule that decided the kind
+
+
+class Ours(msgspec.Struct, frozen=True):
+    """Addresses that are ours and so never a failed recipient: the From address, the bounce domain."""
+
+    addresses: frozenset[str] = frozenset()
+    domains: frozenset[str] = frozenset()
+
+    def __contains__(self, addr: object) -> bool:
+        if not isinstance(addr, str):
+            return False
+        address = addr.lower()
+        return address in self.addresses or address.rpartition("@")[2] in self.domains
 
 
 class ParsedReport(msgspec.Struct, frozen=True):
@@ -73,7 +92,7 @@ _RECEIVED_FOR = re.compile(r"\bfor\s+<?([^\s<>;]+@[^\s<>;]+)>?", re.IGNORECASE)
 T = TypeVar("T")
 
 
-def parse_report(raw: bytes) -> ParsedReport:
+def parse_report(raw: bytes, ours: Ours | None = None) -> ParsedReport:
     """Parse a bounce, DSN, complaint or auto-reply mail. Never raises."""
     try:
         data = raw if isinstance(raw, bytes) else bytes(raw)
@@ -83,7 +102,7 @@ def parse_report(raw: bytes) -> ParsedReport:
     no_tokens: list[str] = []
     tokens = _guarded(lambda: verp_tokens(msg), no_tokens)
     try:
-        return _report(msg, tokens)
+        return _report(msg, tokens, ours or Ours())
     except Exception:
         return ParsedReport(events=[], verp_tokens=tokens, auto_reply=False)
 
@@ -97,10 +116,11 @@ def verp_tokens(msg: Message) -> list[str]:
     return _tokens(values)
 
 
-def _report(msg: Message, tokens: list[str]) -> ParsedReport:
+def _report(msg: Message, tokens: list[str], ours: Ours) -> ParsedReport:
     complaints = _guarded(lambda: arf.read(msg), None)
     if complaints is not None:
-        return ParsedReport(events=_events(complaints), verp_tokens=_complaint_tokens(msg, tokens), auto_reply=False)
+        complaint_tokens = _complaint_tokens(msg, tokens)
+        return ParsedReport(events=events(complaints, ours), verp_tokens=complaint_tokens, auto_reply=False)
     findings = _guarded(lambda: ses.read(msg), None)
     if findings is None:
         findings = _guarded(lambda: dsn.read(msg), None)
@@ -111,7 +131,8 @@ def _report(msg: Message, tokens: list[str]) -> ParsedReport:
         if _guarded(lambda: autoreply.is_auto_reply(msg) and not notice.is_bounce_sender(msg), False):
             return ParsedReport(events=[], verp_tokens=tokens, auto_reply=True)
         findings = _guarded(lambda: prose.read(msg), None)
-    return ParsedReport(events=_events(findings or []), verp_tokens=tokens, auto_reply=False)
+    subject = _guarded(lambda: str(msg.get("subject", "")), "")
+    return ParsedReport(events=events(findings or [], ours, subject=subject), verp_tokens=tokens, auto_reply=False)
 
 
 def _with_prose_guarded(msg: Message, finding: Finding) -> Finding:
@@ -128,10 +149,11 @@ def _with_prose(msg: Message, finding: Finding) -> Finding:
     if told is None or not told.diagnostic:
         return finding
     status = finding.status
+    said = find_status(told.diagnostic)
     # A generic "5.0.0" is refined by what the remote server said, if it agrees on the class.
-    if told.status and (status is None or (status.endswith(".0.0") and told.status[0] == status[0])):
-        status = told.status
-    return finding._replace(status=status, diagnostic=told.diagnostic, reply_code=told.reply_code)
+    if said and (status is None or (status.endswith(".0.0") and said[0] == status[0])):
+        status = said
+    return finding._replace(status=status, diagnostic=told.diagnostic, reply_code=told.reply_code, text=told.text)
 
 
 def _complaint_tokens(msg: Message, tokens: list[str]) -> list[str]:
@@ -156,29 +178,39 @@ def _tokens(values: list[str]) -> list[str]:
     return found[:MAX_TOKENS]
 
 
-def _events(findings: list[Finding]) -> list[ParsedEvent]:
-    events: list[ParsedEvent] = []
+def events(findings: list[Finding], ours: Ours | None = None, *, subject: str = "") -> list[ParsedEvent]:
+    """Classify each finding (``classify.py``); one event per address, ours and non-failures left out.
+
+    ``subject``: the notice's Subject, read only when nothing in the body decides: notices often
+    name the reason there alone ("Mail loop detected", "Mailbox quota exceeded").
+    """
+    ours = ours or Ours()
+    found: list[ParsedEvent] = []
     seen: set[str] = set()
     for finding in findings:
         addr = finding.email.strip().lower()
-        if addr in seen or (not finding.complaint and "@" not in addr):
+        if addr in seen or (not finding.complaint and "@" not in addr) or addr in ours:
             continue
-        kind: BounceKind | None = "complaint" if finding.complaint else classify(finding.status)
-        if kind is None:
-            continue  # 2.x.x: delivered or relayed, not a bounce
+        verdict = classify(finding)
+        if verdict is not None and verdict.kind == "unknown" and subject:
+            verdict = classify(finding._replace(text="\n".join(t for t in (finding.text, subject) if t)))
+        if verdict is None:
+            continue  # delivered or relayed, not a failure
         seen.add(addr)
         reply_code = finding.reply_code if finding.reply_code and 400 <= finding.reply_code <= 599 else None
-        events.append(
+        found.append(
             ParsedEvent(
                 email=addr,
-                kind=kind,
-                status=None if finding.complaint else finding.status,
+                kind=verdict.kind,
+                status=verdict.status,
                 diagnostic=trim(finding.diagnostic),
                 reply_code=reply_code,
                 feedback_type=finding.feedback_type if finding.complaint else None,
+                event_id=finding.event_id,
+                rule=verdict.rule,
             )
         )
-    return events
+    return found
 
 
 def _guarded(step: Callable[[], T], fallback: T) -> T:

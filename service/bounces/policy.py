@@ -3,20 +3,21 @@
 Hard bounce: suppress at once, status ``bounced``.  Complaint: suppress,
 status ``complained``, and leave every list.  Soft bounce: count; the limit
 within the window (no delivery in between) suppresses like a hard bounce.
+A delay warning (``delayed``) and a report no rule classifies (``unknown``)
+are recorded for review and do nothing else.  A copy counts at most one
+bounce however many reports arrive for it (a later hard bounce still
+suppresses), and a provider event already recorded changes nothing.
 Addresses we do not know change nothing.
 """
 
 from __future__ import annotations
-
-from typing import Literal
 
 import asyncpg
 import msgspec
 
 from ..db.queries import Queries
 from ..settings import Settings
-
-Kind = Literal["hard", "soft", "complaint"]
+from .classify import Kind
 
 
 class BounceFacts(msgspec.Struct, frozen=True, kw_only=True):
@@ -30,6 +31,8 @@ class BounceFacts(msgspec.Struct, frozen=True, kw_only=True):
     delivery_id: int | None = None
     edition_id: int | None = None
     subscriber_id: int | None = None
+    event_id: str | None = None
+    """The provider's id of the event: the same id from the same source is acted on once."""
 
 
 async def apply_bounce(conn: asyncpg.Connection, q: Queries, settings: Settings, facts: BounceFacts) -> bool:
@@ -44,10 +47,12 @@ async def apply_bounce(conn: asyncpg.Connection, q: Queries, settings: Settings,
     if person is None:
         return False
     email = person["email"]
-    await conn.execute(
+    recorded = await conn.fetchrow(
         q["bounce-event-insert"], person["id"], facts.delivery_id, edition_id, email,
-        facts.kind, facts.status, facts.diagnostic, facts.source,
-    )
+        facts.kind, facts.status, facts.diagnostic, facts.source, facts.event_id,
+    )  # fmt: skip
+    if recorded is None:
+        return True  # a provider event we already have: acted on when it first came
     detail = " ".join(p for p in (facts.status, facts.diagnostic) if p) or facts.source
     if facts.kind == "complaint":
         await conn.execute(q["suppression-add"], email, "complaint", detail)
@@ -55,7 +60,7 @@ async def apply_bounce(conn: asyncpg.Connection, q: Queries, settings: Settings,
     elif facts.kind == "hard":
         await conn.execute(q["suppression-add"], email, "hard_bounce", detail)
         await conn.execute(q["subscriber-set-bounced"], person["id"])
-    else:
+    elif facts.kind == "soft" and recorded["counted"]:
         count = await conn.fetchval(
             q["subscriber-count-soft-bounce"], person["id"], settings.soft_bounce_window_days, facts.delivery_id
         )

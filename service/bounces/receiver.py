@@ -4,6 +4,8 @@ It accepts mail for two kinds of address on the bounce domain only:
 
 - ``bounce+TOKEN@BOUNCE_DOMAIN``, the VERP return path of each copy: the
   report is parsed and its events acted on, tied to the copy the token names;
+  the same address with a system-mail token is the return path of a
+  confirmation mail, whose hard bounce drops the pending sign-up;
 - ``unsubscribe+TOKEN@BOUNCE_DOMAIN``, the ``mailto:`` of ``List-Unsubscribe``:
   the reader leaves the list the mail was for.
 
@@ -37,7 +39,7 @@ from ..metrics import Metrics
 from ..settings import Settings, SettingsError
 from ..subscribers import lifecycle
 from ..tokens import Purpose, TokenInvalid, TokenSigner
-from .ingest import copies_named, count, ingest_events
+from .ingest import copies_named, count, drop_bounced_signups, ingest_events, ours
 from .parse import parse_report
 
 log = structlog.get_logger(__name__)
@@ -55,7 +57,7 @@ _BUSY = b"421 4.3.2 Too many connections; try again later\r\n"
 class Recipient(msgspec.Struct, frozen=True):
     """A verified recipient: what the address is for, its token and the ids the token carries."""
 
-    purpose: Literal["bounce", "unsubscribe"]
+    purpose: Literal["bounce", "system-mail", "unsubscribe"]
     token: str
     fields: tuple[int | None, ...]
 
@@ -71,7 +73,11 @@ def read_recipient(address: str, domain: str, signer: TokenSigner) -> Recipient 
         return None
     try:
         if purpose == "bounce":
-            fields = signer.verify(Purpose.VERP, token)
+            try:
+                fields = signer.verify(Purpose.VERP, token)
+            except TokenInvalid:
+                fields = signer.verify(Purpose.SYSTEM_MAIL, token)
+                return Recipient("system-mail", token, fields) if len(fields) == 1 and fields[0] is not None else None
             return Recipient("bounce", token, fields) if len(fields) == 1 and fields[0] is not None else None
         if purpose == "unsubscribe":
             fields = signer.verify(Purpose.UNSUBSCRIBE, token)
@@ -116,9 +122,9 @@ class _Handler:
     async def _act(self, content: bytes, recipients: list[Recipient]) -> str:
         """Act on one accepted mail for each of its recipients, in one transaction."""
         try:
-            wants_report = any(r.purpose == "bounce" for r in recipients)
+            wants_report = any(r.purpose != "unsubscribe" for r in recipients)
             # Parsing a large mail takes a while; it must not hold up the event loop.
-            report = await asyncio.to_thread(parse_report, content) if wants_report else None
+            report = await asyncio.to_thread(parse_report, content, ours(self.settings)) if wants_report else None
             outcomes = []
             async with self.db.transaction() as conn:
                 for recipient in recipients:
@@ -127,6 +133,8 @@ class _Handler:
                         assert subscriber_id is not None, "read_recipient checks the first field"
                         actor = lifecycle.Actor.of("mailto", None, None)
                         await lifecycle.unsubscribe(conn, self.db.q, subscriber_id, list_id, edition_id, actor)
+                    elif recipient.purpose == "system-mail" and report is not None:
+                        await drop_bounced_signups(conn, self.db.q, self.signer, [recipient.token], report.events)
                     elif report is not None and report.events:
                         # Anyone may connect: act only on the copy the signed token names (tied_only).
                         copies = await copies_named(conn, self.db.q, self.signer, tokens=[recipient.token])

@@ -24,13 +24,13 @@ from ..metrics import Metrics
 from ..settings import Settings
 from ..subscribers.validation import InvalidValue, normalise_email
 from ..tokens import TokenSigner
-from .ingest import copies_named, count, ingest_events, message_id_candidates
-from .parse import ParsedEvent, parse_report
+from .finding import Finding
+from .ingest import copies_named, count, drop_bounced_signups, ingest_events, message_id_candidates, ours
+from .parse import events, parse_report
 from .schemas import BounceEvents, BounceIn, BounceMatched, ProviderBody, RawMailBody
 from .suppressions import SuppressionController
 from .webhook_config import WebhookSecrets
 from .webhooks import PROVIDERS
-from .webhooks.common import dsn_status
 
 WRITE = {"scope": "bounces:write"}
 RAW_MEDIA_TYPES = ("message/rfc822", "text/plain", "application/octet-stream")
@@ -50,19 +50,25 @@ class BounceController(Controller):
         metrics: NamedDependency[Metrics],
         data: JSONBody[BounceIn],
     ) -> BounceMatched:
-        """Act on it as on a parsed bounce; ``matched`` is false (and nothing changes) for an unknown address."""
+        """Classify it like any report (``kind`` is a hint; a code in ``reason`` decides) and act on it;
+        ``matched`` is false (and nothing changes) for an unknown address."""
         try:
             email = normalise_email(data.email).lower()
         except InvalidValue as exc:
             raise Unprocessable(str(exc)) from exc
-        status = None if data.kind == "complaint" else dsn_status(data.reason)
-        event = ParsedEvent(email, data.kind, status, data.reason)
+        complaint = data.kind == "complaint"
+        finding = Finding(
+            email, diagnostic=data.reason, complaint=complaint, feedback_type="abuse" if complaint else None,
+            hint=f"api:{data.kind}",
+        )  # fmt: skip
         async with db.transaction() as conn:
             if data.edition_id is not None and await conn.fetchval(db.q["edition-exists"], data.edition_id) is None:
                 raise Unprocessable(f"There is no edition {data.edition_id}.")
-            outcomes = await ingest_events(conn, db.q, settings, [event], source="api", edition_id=data.edition_id)
+            outcomes = await ingest_events(
+                conn, db.q, settings, events([finding]), source="api", edition_id=data.edition_id
+            )
         count(metrics, outcomes)
-        return BounceMatched(matched=outcomes[0].matched)
+        return BounceMatched(matched=bool(outcomes) and outcomes[0].matched)
 
     @post(
         "/raw",
@@ -91,7 +97,7 @@ class BounceController(Controller):
         if not raw.strip():
             raise Unprocessable("The body is empty: post the bounce or complaint mail itself.")
         # Parsing a large mail takes a while; it must not hold up the event loop.
-        report = await asyncio.to_thread(parse_report, raw)
+        report = await asyncio.to_thread(parse_report, raw, ours(settings))
         async with db.transaction() as conn:
             copies = await copies_named(
                 conn, db.q, signer, tokens=report.verp_tokens, message_ids=message_id_candidates(raw)
@@ -99,6 +105,8 @@ class BounceController(Controller):
             outcomes = await ingest_events(
                 conn, db.q, settings, report.events, source="api-raw", copies=copies, dry_run=dry_run
             )
+            if not dry_run:
+                await drop_bounced_signups(conn, db.q, signer, report.verp_tokens, report.events)
         if not dry_run:
             count(metrics, outcomes)
         return BounceEvents(events=outcomes)
@@ -132,15 +140,15 @@ async def provider_webhook(
     secrets: WebhookSecrets = state.get("webhook_secrets") or WebhookSecrets()
     now: float = state.get("clock", time.time)()
     body = await request.body()
-    events = reader(body, request.headers, secrets, now)
+    found = events(reader(body, request.headers, secrets, now), ours(settings))
     # A connection is taken only once the request is verified: unverified traffic cannot drain the pool.
     async with db.transaction() as conn:
         # Providers that pass on our Message-ID (SES, SendGrid, Mailgun) let us tie events to the exact copy.
         # A batch may quote copies of other people's mail (a "delivered" event), so only same-address ties count.
-        named = await copies_named(conn, db.q, signer, message_ids=message_id_candidates(body)) if events else []
-        addresses = {event.email for event in events}
+        named = await copies_named(conn, db.q, signer, message_ids=message_id_candidates(body)) if found else []
+        addresses = {event.email for event in found}
         copies = [c for c in named if c.email is not None and c.email.lower() in addresses]
-        outcomes = await ingest_events(conn, db.q, settings, events, source=f"webhook-{provider}", copies=copies)
+        outcomes = await ingest_events(conn, db.q, settings, found, source=f"webhook-{provider}", copies=copies)
     count(metrics, outcomes)
     return BounceEvents(events=outcomes)
 

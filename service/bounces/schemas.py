@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import msgspec
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 
-from .parse import BounceKind
+from .classify import Kind, ReportedKind
 
 SuppressionReason = Literal["hard_bounce", "soft_bounce", "complaint", "erasure", "manual"]
 
@@ -18,9 +18,10 @@ class BounceIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """A bounce or complaint already reduced to its facts (by another system)."""
 
     email: Annotated[str, msgspec.Meta(min_length=3, max_length=320)]
-    kind: BounceKind
+    kind: ReportedKind
+    """Your system's label: a hint. A status code or reply code in ``reason`` decides over it."""
     reason: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
-    """The remote server's words or the provider's description; a DSN status in it is picked out."""
+    """The remote server's words or the provider's description; they are classified like a report."""
     edition_id: Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)] | None = None
     """The edition whose copy bounced, when known: it then counts the bounce."""
 
@@ -32,10 +33,11 @@ class BounceMatched(msgspec.Struct, frozen=True):
 
 
 class BounceEvent(msgspec.Struct, frozen=True):
-    """One failed or complaining recipient found in a report."""
+    """One failed, delayed or complaining recipient found in a report."""
 
     email: str
-    kind: BounceKind
+    kind: Kind
+    """hard and soft are bounces; delayed (a warning) and unknown (kept for review) are only recorded."""
     status: str | None
     diagnostic: str | None
     matched: bool

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from ..bounces.policy import BounceFacts, apply_bounce
+from ..bounces.ingest import record_send_refusal
 from ..db.pool import DATABASE_TROUBLE, Database
 from ..metrics import Metrics
 from ..settings import Settings
@@ -103,7 +103,7 @@ class Recorder:
             self.metrics.sent.inc()
         elif outcome.permanent:
             self._pending.final.append((delivery_id, "failed", outcome.reply[:500]))
-            if outcome.code is not None:  # an SMTP 5xx refusal is a hard bounce
+            if outcome.code is not None:  # an SMTP 5xx refusal is a bounce, classified like any report
                 self._pending.bounces.append((delivery_id, outcome.reply[:500]))
             self.metrics.failed.inc()
         else:
@@ -176,15 +176,4 @@ class Recorder:
             if batch.released:
                 await conn.execute(q["delivery-release"], batch.released)
             for delivery_id, reply in batch.bounces:
-                await apply_bounce(
-                    conn,
-                    q,
-                    self.settings,
-                    BounceFacts(
-                        email="",
-                        kind="hard",
-                        diagnostic=reply,
-                        source="smtp",
-                        delivery_id=delivery_id,
-                    ),
-                )
+                await record_send_refusal(conn, q, self.settings, delivery_id, reply)

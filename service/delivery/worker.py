@@ -18,7 +18,6 @@ import secrets
 import socket
 import time
 from collections import OrderedDict
-from email.utils import parseaddr
 
 import asyncpg
 import structlog
@@ -250,14 +249,13 @@ class Worker:
     async def send_system_mails(self, stop: asyncio.Event) -> int:
         """Send due confirmation and other system mails; return how many were claimed."""
         rows = await self.db.pool.fetch(self.q["system-mail-claim"], _SYSTEM_MAIL_BATCH, self.settings.lease_seconds)
-        envelope_from = parseaddr(self.settings.from_addr)[1]
         claimed = {r["id"] for r in rows}
         self.leases.system_mails |= claimed
         try:
             for row in rows:
                 if stop.is_set():
                     break
-                outcome = await self._send_system_mail(envelope_from, row)
+                outcome = await self._send_system_mail(self.links.system_mail_return_path(row["id"]), row)
                 if outcome.accepted:
                     await self.db.pool.execute(self.q["system-mail-sent"], row["id"], outcome.reply[:500])
                     self.metrics.system_mails.inc()

@@ -106,3 +106,33 @@ async def reader_state(database_url: str, email: str) -> dict[str, Any]:
         email,
     )
     return dict(rows[0])
+
+
+def dsn_mail(return_path: str, email: str, *, action: str, status: str, diagnostic: str, subject: str = "") -> bytes:
+    """An RFC 3464 report, as Postfix writes one, about ``email``, sent to our ``return_path``."""
+    subject = subject or ("Delayed Mail (still being retried)" if action == "delayed" else "Undelivered Mail")
+    return f"""From: Mail Delivery System <MAILER-DAEMON@mx.example.net>
+To: {return_path}
+Subject: {subject}
+Auto-Submitted: auto-replied
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="B"
+
+--B
+Content-Type: text/plain
+
+This is the mail system at host mx.example.net.
+
+--B
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.net
+
+Final-Recipient: rfc822; {email}
+Original-Recipient: rfc822;{email}
+Action: {action}
+Status: {status}
+Diagnostic-Code: smtp; {diagnostic}
+
+--B--
+""".replace("\n", "\r\n").encode()

@@ -33,7 +33,7 @@ def check(raw: bytes) -> None:
     report = parse_report(raw)
     assert isinstance(report, ParsedReport)
     for event in report.events:
-        assert event.kind in ("hard", "soft", "complaint")
+        assert event.kind in ("hard", "soft", "complaint", "delayed", "unknown")
         assert event.diagnostic is None or len(event.diagnostic) <= 1000
     msg = email.message_from_bytes(raw, policy=email.policy.compat32)
     verp_tokens(msg)

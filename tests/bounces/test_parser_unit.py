@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.bounces.classify import classify, find_reply_code, find_status, infer_status
+from service.bounces.classify import classify, find_reply_code, find_status
+from service.bounces.finding import Finding
 from service.bounces.parse import ParsedEvent, ParsedReport, parse_report
 
 
@@ -140,11 +141,17 @@ def test_two_x_status_without_action_is_not_a_bounce() -> None:
     assert parse_report(dsn("Final-Recipient: rfc822; ok@example.com\nStatus: 2.1.5")).events == []
 
 
+def kind_of(status: str) -> str | None:
+    """The kind a report that declares only ``status`` (and says it failed) gets."""
+    verdict = classify(Finding("x@example.com", status=status, action="failed"))
+    return verdict.kind if verdict else None
+
+
 def test_classify() -> None:
-    assert classify("5.1.1") == "hard"
-    assert classify("5.2.2") == "soft"  # mailbox full: the address exists
-    assert classify("4.4.7") == "soft"
-    assert classify("2.0.0") is None
+    assert kind_of("5.1.1") == "hard"
+    assert kind_of("5.2.2") == "soft"  # mailbox full: the address exists
+    assert kind_of("4.4.7") == "soft"
+    assert kind_of("2.0.0") is None
 
 
 def test_human_reply_is_not_a_bounce() -> None:
@@ -238,7 +245,7 @@ def test_dsn_with_failed_delayed_and_delivered_recipients() -> None:
     )
     assert [(e.email, e.kind, e.status, e.reply_code) for e in report.events] == [
         ("gone@example.com", "hard", "5.1.1", 550),
-        ("slow@example.net", "soft", "4.4.1", None),
+        ("slow@example.net", "delayed", "4.4.1", None),
     ]
 
 
@@ -370,31 +377,35 @@ This is the mail system at host mx.example.org.
         ("552 Requested mail action aborted: exceeded storage allocation (over quota)", "5.2.2", 552),
         ("554 Message too large", "5.3.4", 554),
         ("550 Message rejected as spam", "5.7.1", 550),
-        ("421 Too many connections, try again later", "4.0.0", 421),
+        ("421 Too many connections, try again later", "4.3.2", 421),
     ],
 )
 def test_codes_from_diagnostic_text(text: str, status: str, reply_code: int) -> None:
     assert find_reply_code(text) == reply_code
-    assert (find_status(text) or infer_status(text, find_reply_code(text), None)) == status
+    verdict = classify(Finding("x@example.com", diagnostic=text))
+    assert verdict is not None and verdict.status == status
 
 
 @pytest.mark.parametrize(
     ("text", "status"),
     [
         ("Host or domain name not found. Name service error", "5.1.2"),
-        ("The mailbox is full", "5.2.2"),
+        ("The mailbox is full", "4.2.2"),
         ("Message temporarily deferred, try again later", "4.0.0"),
         ("Connection timed out", "4.4.7"),
-        ("Something odd happened", "5.0.0"),
+        ("Something odd happened", None),
     ],
 )
-def test_status_inferred_without_any_code(text: str, status: str) -> None:
-    assert infer_status(text, None, None) == status
+def test_status_inferred_without_any_code(text: str, status: str | None) -> None:
+    verdict = classify(Finding("x@example.com", diagnostic=text))
+    assert verdict is not None and verdict.status == status
 
 
-def test_notice_class_outranks_transient_wording() -> None:
-    assert infer_status("Connection timed out", None, 5) == "5.4.7"
-    assert infer_status("user unknown", None, 4) == "4.1.1"
+def test_the_reporters_account_outranks_transient_wording() -> None:
+    failed = classify(Finding("x@example.com", diagnostic="Connection timed out", action="failed"))
+    delayed = classify(Finding("x@example.com", diagnostic="user unknown", action="delayed"))
+    assert failed is not None and (failed.kind, failed.status) == ("hard", "5.4.7")
+    assert delayed is not None and (delayed.kind, delayed.status) == ("delayed", "4.1.1")
 
 
 def test_ip_addresses_and_versions_are_not_codes() -> None:
@@ -504,7 +515,7 @@ couldn't be delivered.</b></p><p>jane.doe wasn't found at contoso.com.</p>
     assert (event.email, event.kind, event.status, event.reply_code) == ("jane.doe@contoso.com", "hard", "5.1.10", 550)
 
 
-def test_postfix_delay_warning_is_soft() -> None:
+def test_postfix_delay_warning_is_a_delay_not_a_bounce() -> None:
     report = parse_report(
         dsn(
             "Final-Recipient: rfc822; slow@example.net\nAction: delayed\nStatus: 4.4.1\n"
@@ -514,7 +525,7 @@ def test_postfix_delay_warning_is_soft() -> None:
     )
     event = only(report)
     assert (event.kind, event.status, event.diagnostic) == (
-        "soft",
+        "delayed",
         "4.4.1",
         "connect to mx.example.net[192.0.2.1]:25: Connection timed out",
     )

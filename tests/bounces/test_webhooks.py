@@ -69,7 +69,7 @@ class Sns:
         return json.dumps(body).encode()
 
 
-def ses_bounce(bounce_type: str, *recipients: str) -> str:
+def ses_bounce(bounce_type: str, *recipients: str, status: str = "5.1.1", feedback_id: str = "fb-1") -> str:
     """An SES bounce notification."""
     return json.dumps(
         {
@@ -77,12 +77,13 @@ def ses_bounce(bounce_type: str, *recipients: str) -> str:
             "bounce": {
                 "bounceType": bounce_type,
                 "bounceSubType": "General",
+                "feedbackId": feedback_id,
                 "bouncedRecipients": [
                     {
                         "emailAddress": r,
                         "action": "failed",
-                        "status": "5.1.1",
-                        "diagnosticCode": "smtp; 550 5.1.1 unknown",
+                        "status": status,
+                        "diagnosticCode": f"smtp; {'550' if status[0] == '5' else '451'} {status} unknown",
                     }
                     for r in recipients
                 ],
@@ -148,7 +149,8 @@ async def test_ses_bounces_and_complaints(client: Client, settings: Settings, se
         (alice, "hard", "5.1.1", True),
         ("stranger@example.net", "hard", "5.1.1", False),
     ]
-    soft = sns.message("Notification", ses_bounce("Transient", bob), version=version, Subject="Amazon SES Bounce")
+    transient = ses_bounce("Transient", bob, status="4.4.7", feedback_id="fb-2")
+    soft = sns.message("Notification", transient, version=version, Subject="Amazon SES Bounce")
     assert (await client.post("/v1/webhooks/ses", content=soft)).json()["events"][0]["kind"] == "soft"
     complaint = sns.message("Notification", ses_complaint(carol), version=version)
     assert (await client.post("/v1/webhooks/ses", content=complaint)).json()["events"][0]["matched"] is True
@@ -284,7 +286,7 @@ async def test_sendgrid_event_batch(client: Client, settings: Settings, secrets:
         (alice, "hard", "5.1.1", True),
         (bob, "soft", "4.7.1", True),
         (carol, "complaint", None, True),
-        (dave, "hard", None, True),
+        (dave, "hard", "5.0.0", True),
     ]
     assert (await reader_state(url, carol))["status"] == "complained"
     assert (await reader_state(url, dave))["suppressed"] == "hard_bounce"
@@ -347,7 +349,9 @@ async def test_mailgun_failures_and_complaints(
         response = await client.post("/v1/webhooks/mailgun", json=_mailgun(data, timestamp=now - 30))
         assert response.status_code == 200, response.text
         kinds += [(e["kind"], e["status"], e["matched"]) for e in response.json()["events"]]
-    assert kinds == [("hard", "5.1.1", True), ("soft", "4.2.2", True), ("complaint", None, True)]
+    # A temporary failure is one Mailgun will retry: a delay, recorded, never a bounce.
+    assert kinds == [("hard", "5.1.1", True), ("delayed", "4.2.2", True), ("complaint", None, True)]
+    assert (await reader_state(url, bob))["soft_bounces"] == 0
     assert (await reader_state(url, alice))["status"] == "bounced"
     assert (await reader_state(url, carol))["status"] == "complained"
 
@@ -457,3 +461,57 @@ async def test_our_message_id_quoted_by_a_provider_ties_the_exact_copy(
     tied = await fetch(url, "SELECT delivery_id FROM bounce_events ORDER BY id")
     assert [r["delivery_id"] for r in tied] == [old_alice, old_bob]
     assert (await reader_state(url, carol))["status"] == "active"
+
+
+# -- Replays and labels --------------------------------------------------------------------------
+
+
+async def test_a_genuine_event_replayed_changes_nothing(
+    client: Client, settings: Settings, secrets: Any, clock: FakeClock
+) -> None:
+    """Each provider's event id is acted on once: three deliveries of one soft bounce (the limit
+    is three) count one, whatever the provider."""
+    url = settings.database_url or ""
+    readers = await seed_readers(url, 4)
+    mailgun = _mailgun(
+        {"event": "failed", "severity": "permanent", "recipient": readers[0], "id": "mg-event-1",
+         "reason": "old", "delivery-status": {"code": 452, "enhanced-code": "4.2.2", "message": "Mailbox full"}},
+        timestamp=int(clock()) - 10,
+    )  # fmt: skip
+    postmark = {"RecordType": "Bounce", "ID": 4242, "Type": "SoftBounce", "Email": readers[1],
+                "Description": "Mailbox full", "Details": "452 4.2.2 Over quota"}  # fmt: skip
+    sendgrid = json.dumps([{"email": readers[2], "event": "bounce", "type": "blocked", "status": "4.7.1",
+                            "reason": "Greylisted", "sg_event_id": "sg-1"}]).encode()  # fmt: skip
+    ses = secrets[1].message("Notification", ses_bounce("Transient", readers[3], status="4.4.7"))
+    for _ in range(3):
+        requests = [
+            client.post("/v1/webhooks/mailgun", json=mailgun),
+            client.post("/v1/webhooks/postmark", json=postmark, headers=_basic("postmark", "hook-password")),
+            client.post("/v1/webhooks/sendgrid", content=sendgrid, headers=_sendgrid(secrets[2], sendgrid)),
+            client.post("/v1/webhooks/ses", content=ses),
+        ]
+        for request in requests:
+            response = await request
+            assert response.status_code == 200, response.text
+            assert [(e["kind"], e["matched"]) for e in response.json()["events"]] == [("soft", True)]
+    for reader in readers:
+        state = await reader_state(url, reader)
+        assert (state["status"], state["soft_bounces"], state["suppressed"]) == ("active", 1, None), reader
+    assert await value(url, "SELECT count(*) FROM bounce_events") == 4
+
+
+async def test_a_provider_label_is_a_hint_the_status_code_decides(
+    client: Client, settings: Settings, secrets: Any
+) -> None:
+    url = settings.database_url or ""
+    alice, bob = await seed_readers(url, 2)
+    sns: Sns = secrets[1]
+    transient_but_5xx = sns.message("Notification", ses_bounce("Transient", alice, status="5.1.1", feedback_id="a"))
+    response = await client.post("/v1/webhooks/ses", content=transient_but_5xx)
+    assert [(e["kind"], e["status"]) for e in response.json()["events"]] == [("hard", "5.1.1")]
+    delayed = {"email": bob, "event": "deferred", "response": "451 4.7.1 Try again later", "sg_event_id": "sg-9"}
+    body = json.dumps([delayed]).encode()
+    response = await client.post("/v1/webhooks/sendgrid", content=body, headers=_sendgrid(secrets[2], body))
+    assert [(e["kind"], e["matched"]) for e in response.json()["events"]] == [("delayed", True)]
+    assert (await reader_state(url, alice))["suppressed"] == "hard_bounce"
+    assert (await reader_state(url, bob))["soft_bounces"] == 0

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from email.message import Message
 
+from service.bounces.finding import Finding
 from service.bounces.formats.common import (
-    Finding,
     address_in,
     content_type,
     embedded_message,

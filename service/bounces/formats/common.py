@@ -15,23 +15,11 @@ import html
 import re
 from collections.abc import Iterator
 from email.message import Message
-from typing import NamedTuple
 
 # How much text a reader scans: real notices are a few KB; the cap keeps the regexes
 # linear-time-cheap on a multi-megabyte attachment that someone posts to us.
 MAX_SCAN = 200_000
 MAX_PARTS = 200
-
-
-class Finding(NamedTuple):
-    """One failed (or complained-about) recipient as a reader saw it, before classification."""
-
-    email: str
-    status: str | None = None
-    diagnostic: str | None = None
-    reply_code: int | None = None
-    complaint: bool = False
-    feedback_type: str | None = None
 
 
 # An addr-spec as it appears in notices. The local part may not start right after
@@ -44,13 +32,49 @@ _ADDR_RE = re.compile(
 )
 
 
+# What wraps an address in reports: a type prefix ("rfc822;", "smtp=", "x400:"), quotes,
+# brackets and the punctuation of the sentence around it.
+_TYPE_PREFIX = re.compile(r"^(?:rfc822|rfc-822|smtp|x-?400|unknown|mailto|internet)\s*[;:=]\s*", re.IGNORECASE)
+_WRAPPING = " \t\r\n'\"`<>()[]{},;:."
+_LOCAL_RE = re.compile(r"^(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}|\"[^\"\r\n\\]{1,62}\")$")
+_DOMAIN_RE = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def clean_address(value: str) -> str | None:
+    """``value`` as a bare, validated, lower-cased address, or None when it is not one.
+
+    Strips what reports wrap addresses in: type prefixes (``rfc822;``, ``smtp=``), quotes,
+    angle brackets and trailing punctuation; lower-cases; checks the result is an addr-spec
+    with a real domain (so ``user@localhost`` or ``a@b`` from a transcript is not taken).
+    """
+    text = value.strip()
+    for _ in range(4):  # "<'smtp=a@b'>": each layer peels one wrapping
+        before = text
+        text = _TYPE_PREFIX.sub("", text.strip(_WRAPPING)).strip(_WRAPPING)
+        if text == before:
+            break
+    local, at, domain = text.rpartition("@")
+    if not at or not local:
+        return None
+    if local.startswith('"') != local.endswith('"') or local == '"':
+        local = local.strip('"')
+    domain = domain.lower().rstrip(".")
+    if not _LOCAL_RE.match(local):
+        return None
+    # An unquoted local part with ".." is a path or an ellipsis ("see ...@"), not an address.
+    if not local.startswith('"') and (".." in local or local.startswith(".") or local.endswith(".")):
+        return None
+    if len(domain) > 253 or not _DOMAIN_RE.match(domain):
+        return None
+    return f"{local.lower()}@{domain}"
+
+
 def find_addresses(text: str) -> list[tuple[str, int, int]]:
-    """Every address in ``text`` as (lower-cased address, start, end)."""
+    """Every address in ``text`` as (clean lower-cased address, start, end)."""
     found: list[tuple[str, int, int]] = []
     for match in _ADDR_RE.finditer(text[:MAX_SCAN]):
-        addr = match.group(1).lower()
-        # An unquoted local part with ".." is a path or an ellipsis ("see ...@"), not an address.
-        if addr.startswith('"') or ".." not in addr.split("@")[0]:
+        addr = clean_address(match.group(1))
+        if addr is not None:
             found.append((addr, match.start(1), match.end(1)))
     return found
 

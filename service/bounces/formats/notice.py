@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from email.message import Message
 
+from service.bounces.classify import stated
 from service.bounces.formats.common import (
     MAX_SCAN,
     content_type,
@@ -84,7 +85,9 @@ _DELAY_NOTICE = re.compile(
 _DELAY_SUBJECT = re.compile(r"\bdelay|\bdelayed|warning:|\bdeferred", re.IGNORECASE)
 _FINAL_NOTICE = re.compile(
     r"permanent|fatal|could ?n[o']t be delivered|undeliverable|unable to deliver|delivery failed|failed"
-    r"|given up|not be delivered|has been rejected|returned|error (?:has )?occurred",
+    r"|given up|not be delivered|has been rejected|returned|error (?:has )?occurred"
+    r"|nicht zugestellt|unzustellbar|pas pu [eê]tre (?:remis|distribu)|non remis|no (?:se )?pudo (?:ser )?entregar"
+    r"|non [eè] stat[oa] (?:possibile )?consegna|niet (?:worden )?afgeleverd|n[aã]o (?:p[oô]de|foi) (?:ser )?entreg",
     re.IGNORECASE,
 )
 _FINAL_SUBJECT = re.compile(r"\berror\b|fail|undeliver|returned|non[- ]?deliver|rejected", re.IGNORECASE)
@@ -159,7 +162,13 @@ def looks_like_bounce(msg: Message, text: str) -> bool:
 
 
 def notice_class(msg: Message, text: str) -> int | None:
-    """4 for a delay warning, 5 for a notice of final failure, None when it does not say."""
+    """4 for a delay warning, 5 for a notice of final failure, None when it does not say.
+
+    A notice that calls the failure permanent is final even when it also mentions retries.
+    """
+    said = stated(text[:20_000])
+    if said is not None and said[0] == 5:
+        return 5
     if _DELAY_SUBJECT.search(header(msg, "subject")) or _DELAY_NOTICE.search(text):
         return 4
     if _FINAL_NOTICE.search(text) or _FINAL_SUBJECT.search(header(msg, "subject")):

@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from email.message import Message
 from typing import NamedTuple
 
-from service.bounces.classify import find_reply_code, find_status, infer_status, phrase_detail
+from service.bounces.classify import find_reply_code, find_status, phrase_detail, stated
+from service.bounces.finding import Action, Finding
 from service.bounces.formats.common import (
-    Finding,
     address_in,
     embedded_message,
     find_addresses,
@@ -66,8 +66,15 @@ _DSN_FIELD = re.compile(
 _ALIAS_CUE = re.compile(r"\((?:ultimately )?(?:expanded|generated|forwarded|aliased) from:?\s*", re.IGNORECASE)
 _REPLY_LINE = re.compile(r"^\s*[45]\d\d[ -]")
 # Not Delivered-To / X-Original-To: some MTAs (DragonFly) stamp the failed recipient there.
-_OURS_HEADERS = ("from", "sender", "reply-to", "return-path", "to", "errors-to")
-_ORIGINAL_SENDER_HEADERS = ("from", "sender", "reply-to", "return-path", "errors-to")
+# A mailing list that reports a failure names itself in its List- headers: never the recipient.
+_LIST_HEADERS = ("list-post", "list-owner", "list-help", "list-subscribe", "list-unsubscribe")
+_OURS_HEADERS = ("from", "sender", "reply-to", "return-path", "to", "errors-to", *_LIST_HEADERS)
+_ORIGINAL_SENDER_HEADERS = ("from", "sender", "reply-to", "return-path", "errors-to", *_LIST_HEADERS)
+# A list's management addresses ("staff-request@", "owner-staff@"): the list speaking, not a reader.
+_LIST_LOCAL = re.compile(r"^(?:owner-[^@]+|[^@]+-(?:owner|request|bounces|admin))@")
+
+
+_ACTIONS: dict[int | None, Action] = {4: "delayed", 5: "failed"}
 
 
 class Mention(NamedTuple):
@@ -90,12 +97,14 @@ def read(msg: Message) -> list[Finding] | None:
     recipients = _recipients(msg, mentions, original)[:MAX_RECIPIENTS]
     if not recipients:
         return None
-    cls = notice_class(msg, text)
+    action = _ACTIONS.get(notice_class(msg, text))
     whole = text if len(recipients) == 1 else ""
+    # "PERMANENT fatal errors" heads the notice, not each recipient's block: every recipient hears it.
+    permanent = _permanent_line(lines)
     findings = []
     for addr in recipients:
         block = _block(addr, recipients, lines, mentions)
-        finding = _finding(addr, block, whole, cls)
+        finding = _finding(addr, block, whole, action, permanent)
         # We know the subscriber by the address we sent to, not the one an alias expanded to.
         alias = _aliases(block[:2000])
         findings.append(finding._replace(email=alias[0]) if alias else finding)
@@ -109,7 +118,7 @@ def explain(msg: Message, addr: str) -> Finding | None:
     block = _block(addr, [m.addr for m in mentions], lines, mentions)
     if not block:
         return None
-    return _finding(addr, block, "", None)
+    return _finding(addr, block, "", None, "")
 
 
 def _ours(msg: Message, original: Message | None) -> set[str]:
@@ -154,7 +163,7 @@ def _mentions(lines: list[str], ours: set[str], aliases: list[str]) -> list[Ment
                 and not _HEADER_SUMMARY.match(before)
                 and bool(_LEADER.match(before) or _RECIPIENT_CUE.search(near))
             )
-            if _SYSTEM_LOCAL.match(addr) and not strong:
+            if (_SYSTEM_LOCAL.match(addr) and not strong) or _LIST_LOCAL.match(addr):
                 continue
             line_has_strong = line_has_strong or strong
             mentions.append(Mention(addr, index, strong, addr in ours))
@@ -204,15 +213,33 @@ def _block(addr: str, recipients: list[str], lines: list[str], mentions: list[Me
     return "\n".join(lines[i] for i in sorted(picked))
 
 
-def _finding(addr: str, block: str, whole: str, cls: int | None) -> Finding:
-    """The failure of ``addr`` read from its block, else (for a lone recipient) the whole notice."""
+def _finding(addr: str, block: str, whole: str, action: Action | None, permanent: str) -> Finding:
+    """What the notice says about ``addr``: its block, else (for a lone recipient) the whole notice.
+
+    No decision here: the wording goes to the classifier with the codes found in it.
+    """
     for text in (block, whole):
         status, reply_code = find_status(text), find_reply_code(text)
         if status or reply_code:
-            status = status or infer_status(_line_with_code(text), reply_code, cls)
-            return Finding(addr, status, _diagnostic(text, addr), reply_code)
+            basis = text if status else _line_with_code(text)
+            return Finding(
+                addr, None, _diagnostic(text, addr), reply_code, action=action, text=_joined(basis, permanent)
+            )
     basis = block if (phrase_detail(block) or not whole) else whole
-    return Finding(addr, infer_status(basis, None, cls), _diagnostic(block or whole, addr), None)
+    return Finding(addr, None, _diagnostic(block or whole, addr), None, action=action, text=_joined(basis, permanent))
+
+
+def _permanent_line(lines: list[str]) -> str:
+    """The line where the notice says the failure is permanent, or ''."""
+    for line in lines[:400]:
+        said = stated(line)
+        if said is not None and said[0] == 5:
+            return line
+    return ""
+
+
+def _joined(*texts: str) -> str:
+    return "\n".join(t for t in texts if t)
 
 
 def _line_with_code(text: str) -> str:

@@ -1,4 +1,5 @@
-"""Amazon SES notifications received by mail (an SNS e-mail subscription): a JSON body."""
+"""Amazon SES notifications: the one reader of their JSON, by mail (an SNS e-mail
+subscription) and by webhook (``webhooks/ses.py`` passes the verified notification here)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import re
 from email.message import Message
 from typing import Any
 
-from service.bounces.classify import find_reply_code, find_status, infer_status
+from service.bounces.classify import find_reply_code, find_status
+from service.bounces.finding import Finding
 from service.bounces.formats.common import (
-    Finding,
     address_in,
     content_type,
     iter_parts,
@@ -21,7 +22,6 @@ from service.bounces.formats.common import (
 # Mail relays split SNS's very long JSON line at ~1000 characters and mark the split
 # with "!" + newline + space; joining it back restores the JSON.
 _SPLIT_LINE = re.compile(r"!\r?\n ")
-_BOUNCE_CLASS = {"permanent": 5, "transient": 4}
 
 
 def read(msg: Message) -> list[Finding] | None:
@@ -35,7 +35,7 @@ def read(msg: Message) -> list[Finding] | None:
             continue
         data = _load(text)
         if data is not None:
-            return _findings(data)
+            return findings(data)
     return None
 
 
@@ -53,45 +53,71 @@ def _load(text: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _findings(data: dict[str, Any]) -> list[Finding] | None:
+def findings(data: dict[str, Any]) -> list[Finding] | None:
+    """Findings from an SES notification (``notificationType``) or event record (``eventType``):
+    [] for events that are not failures (Delivery, Send, Open...), None when it is neither."""
     event = str(data.get("notificationType") or data.get("eventType") or "")
+    mail_id = str(_dict(data.get("mail")).get("messageId") or "")
     if event == "Bounce":
-        return _bounces(_dict(data.get("bounce")))
+        return _bounces(_dict(data.get("bounce")), mail_id)
     if event == "Complaint":
         complaint = _dict(data.get("complaint"))
         kind = str(complaint.get("complaintFeedbackType") or "abuse").lower()
+        event_id = _event_id(complaint, mail_id, "complaint")
         return [
-            Finding(email=addr, diagnostic=f"SES complaint: {kind}", complaint=True, feedback_type=kind)
+            Finding(
+                email=addr, diagnostic=f"SES complaint: {kind}", complaint=True, feedback_type=kind, event_id=event_id
+            )
             for addr in _addresses(complaint.get("complainedRecipients"))
         ]
+    if event == "DeliveryDelay":
+        delay = _dict(data.get("deliveryDelay"))
+        event_id = _event_id(delay, mail_id, "delay")
+        return [
+            Finding(
+                email=addr, diagnostic=trim(str(delay.get("delayType") or "delayed")), action="delayed",
+                hint="ses:deliverydelay", event_id=event_id,
+            )
+            for addr in _addresses(delay.get("delayedRecipients"))
+        ]
     if event:
-        return []  # Delivery, Send, Open, ...: SES events that are not failures.
+        return []
     return None
 
 
-def _bounces(bounce: dict[str, Any]) -> list[Finding]:
-    notice_class = _BOUNCE_CLASS.get(str(bounce.get("bounceType", "")).lower())
-    findings = []
+def _bounces(bounce: dict[str, Any], mail_id: str) -> list[Finding]:
+    label = str(bounce.get("bounceType") or "").lower()
+    summary = "/".join(str(bounce[k]) for k in ("bounceType", "bounceSubType") if bounce.get(k))
+    event_id = _event_id(bounce, mail_id, "bounce")
+    found = []
     for entry in _list(bounce.get("bouncedRecipients")):
         recipient = _dict(entry)
         addr = address_in(str(recipient.get("emailAddress") or ""))
         if addr is None:
             continue
         diagnostic = without_diagnostic_type(str(recipient.get("diagnosticCode") or ""))
-        reply_code = find_reply_code(diagnostic)
-        status = (
-            find_status(str(recipient.get("status") or ""))
-            or find_status(diagnostic)
-            or infer_status(diagnostic, reply_code, notice_class)
+        found.append(
+            Finding(
+                email=addr, status=find_status(str(recipient.get("status") or "")),
+                diagnostic=trim(diagnostic) or trim(summary), reply_code=find_reply_code(diagnostic),
+                hint=f"ses:{label}" if label else None, text=summary, event_id=event_id,
+            )
         )
-        findings.append(Finding(email=addr, status=status, diagnostic=trim(diagnostic), reply_code=reply_code))
-    return findings
+    return found
+
+
+def _event_id(record: dict[str, Any], mail_id: str, what: str) -> str | None:
+    """SES's feedbackId, else the message id with the kind of event (one of each per message)."""
+    feedback = record.get("feedbackId")
+    if isinstance(feedback, str) and feedback:
+        return f"ses:{feedback}"[:300]
+    return f"ses:{mail_id}:{what}"[:300] if mail_id else None
 
 
 def _addresses(entries: object) -> list[str]:
     found = []
     for entry in _list(entries):
-        addr = address_in(str(_dict(entry).get("emailAddress") or ""))
+        addr = address_in(str(_dict(entry).get("emailAddress") or "") if isinstance(entry, dict) else str(entry))
         if addr:
             found.append(addr)
     return found

@@ -1,17 +1,18 @@
-"""What every provider webhook shares: the refusal, JSON decoding, addresses and status codes."""
+"""What every provider webhook shares: the refusal, JSON decoding, addresses, texts and ids."""
 
 from __future__ import annotations
 
-import re
 from email.utils import parseaddr
 from typing import Any
 
 import msgspec
 
 from ...errors import BadRequest, LetterboxError
+from ..classify import find_status
+from ..formats.common import clean_address
 
-_DSN_STATUS = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d.])")
 _DIAGNOSTIC_MAX = 1000
+_EVENT_ID_MAX = 200
 
 
 class WebhookRefused(LetterboxError):
@@ -32,19 +33,28 @@ def decode_json(body: bytes, *, what: str) -> Any:
 
 
 def address(value: object) -> str | None:
-    """A bare, lower-cased address from ``value`` (which may carry a display name), or None."""
+    """A bare, validated, lower-cased address from ``value`` (which may carry a display name), or None."""
     if not isinstance(value, str) or len(value) > 1000:
         return None
-    addr = parseaddr(value)[1].strip().lower()
-    return addr if "@" in addr and len(addr) <= 320 else None
+    addr = clean_address(parseaddr(value)[1] or value)
+    return addr if addr is not None and len(addr) <= 320 else None
 
 
-def dsn_status(*texts: object) -> str | None:
-    """The first RFC 3463 status code (``5.1.1``) found in ``texts``."""
-    for text in texts:
-        if isinstance(text, str) and (match := _DSN_STATUS.search(text)):
-            return match.group(1)
+def status_field(value: object) -> str | None:
+    """The RFC 3463 status code (``5.1.1``) of a provider's status field, or None."""
+    return find_status(value) if isinstance(value, str) else None
+
+
+def event_id(provider: str, value: object) -> str | None:
+    """The provider's event id as stored ("mailgun:abc"), or None when it gives none."""
+    if isinstance(value, int | str) and str(value).strip():
+        return f"{provider}:{str(value).strip()[:_EVENT_ID_MAX]}"
     return None
+
+
+def label(provider: str, value: object) -> str | None:
+    """The provider's own label as a classifier hint ("postmark:hardbounce")."""
+    return f"{provider}:{value.strip().lower()}" if isinstance(value, str) and value.strip() else None
 
 
 def diagnostic(*texts: object) -> str | None:

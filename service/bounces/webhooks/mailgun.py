@@ -5,7 +5,8 @@ Each JSON body carries ``signature: {timestamp, token, signature}``, where
 ``LETTERBOX_MAILGUN_WEBHOOK_SIGNING_KEY``.  A timestamp more than five
 minutes from our clock is refused, so a captured request cannot be replayed
 later.  ``event-data`` holds one event: ``failed`` (``severity`` permanent or
-temporary) or ``complained``; others are ignored.
+temporary) or ``complained``; others are ignored.  A temporary failure is one
+Mailgun will retry: a delay, never a bounce.  Its ``id`` de-duplicates replays.
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...errors import BadRequest
-from ..parse import BounceKind, ParsedEvent
+from ..finding import Finding
 from ..webhook_config import WebhookSecrets
-from .common import WebhookRefused, address, decode_json, diagnostic, dsn_status
+from .common import WebhookRefused, address, decode_json, diagnostic, event_id, label, status_field
 
 MAX_AGE_SECONDS = 300
 
 
-def read(body: bytes, headers: Mapping[str, str], secrets: WebhookSecrets, now: float) -> list[ParsedEvent]:
+def read(body: bytes, headers: Mapping[str, str], secrets: WebhookSecrets, now: float) -> list[Finding]:
     """Verify the signature and freshness, then return the event if it is a failure or complaint."""
     key = secrets.mailgun_webhook_signing_key
     if key is None:
@@ -60,22 +61,29 @@ def _verify(signature: object, key: str, now: float) -> None:
         raise WebhookRefused("The Mailgun signature is too old (or from the future) to be accepted.")
 
 
-def _events(data: dict[str, Any]) -> list[ParsedEvent]:
+def _events(data: dict[str, Any]) -> list[Finding]:
     email = address(data.get("recipient"))
     if email is None:
         return []
     event = data.get("event")
+    the_id = event_id("mailgun", data.get("id"))
     if event == "complained":
-        return [ParsedEvent(email, "complaint", None, "complaint", feedback_type="abuse")]
+        return [Finding(email, diagnostic="complaint", complaint=True, feedback_type="abuse", event_id=the_id)]
     if event != "failed":
         return []
-    kind: BounceKind = "hard" if data.get("severity") == "permanent" else "soft"
+    severity = data.get("severity")
     status_block = data.get("delivery-status")
     delivery: dict[str, Any] = status_block if isinstance(status_block, dict) else {}
     message, description = delivery.get("message"), delivery.get("description")
-    status = dsn_status(delivery.get("enhanced-code"), message, description)
-    why = diagnostic(message, description, data.get("reason"))
-    return [ParsedEvent(email, kind, status, why, reply_code=_reply_code(delivery.get("code")))]
+    return [
+        Finding(
+            email, status=status_field(delivery.get("enhanced-code")),
+            diagnostic=diagnostic(message, description, data.get("reason")),
+            reply_code=_reply_code(delivery.get("code")),
+            action="delayed" if severity == "temporary" else "failed" if severity == "permanent" else None,
+            hint=label("mailgun", severity), text=diagnostic(description, data.get("reason")), event_id=the_id,
+        )
+    ]
 
 
 def _reply_code(code: object) -> int | None:

@@ -6,6 +6,7 @@ we compare in constant time with ``LETTERBOX_POSTMARK_WEBHOOK_USER`` and
 ``_PASSWORD``.  One record per request: ``RecordType`` ``Bounce`` (its
 ``Type`` says how) or ``SpamComplaint``.  Types that are not about the
 reader's address (auto-responders, DMARC, template errors…) are ignored.
+``Type`` is passed to the classifier as a hint; ``ID`` de-duplicates replays.
 """
 
 from __future__ import annotations
@@ -15,23 +16,16 @@ import binascii
 import hmac
 from collections.abc import Mapping
 
-from ..parse import BounceKind, ParsedEvent
+from ..finding import Finding
 from ..webhook_config import WebhookSecrets
-from .common import WebhookRefused, address, decode_json, diagnostic, dsn_status
+from .common import WebhookRefused, address, decode_json, diagnostic, event_id, label
 
 _CHALLENGE = 'Basic realm="letterbox-webhooks"'
-_KINDS: dict[str, BounceKind] = {
-    "HardBounce": "hard",
-    "BadEmailAddress": "hard",
-    "SoftBounce": "soft",
-    "Transient": "soft",
-    "DnsError": "soft",
-    "Blocked": "soft",
-    "SpamComplaint": "complaint",
-}
+# Bounce types about the reader's address (the classifier weighs each as a hint).
+_BOUNCE_TYPES = frozenset({"HardBounce", "BadEmailAddress", "SoftBounce", "Transient", "DnsError", "Blocked"})
 
 
-def read(body: bytes, headers: Mapping[str, str], secrets: WebhookSecrets, now: float) -> list[ParsedEvent]:
+def read(body: bytes, headers: Mapping[str, str], secrets: WebhookSecrets, now: float) -> list[Finding]:
     """Check Postmark's Basic credentials and return the record's event, if it is a bounce or complaint."""
     user, password = secrets.postmark_webhook_user, secrets.postmark_webhook_password
     if user is None or password is None:
@@ -41,15 +35,18 @@ def read(body: bytes, headers: Mapping[str, str], secrets: WebhookSecrets, now: 
     record = decode_json(body, what="Postmark record")
     if not isinstance(record, dict):
         return []
-    kind = _KINDS.get("SpamComplaint" if record.get("RecordType") == "SpamComplaint" else str(record.get("Type")))
-    if record.get("RecordType") not in ("Bounce", "SpamComplaint") or kind is None:
-        return []
     email = address(record.get("Email"))
+    kind, details, description = record.get("Type"), record.get("Details"), record.get("Description")
+    the_id = event_id("postmark", record.get("ID"))
     if email is None:
         return []
-    details, description = record.get("Details"), record.get("Description")
-    status = None if kind == "complaint" else dsn_status(details, description)
-    return [ParsedEvent(email, kind, status, diagnostic(details, description, record.get("Type")))]
+    if record.get("RecordType") == "SpamComplaint":
+        why = diagnostic(details, description, kind)
+        return [Finding(email, diagnostic=why, complaint=True, feedback_type="abuse", event_id=the_id)]
+    if record.get("RecordType") != "Bounce" or kind not in _BOUNCE_TYPES:
+        return []
+    why = diagnostic(details, description, kind)
+    return [Finding(email, diagnostic=why, hint=label("postmark", kind), text=diagnostic(description), event_id=the_id)]
 
 
 def _credentials_match(header: str, user: str, password: str) -> bool:

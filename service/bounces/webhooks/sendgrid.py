@@ -5,7 +5,8 @@ the base64 DER signature and the timestamp in
 ``X-Twilio-Email-Event-Webhook-Signature`` and ``…-Timestamp``; we verify with
 ``LETTERBOX_SENDGRID_WEBHOOK_PUBLIC_KEY``.  The body is a JSON array of events.
 The timestamp is not checked for age: SendGrid documents no window for its
-retries, and replaying a genuine bounce only repeats a fact we already hold.
+retries; a replayed event changes nothing, as each ``sg_event_id`` is acted on once.
+``deferred`` events are delays (SendGrid keeps trying), never bounces.
 """
 
 from __future__ import annotations
@@ -20,17 +21,19 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ...errors import BadRequest
-from ..parse import BounceKind, ParsedEvent
+from ..finding import Finding
 from ..webhook_config import WebhookSecrets, sendgrid_public_key
-from .common import WebhookRefused, address, decode_json, diagnostic, dsn_status
+from .common import WebhookRefused, address, decode_json, diagnostic, event_id, label, status_field
 
 SIGNATURE_HEADER = "x-twilio-email-event-webhook-signature"
 TIMESTAMP_HEADER = "x-twilio-email-event-webhook-timestamp"
-# "dropped" events whose reason says the address itself is bad or has complained.
-_DROPPED: dict[str, BounceKind] = {"bounced address": "hard", "invalid": "hard", "spam reporting address": "complaint"}
+# "dropped" events whose reason says the address itself is bad (others, like "unsubscribed address",
+# are not about a failure); "spam reporting address" is a complaint.
+_DROPPED_BAD = frozenset({"bounced address", "invalid"})
+_DROPPED_COMPLAINT = "spam reporting address"
 
 
-def read(body: bytes, headers: Mapping[str, str], secrets: WebhookSecrets, now: float) -> list[ParsedEvent]:
+def read(body: bytes, headers: Mapping[str, str], secrets: WebhookSecrets, now: float) -> list[Finding]:
     """Verify the signature and return the bounce and complaint events of the batch."""
     if secrets.sendgrid_webhook_public_key is None:
         raise WebhookRefused(
@@ -54,22 +57,23 @@ def _verify(body: bytes, headers: Mapping[str, str], key_text: str) -> None:
         raise WebhookRefused("The SendGrid signature does not verify.") from exc
 
 
-def _event(item: dict[str, Any]) -> ParsedEvent | None:
+def _event(item: dict[str, Any]) -> Finding | None:
     email = address(item.get("email"))
     name = item.get("event")
     if email is None:
         return None
-    reason = item.get("reason")
-    if name == "spamreport":
-        return ParsedEvent(email, "complaint", None, "spam report", feedback_type="abuse")
-    kind: BounceKind | None
+    reason = item.get("reason") or item.get("response")
+    the_id = event_id("sendgrid", item.get("sg_event_id"))
+    dropped = str(reason).strip().lower() if name == "dropped" else ""
+    if name == "spamreport" or dropped == _DROPPED_COMPLAINT:
+        return Finding(email, diagnostic="spam report", complaint=True, feedback_type="abuse", event_id=the_id)
     if name == "bounce":
-        kind = "soft" if item.get("type") == "blocked" else "hard"
-    elif name == "dropped":
-        kind = _DROPPED.get(str(reason).strip().lower())
+        hint = label("sendgrid", item.get("type") if item.get("type") == "blocked" else "bounce")
+    elif name == "deferred" or dropped in _DROPPED_BAD:
+        hint = label("sendgrid", name)
     else:
         return None
-    if kind is None:
-        return None
-    status = None if kind == "complaint" else dsn_status(item.get("status"), reason)
-    return ParsedEvent(email, kind, status, diagnostic(reason, str(name)))
+    return Finding(
+        email, status=status_field(item.get("status")), diagnostic=diagnostic(reason, str(name)),
+        action="delayed" if name == "deferred" else None, hint=hint, event_id=the_id,
+    )  # fmt: skip

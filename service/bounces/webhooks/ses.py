@@ -8,8 +8,10 @@ a pinned one does not).  Without that file the webhook is refused.
 
 ``SubscriptionConfirmation``: verified, then its SubscribeURL is logged for
 the operator to open (we make no outbound requests).  ``Notification``: its
-``Message`` is the SES notification JSON; each bounced or complained
-recipient is an event.  Other SES notification types (deliveries) are ignored.
+``Message`` is the SES notification JSON, read by the same reader as SES
+notifications received by mail (``formats/ses.py``); each bounced, delayed or
+complained recipient is a finding.  Other SES notification types (deliveries)
+are ignored.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from ...errors import BadRequest
-from ..parse import BounceKind, ParsedEvent
+from ..finding import Finding
+from ..formats import ses
 from ..webhook_config import WebhookSecrets, sns_certificates
-from .common import WebhookRefused, address, decode_json, diagnostic, dsn_status
+from .common import WebhookRefused, decode_json
 
 log = structlog.get_logger(__name__)
 
@@ -39,11 +42,9 @@ _SIGNED = {
 }
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {"1": hashes.SHA1, "2": hashes.SHA256}
 _OPTIONAL = {"Subject"}
-# SES bounce types; "Undetermined" is counted as soft: it may pass, and three of them still suppress.
-_BOUNCE_KINDS: dict[str, BounceKind] = {"Permanent": "hard", "Transient": "soft", "Undetermined": "soft"}
 
 
-def read(body: bytes, headers: Mapping[str, str], secrets: WebhookSecrets, now: float) -> list[ParsedEvent]:
+def read(body: bytes, headers: Mapping[str, str], secrets: WebhookSecrets, now: float) -> list[Finding]:
     """Verify one SNS message and return the bounce and complaint events it carries."""
     if secrets.sns_cert_file is None:
         raise WebhookRefused("Amazon SES webhooks are not configured here (LETTERBOX_SNS_CERT_FILE is not set).")
@@ -59,7 +60,7 @@ def read(body: bytes, headers: Mapping[str, str], secrets: WebhookSecrets, now: 
     if notification is None:
         log.info("sns_message_ignored", topic=message.get("TopicArn"), reason="not an SES notification")
         return []
-    return events_of(notification)
+    return ses.findings(notification) or []
 
 
 def canonical_string(message: Mapping[str, str]) -> bytes:
@@ -114,38 +115,3 @@ def _notification(text: str) -> dict[str, Any] | None:
     except BadRequest:
         return None
     return notification if isinstance(notification, dict) else None
-
-
-def events_of(notification: Mapping[str, Any]) -> list[ParsedEvent]:
-    """Events from an SES notification (``notificationType``) or event-publishing record (``eventType``)."""
-    kind = notification.get("notificationType") or notification.get("eventType")
-    if kind == "Bounce":
-        bounce = notification.get("bounce")
-        if not isinstance(bounce, dict):
-            return []
-        bounce_kind = _BOUNCE_KINDS.get(str(bounce.get("bounceType")), "soft")
-        summary = "/".join(str(bounce[k]) for k in ("bounceType", "bounceSubType") if bounce.get(k))
-        events = []
-        for entry in _entries(bounce, "bouncedRecipients"):
-            if (email := address(entry.get("emailAddress"))) is not None:
-                status = dsn_status(entry.get("status"), entry.get("diagnosticCode"))
-                why = diagnostic(entry.get("diagnosticCode"), summary)
-                events.append(ParsedEvent(email, bounce_kind, status, why))
-        return events
-    if kind == "Complaint":
-        complaint = notification.get("complaint")
-        if not isinstance(complaint, dict):
-            return []
-        feedback = complaint.get("complaintFeedbackType")
-        feedback_type = feedback if isinstance(feedback, str) else None
-        return [
-            ParsedEvent(email, "complaint", None, diagnostic(feedback_type, "complaint"), feedback_type=feedback_type)
-            for entry in _entries(complaint, "complainedRecipients")
-            if (email := address(entry.get("emailAddress"))) is not None
-        ]
-    return []
-
-
-def _entries(record: Mapping[str, Any], name: str) -> list[dict[str, Any]]:
-    value = record.get(name)
-    return [e for e in value if isinstance(e, dict)] if isinstance(value, list) else []

@@ -7,14 +7,15 @@ WHERE d.id = $1;
 
 -- name: bounce-delivery-guess
 -- The copy a bounce that names no copy is most likely about: the reader's latest copy sent within
--- the window that has not bounced yet (so that soft bounces across editions add up).
+-- the window with no bounce counted yet (so that soft bounces across editions add up, and the
+-- expiry of a copy that had a delay warning is tied to that copy).
 SELECT d.id
 FROM subscribers s
 JOIN deliveries d ON d.subscriber_id = s.id
 WHERE lower(s.email) = lower($1)
   AND d.status = 'sent'
   AND d.sent_at > now() - make_interval(days => $2)
-  AND NOT EXISTS (SELECT 1 FROM bounce_events b WHERE b.delivery_id = d.id)
+  AND NOT EXISTS (SELECT 1 FROM bounce_events b WHERE b.delivery_id = d.id AND b.counted)
 ORDER BY d.sent_at DESC
 LIMIT 1;
 

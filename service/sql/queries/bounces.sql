@@ -5,10 +5,16 @@ WHERE ($1::bigint IS NOT NULL AND id = $1) OR ($1::bigint IS NULL AND lower(emai
 LIMIT 1;
 
 -- name: bounce-event-insert
--- Store one bounce or complaint event with what it matched.
-INSERT INTO bounce_events (subscriber_id, delivery_id, edition_id, email_hash, kind, status, diagnostic, source)
-VALUES ($1, $2, $3, email_hash($4), $5, $6, left($7, 2000), $8)
-RETURNING id;
+-- Store one event with what it matched. It counts only when it is a bounce and its copy has no
+-- counted bounce yet (a unique index holds that); a provider event already stored (same source,
+-- event id and address) inserts nothing and returns no row.
+INSERT INTO bounce_events (subscriber_id, delivery_id, edition_id, email_hash, kind, status, diagnostic, source,
+                           event_id, counted)
+VALUES ($1, $2, $3, email_hash($4), $5, $6, left($7, 2000), $8, $9,
+        $5::text IN ('hard', 'soft')
+        AND NOT EXISTS (SELECT 1 FROM bounce_events b WHERE b.delivery_id = $2::bigint AND b.counted))
+ON CONFLICT (source, event_id, email_hash) WHERE event_id IS NOT NULL DO NOTHING
+RETURNING id, counted;
 
 -- name: suppression-add
 -- Never mail this address again; an existing suppression keeps its first reason.
@@ -31,7 +37,8 @@ FROM person WHERE subscriptions.subscriber_id = person.id AND subscriptions.stat
 
 -- name: subscriber-count-soft-bounce
 -- Count a soft bounce. The count restarts when the window has passed since the first
--- counted one, or when a copy was delivered (sent and never bounced) since then.
+-- counted one, or when a copy was delivered (sent, and no bounce counted for it) since then:
+-- a delay warning alone does not make a copy undelivered.
 UPDATE subscribers s
 SET soft_bounces = CASE WHEN restart THEN 1 ELSE s.soft_bounces + 1 END,
     first_soft_bounce_at = CASE WHEN restart THEN now() ELSE s.first_soft_bounce_at END,
@@ -44,7 +51,7 @@ FROM (
                SELECT 1 FROM deliveries d
                WHERE d.subscriber_id = s2.id AND d.status = 'sent' AND d.sent_at > s2.first_soft_bounce_at
                  AND d.id IS DISTINCT FROM $3::bigint
-                 AND NOT EXISTS (SELECT 1 FROM bounce_events b WHERE b.delivery_id = d.id)
+                 AND NOT EXISTS (SELECT 1 FROM bounce_events b WHERE b.delivery_id = d.id AND b.counted)
            ) AS restart
     FROM subscribers s2 WHERE s2.id = $1
 ) AS r
@@ -52,5 +59,7 @@ WHERE s.id = r.id
 RETURNING s.soft_bounces;
 
 -- name: delivery-for-bounce
--- The delivery a VERP token names, with its edition and subscriber.
-SELECT id, edition_id, subscriber_id FROM deliveries WHERE id = $1;
+-- The delivery a report is about, with its edition and subscriber. Locked until the transaction
+-- ends: two reports of one copy arriving at once are then counted one after the other, and the
+-- second sees that the copy has counted (rather than running into the unique index).
+SELECT id, edition_id, subscriber_id FROM deliveries WHERE id = $1 FOR NO KEY UPDATE;

@@ -34,3 +34,17 @@ UPDATE system_mails SET status = 'failed', last_reply = $2, lease_until = NULL W
 -- A live worker extends the leases of the system mails it still holds.
 UPDATE system_mails SET lease_until = now() + make_interval(secs => $2)
 WHERE id = ANY ($1::bigint[]) AND status = 'sending';
+
+-- name: system-mail-for-bounce
+-- The system mail a bounce's return-path token names.
+SELECT id, subscriber_id, kind, recipient FROM system_mails WHERE id = $1;
+
+-- name: system-mail-drop-signup
+-- A confirmation mail bounced hard: drop the sign-up it asked to confirm. A person still pending
+-- is removed (their pending subscriptions and consents go with them); anyone else loses only the
+-- lists still pending confirmation, so an active reader keeps their status and confirmed lists.
+WITH person AS (
+    DELETE FROM subscribers WHERE id = $1 AND status = 'pending' RETURNING id
+)
+DELETE FROM subscriptions
+WHERE subscriber_id = $1 AND status = 'pending' AND NOT EXISTS (SELECT 1 FROM person);
