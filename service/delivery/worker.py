@@ -26,6 +26,7 @@ from ..db.pool import DATABASE_TROUBLE, Database
 from ..links import Links
 from ..metrics import Metrics
 from ..settings import Settings
+from ..subscribers.signups import decide_left_behind
 from ..tokens import TokenSigner
 from .addresses import sender_domain, wire_address
 from .compose import EditionMail, Personalisation, PreparedMail, format_date, prepare
@@ -91,7 +92,8 @@ class Worker:
                 if time.monotonic() - last_housekeeping > _HOUSEKEEPING_SECONDS:
                     await housekeeping(self.db, self.settings)
                     last_housekeeping = time.monotonic()
-                busy = await self.send_system_mails(stop)
+                busy = await decide_left_behind(self.db, self.settings, self.links.signer)
+                busy += await self.send_system_mails(stop)
                 busy += await self.send_batch(stop)
                 self.metrics.worker_progress()
             except DATABASE_TROUBLE as exc:

@@ -88,9 +88,10 @@ async def subscribe_submit(
         signups.check_mailable(settings, signer, sign_up)
     except InvalidValue as exc:
         raise BadRequest(str(exc)) from exc
+    request_id = await signups.record(conn, db.q, sign_up, actor(request, "form", WORDING_VERSION))
     answer = page(request, "check_inbox.html")
-    answer.background = BackgroundTask(signups.decide, db, settings, signer, sign_up,
-                                       actor(request, "form", WORDING_VERSION))
+    # Decided once the answer has gone (and this transaction committed); see signups.py.
+    answer.background = BackgroundTask(signups.decide, db, settings, signer, request_id)
     return answer
 
 

@@ -19,3 +19,15 @@ CREATE UNLOGGED TABLE import_staging (
     lists      text[] NOT NULL
 );
 CREATE INDEX import_staging_import_idx ON import_staging (import_id);
+
+-- Form sign-ups waiting to be decided (new, pending, active, suppressed). The form writes one
+-- row the same way for every address, so its answer time tells no one whether an address
+-- reads the newsletter; the process that answered decides it at once, and a worker decides
+-- any a crash left behind (service/subscribers/signups.py).
+CREATE TABLE sign_up_requests (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    email      text NOT NULL,
+    request    jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX sign_up_requests_email_idx ON sign_up_requests (lower(email));
