@@ -202,6 +202,7 @@ class Worker:
                     unsubscribe_mailto=self.links.unsubscribe_mailto(token),
                     preferences_url=self.links.preferences_url(row["subscriber_id"]),
                     message_id=message_id,
+                    view_url=self.links.view_url(row["edition_id"], row["subscriber_id"]),
                 ),
                 date=date,
             )

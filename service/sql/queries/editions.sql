@@ -74,3 +74,13 @@ FROM deliveries
 WHERE edition_id = $1 AND ($2::text IS NULL OR status = $2) AND id > $3
 ORDER BY id
 LIMIT $4;
+
+-- name: edition-view-copy
+-- What a reader's web copy of an edition needs: the edition's HTML, the reader's name (NULL when
+-- erased), and their copy (NULL: none was made for them) with the list it was sent for.
+-- No row: the edition is gone.
+SELECT e.html, s.id AS subscriber_id, s.name, d.id AS delivery_id, d.list_id
+FROM editions e
+LEFT JOIN subscribers s ON s.id = $2
+LEFT JOIN deliveries d ON d.edition_id = e.id AND d.subscriber_id = s.id
+WHERE e.id = $1;
