@@ -10,7 +10,6 @@ than a traceback per request.
 
 from __future__ import annotations
 
-import time
 from http import HTTPStatus
 from typing import Any
 
@@ -19,6 +18,8 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
+
+from .db.outage_log import OutageLog
 
 log = structlog.get_logger("letterbox.errors")
 
@@ -171,31 +172,10 @@ def is_unavailable(exc: BaseException | None) -> bool:
     if isinstance(exc, DATABASE_UNAVAILABLE):
         return True
     return isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
-# One warning per this many seconds while the database stays away, counting the requests refused.
-_OUTAGE_LOG_SECONDS = 30.0
-
-
-class OutageLog:
-    """Rate-limits the outage warning: the first refused request logs, the rest are counted into the next line."""
-
-    def __init__(self) -> None:
-        self._last: float | None = None
-        self._refused = 0
-
-    def note(self, exc: BaseException) -> None:
-        """Count one request refused because of ``exc``; log when the last line is old enough."""
-        self._refused += 1
-        now = time.monotonic()
-        if self._last is None or now - self._last >= _OUTAGE_LOG_SECONDS:
-            log.warning("database_unavailable", error=type(exc).__name__, reason=str(exc)[:200],
-                        refused_requests=self._refused)
-            self._last, self._refused = now, 0
-
-
 def _database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     outages = request.app.state.get("outage_log")
     if outages is None:
-        outages = request.app.state["outage_log"] = OutageLog()
+        outages = request.app.state["outage_log"] = OutageLog("database_unavailable", "refused_requests")
     outages.note(exc)
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     # Imported here: both modules import this one. Public pages answer people with a page.

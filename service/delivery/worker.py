@@ -22,6 +22,7 @@ from collections import OrderedDict
 import asyncpg
 import structlog
 
+from ..db.outage_log import OutageLog
 from ..db.pool import DATABASE_TROUBLE, Database
 from ..links import Links
 from ..metrics import Metrics
@@ -69,6 +70,7 @@ class Worker:
         self.dkim = DkimKeys.from_settings(settings)
         self.leases = LeaseKeeper(db, settings.lease_seconds)
         self._last_edition = 0  # editions take turns: see send_batch
+        self._outage = OutageLog("worker_database_trouble", "failed_loops")
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set; survives database outages by waiting and trying again."""
@@ -97,7 +99,7 @@ class Worker:
                 busy += await self.send_batch(stop)
                 self.metrics.worker_progress()
             except DATABASE_TROUBLE as exc:
-                log.warning("worker_database_trouble", error=str(exc))
+                self._outage.note(exc, worker=self.name)
                 busy = 0
                 await _sleep_unless(stop, 1.0)
             if not busy:
