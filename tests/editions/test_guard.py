@@ -72,6 +72,9 @@ async def test_too_many_complaints_or_hard_bounces_pause_the_edition(
     await _guard(settings, guard_min_sent=10)
     shown = await _status(client, admin_headers, edition_id)
     assert shown["status"] == "paused" and shown["status_reason"] == words
+    scraped = (await client.get("/metrics")).text
+    assert 'letterbox_editions_paused{cause="guard"} 1.0' in scraped
+    assert 'letterbox_editions_paused{cause="operator"} 0.0' in scraped
 
 
 async def test_the_guard_waits_for_enough_copies_and_stays_under_its_limits(
