@@ -14,9 +14,6 @@ import msgspec
 
 from ..audience import with_filter
 from ..db.pool import Database
-from ..delivery.addresses import UnsendableAddress, sender_domain
-from ..delivery.compose import EditionMail, HeaderInjectionError, prepare
-from ..delivery.dkim import signable_domain
 from ..errors import BadRequest, Conflict, Unprocessable
 from ..segments.compile import compile_filter
 from ..segments.filter import parse_filter
@@ -24,6 +21,7 @@ from ..segments.routes import list_ids as resolve_list_ids
 from ..segments.routes import resolve_segment
 from ..segments.statement_timeout import statement_timeout
 from ..settings import Settings
+from .composition import compose_posted, one_line
 from .schemas import EditionAccepted, EditionIn
 
 MAX_IDEMPOTENCY_KEY = 200
@@ -32,42 +30,6 @@ MAX_IDEMPOTENCY_KEY = 200
 def request_hash(body: EditionIn) -> bytes:
     """A stable digest of the posted body: the same key with another body is a conflict."""
     return hashlib.sha256(msgspec.json.encode(body)).digest()
-
-
-def _check_address(field: str, value: str) -> str:
-    """Refuse CR/LF here (header injection); the composer checks the mailbox's shape in _check_mail."""
-    if any(c in value for c in "\r\n\x00"):
-        raise Unprocessable(f"'{field}' must be one line: it contains a line break.")
-    return value.strip()
-
-
-def _check_mail(body: EditionIn, from_addr: str, settings: Settings) -> None:
-    """Compose the edition once: anything the composer refuses is the poster's error, found now."""
-    if "\r" in body.subject or "\n" in body.subject:
-        raise Unprocessable("'subject' must be one line: it contains a line break.")
-    try:
-        domain = sender_domain(from_addr, settings.effective_bounce_domain)
-    except UnsendableAddress as exc:
-        raise Unprocessable(f"'from' cannot be used for mail: {exc}.") from None
-    if settings.dkim_selector and not signable_domain(domain):
-        raise Unprocessable(f"Mail is DKIM-signed for the From domain, and '{domain}' is not a DNS domain name.")
-    try:
-        # The same composition the worker does, so nothing it would refuse reaches a 202.
-        prepare(
-            EditionMail(
-                subject=body.subject,
-                html=body.html,
-                text=body.text,
-                from_addr=from_addr,
-                reply_to=body.reply_to,
-                list_id=f"check.{settings.effective_bounce_domain}",
-                list_name="",
-            ),
-            message_id_domain=domain,
-            one_click=settings.one_click,
-        )
-    except HeaderInjectionError as exc:
-        raise Unprocessable(f"The edition cannot be sent as posted: {exc}.") from None
 
 
 async def post_edition(
@@ -91,10 +53,8 @@ async def post_edition(
         if not body.lists:
             raise Unprocessable("'lists' must name at least one list (or give a 'segment').")
         slugs, node = body.lists, parse_filter(body.filter)
-    from_addr = _check_address("from", body.from_ or settings.from_addr)
-    if body.reply_to is not None:
-        _check_address("reply_to", body.reply_to)
-    _check_mail(body, from_addr, settings)
+    from_addr = one_line("from", body.from_ or settings.from_addr)
+    compose_posted(body, from_addr, settings)  # what the worker would refuse is refused now
     list_ids = await resolve_list_ids(conn, db, slugs)
 
     if body.send_at is not None and body.send_at.tzinfo is None:

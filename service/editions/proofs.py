@@ -20,9 +20,8 @@ from msgspec import Meta
 
 from ..auth import Principal
 from ..db.pool import Database
-from ..delivery.addresses import UnsendableAddress, sender_domain, wire_address
-from ..delivery.compose import EditionMail, HeaderInjectionError, Personalisation, prepare
-from ..delivery.dkim import signable_domain
+from ..delivery.addresses import UnsendableAddress, wire_address
+from ..delivery.compose import HeaderInjectionError, Personalisation
 from ..delivery.dkim_keys import DkimKeys
 from ..delivery.transport import Outcome, make_transport
 from ..errors import LetterboxError, Unprocessable
@@ -30,6 +29,7 @@ from ..links import Links
 from ..settings import Settings
 from ..subscribers.ratelimit import Limit, hit
 from ..subscribers.validation import InvalidValue, normalise_email
+from .composition import compose_posted, one_line
 from .schemas import Address, Subject
 
 MAX_RECIPIENTS = 10
@@ -74,18 +74,12 @@ class RelayUnreachable(LetterboxError):
     status_code = 503
 
 
-def _one_line(field: str, value: str) -> str:
-    if any(c in value for c in "\r\n\x00"):
-        raise Unprocessable(f"'{field}' must be one line: it contains a line break.")
-    return value.strip()
-
-
 def _recipients(addresses: list[str]) -> list[str]:
     """Each address in its normal form, or a 422 naming the one that is not an address."""
     found: list[str] = []
     for index, raw in enumerate(addresses):
         try:
-            address = normalise_email(_one_line(f"to[{index}]", raw))
+            address = normalise_email(one_line(f"to[{index}]", raw))
         except InvalidValue as exc:
             raise Unprocessable(f"'to[{index}]' is not an address we can send to: {exc}") from None
         if address.lower() not in (a.lower() for a in found):
@@ -98,38 +92,17 @@ def compose_proofs(body: ProofIn, settings: Settings, links: Links) -> tuple[str
 
     All copies are composed before any is sent, so a bad address sends nothing.
     """
-    from_addr = _one_line("from", body.from_ or settings.from_addr)
-    if body.reply_to is not None:
-        _one_line("reply_to", body.reply_to)
-    if "\r" in body.subject or "\n" in body.subject:
-        raise Unprocessable("'subject' must be one line: it contains a line break.")
-    if any(c in body.name for c in "\r\n\x00"):
-        raise Unprocessable("'name' must be one line: it contains a line break.")
+    from_addr = one_line("from", body.from_ or settings.from_addr)
+    one_line("name", body.name)
     recipients = _recipients(body.to)
     try:
-        domain = sender_domain(from_addr, settings.effective_bounce_domain)
         envelope_from = wire_address(parseaddr(from_addr)[1])
     except UnsendableAddress as exc:
         raise Unprocessable(f"'from' cannot be used for mail: {exc}.") from None
-    if settings.dkim_selector and not signable_domain(domain):
-        raise Unprocessable(f"Mail is DKIM-signed for the From domain, and '{domain}' is not a DNS domain name.")
+    mail, domain = compose_posted(body, from_addr, settings)
     token = links.proof_unsubscribe_token()
     proof_page = links.unsubscribe_url(token)
     try:
-        mail = prepare(
-            EditionMail(
-                subject=body.subject,
-                html=body.html,
-                text=body.text,
-                from_addr=from_addr,
-                reply_to=body.reply_to,
-                # The worker's List-Id for a copy without a list (service/delivery/worker.py).
-                list_id=f"letterbox.{settings.effective_bounce_domain}",
-                list_name="",
-            ),
-            message_id_domain=domain,
-            one_click=settings.one_click,
-        )
         copies = [
             (
                 wire_address(address),
