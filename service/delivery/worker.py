@@ -23,6 +23,8 @@ import asyncpg
 import structlog
 
 from ..db.pool import DATABASE_TROUBLE, Database
+from ..events.outbox import emit_edition
+from ..events.sender import EventSender
 from ..links import Links
 from ..metrics import Metrics
 from ..settings import Settings
@@ -68,6 +70,7 @@ class Worker:
         self.dkim = DkimKeys.from_settings(settings)
         self.leases = LeaseKeeper(db, settings.lease_seconds)
         self._last_edition = 0  # editions take turns: see send_batch
+        self.events = EventSender(settings, db)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set; survives database outages by waiting and trying again."""
@@ -82,6 +85,7 @@ class Worker:
             raise
         finally:
             await self.transport.close()
+            await self.events.close()
             log.info("worker_stopped", worker=self.name)
 
     async def _loop(self, stop: asyncio.Event) -> None:
@@ -93,6 +97,7 @@ class Worker:
                     last_housekeeping = time.monotonic()
                 busy = await self.send_system_mails(stop)
                 busy += await self.send_batch(stop)
+                busy += await self.events.send_due()
                 self.metrics.worker_progress()
             except DATABASE_TROUBLE as exc:
                 log.warning("worker_database_trouble", error=str(exc))
@@ -175,7 +180,10 @@ class Worker:
         if unsent:  # stopping or halted: give the rest back at once rather than waiting for the lease
             await self.db.pool.execute(self.q["delivery-release"], unsent)
         for edition_id, reason in halted.items():
-            if await self.db.pool.fetchval(self.q["edition-halt"], edition_id, reason[:500]) is not None:
+            async with self.db.transaction() as conn:  # paused together with its edition.paused event
+                if paused := await conn.fetchval(self.q["edition-halt"], edition_id, reason[:500]) is not None:
+                    await emit_edition(conn, self.q, "edition.paused", edition_id)
+            if paused:
                 log.error("edition_paused", edition_id=edition_id, reason=reason)
                 self._prepared = OrderedDict((k, v) for k, v in self._prepared.items() if k[0] != edition_id)
 
