@@ -8,6 +8,7 @@ from __future__ import annotations
 import structlog
 
 from ..db.pool import Database
+from ..events.outbox import emit_edition
 from ..settings import Settings
 from ..subscribers.purge import purge_pending
 
@@ -27,8 +28,10 @@ async def housekeeping(db: Database, settings: Settings) -> None:
             log.warning("edition_cancelled_stale", edition_id=edition_id)
         for row in await conn.fetch(db.q["edition-release-scheduled"], lateness):
             log.info("edition_released", edition_id=row["id"])
-        for row in await conn.fetch(db.q["edition-finish"]):
-            log.info("edition_done", edition_id=row["id"])
+        async with conn.transaction():  # an edition is done together with its edition.done event
+            for row in await conn.fetch(db.q["edition-finish"]):
+                log.info("edition_done", edition_id=row["id"])
+                await emit_edition(conn, db.q, "edition.done", row["id"])
         reclaimed = await conn.execute(db.q["delivery-reclaim-expired"], LOST_LEASE_LIMIT)
         if reclaimed != "UPDATE 0":
             log.warning("leases_expired", reclaimed=int(reclaimed.split()[1]))
