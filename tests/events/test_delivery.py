@@ -210,3 +210,23 @@ async def test_stopping_the_worker_waits_for_posts_in_flight(
         release.set()
     (item,) = await attempts(client, admin_headers, endpoint["id"])
     assert item["status"] == "delivered", "the answer that came during the stop was recorded"
+
+
+async def test_old_delivered_and_failed_messages_are_dropped_pending_ones_kept(
+    client: Client, app: Litestar, admin_headers: Headers, settings: Settings, receiver: Receiver, db: Database
+) -> None:
+    await _lists(settings)
+    endpoint = await register(client, admin_headers, receiver.url(), ["subscriber.unsubscribed"])
+    for n in range(3):
+        await _an_event(client, admin_headers, f"r{n}@example.org")
+    ids = [r["id"] for r in await db.pool.fetch("SELECT id FROM event_messages ORDER BY id")]
+    await db.pool.execute(
+        "UPDATE event_messages SET created_at = now() - interval '31 days', next_attempt_at = now() + interval '1 day',"
+        " status = CASE id WHEN $1 THEN 'delivered' WHEN $2 THEN 'failed' ELSE 'pending' END", ids[0], ids[1])
+    async with running_worker(app):
+        for _ in range(400):  # the worker purges at its start; give it up to 20 s
+            if len(await attempts(client, admin_headers, endpoint["id"])) == 1:
+                break
+            await asyncio.sleep(0.05)
+    (kept,) = await attempts(client, admin_headers, endpoint["id"])
+    assert kept["id"] == ids[2] and kept["status"] == "pending", "a message still to send is never dropped"
