@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint chromium openapi clean
+.PHONY: run test lint chromium postfix openapi clean
 
 $(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,23 @@ chromium:
 	  else echo "note: /usr/bin/chromium is missing; the browser test will be skipped" >&2; fi; \
 	fi
 
-test: lint chromium
+# The Postfix tests run a private instance of Debian's postfix (tests/support/postfix.py); install the
+# package when we can, preseeded to "No configuration" and with service starts refused while it installs,
+# so the machine's own Postfix is never configured or started. On CI its absence is an error.
+postfix:
+	@if [ ! -x /usr/sbin/postfix ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections || exit 1; \
+	    guard=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	      guard=/usr/sbin/policy-rc.d; printf '#!/bin/sh\nexit 101\n' >$$guard; chmod 755 $$guard; \
+	    fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postfix >/dev/null; \
+	    status=$$?; if [ -n "$$guard" ]; then rm -f $$guard; fi; exit $$status; \
+	  elif [ "$${CI:-}" = true ]; then echo "postfix is missing and cannot be installed" >&2; exit 1; \
+	  else echo "note: /usr/sbin/postfix is missing; the Postfix tests will be skipped" >&2; fi; \
+	fi
+
+test: lint chromium postfix
 	$(BIN)/pytest
 
 openapi: $(VENV)/.base

@@ -2,7 +2,10 @@
 
 Handlers raise these; nothing else decides status codes.  Anything unexpected
 becomes a bare 500 whose body says nothing about the internals (the log has
-the traceback, tied to the request id).
+the traceback, tied to the request id).  A database that cannot be reached
+(down, restarting, out of connections) is a 503 with ``Retry-After``: problem+json
+on the API, a page on the public pages, and one warning line per outage rather
+than a traceback per request.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
+
+from .db.outage_log import OutageLog
 
 log = structlog.get_logger("letterbox.errors")
 
@@ -142,6 +147,64 @@ def _too_deep(_: Request[Any, Any, Any], exc: RecursionError) -> Response[Any]:
     return problem(422, "The request body is nested too deeply.")
 
 
+# The database cannot be reached, as opposed to refusing a statement: the connection failed,
+# was cut (a restart, a killed postmaster) or timed out, the server is starting or shutting
+# down, or it has no connection left. Narrower than DATABASE_TROUBLE (service/db/pool.py),
+# whose PostgresError also covers mistakes in our own SQL, which must stay 500s.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    OSError,  # includes TimeoutError: a pool acquire or connect that timed out
+    asyncpg.ConnectionDoesNotExistError,  # not all of InterfaceError: it also means misuse, a bug
+    asyncpg.exceptions.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InsufficientResourcesError,
+)
+RETRY_AFTER_SECONDS = 5
+
+
+def is_unavailable(exc: BaseException | None) -> bool:
+    """Whether ``exc`` means the database cannot be reached (see ``DATABASE_UNAVAILABLE``).
+
+    Also a pooled connection found closed when used (the server went away between the pool
+    handing it out and the first statement): the driver raises a bare InterfaceError saying
+    "connection is closed", while its other InterfaceErrors mean misuse, a bug.
+    """
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        return True
+    return isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
+def _database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    outages = request.app.state.get("outage_log")
+    if outages is None:
+        outages = request.app.state["outage_log"] = OutageLog("database_unavailable", "refused_requests")
+    outages.note(exc)
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    # Imported here: both modules import this one. Public pages answer people with a page.
+    from .problem_docs import ERROR_PAGES
+    from .subscribers.web import page
+
+    if request.route_handler.opt.get(ERROR_PAGES):
+        return page(request, "unavailable.html", status=503, token_page=True, headers=headers)
+    return problem(503, "The database is unavailable just now; nothing was changed. Try again shortly.",
+                   headers=headers)
+
+
+def _interface_error(request: Request[Any, Any, Any], exc: asyncpg.InterfaceError) -> Response[Any]:
+    if is_unavailable(exc):
+        return _database_unavailable(request, exc)
+    return _unexpected(request, exc)
+
+
+def _exception_group(request: Request[Any, Any, Any], exc: ExceptionGroup[Exception]) -> Response[Any]:
+    # Litestar groups the errors raised while closing a request's dependencies (its transaction)
+    # and chains the handler's own error as the cause: a connection that dropped fails both.
+    cause = exc.__cause__
+    if is_unavailable(cause) or all(is_unavailable(member) for member in exc.exceptions):
+        return _database_unavailable(request, cause if isinstance(cause, Exception) else exc.exceptions[0])
+    # Anything else is handled as any other unexpected error of this route (a page on public pages).
+    fallback = request.route_handler.resolve_exception_handlers()[Exception]
+    return fallback(request, exc)
+
+
 def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.error("unhandled_error", exc_info=exc)
     return problem(500, "Something went wrong on our side; it has been logged.")
@@ -155,6 +218,9 @@ def exception_handlers() -> ExceptionHandlersMap:
         asyncpg.UniqueViolationError: _unique_violation,
         asyncpg.DataError: _data_error,
         RecursionError: _too_deep,
+        **dict.fromkeys(DATABASE_UNAVAILABLE, _database_unavailable),
+        asyncpg.InterfaceError: _interface_error,
+        ExceptionGroup: _exception_group,
         Exception: _unexpected,
     }
 

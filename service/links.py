@@ -7,7 +7,7 @@ from .tokens import Purpose, TokenSigner
 
 
 class Links:
-    """Builds confirm, unsubscribe, preferences and VERP links for one installation."""
+    """Builds confirm, unsubscribe, preferences, view and VERP links for one installation."""
 
     def __init__(self, settings: Settings, signer: TokenSigner) -> None:
         self._base = settings.public_url.rstrip("/")
@@ -29,6 +29,14 @@ class Links:
     def unsubscribe_mailto(self, token: str) -> str:
         """The ``mailto:`` alternative of ``List-Unsubscribe``."""
         return f"mailto:unsubscribe+{token}@{self._domain}?subject=unsubscribe"
+
+    def proof_unsubscribe_token(self) -> str:
+        """The unsubscribe token of a proof: the page opens, and nothing changes, for no one is named."""
+        return self.signer.sign(Purpose.PROOF_UNSUBSCRIBE)
+
+    def view_url(self, edition_id: int, subscriber_id: int) -> str:
+        """The reader's own copy of an edition as a web page (``{{view_url}}``); never expires."""
+        return f"{self._base}/view/{self.signer.sign(Purpose.VIEW, subscriber_id, edition_id)}"
 
     def preferences_url(self, subscriber_id: int) -> str:
         """The page where a reader changes their details or lists."""

@@ -48,6 +48,8 @@ class Snapshot(msgspec.Struct, frozen=True):
     oldest_due_seconds: float
     system_mail_backlog: int
     system_mail_oldest_seconds: float
+    paused: dict[str, int]
+    """Editions paused now, by cause: guard, worker, operator."""
 
 
 class QueueFigures(Collector):
@@ -65,11 +67,12 @@ class QueueFigures(Collector):
                 editions = await conn.fetch(db.q["metrics-editions-in-flight"])
                 oldest = await conn.fetchval(db.q["metrics-oldest-due-copy"])
                 mails = await conn.fetchrow(db.q["metrics-system-mail-backlog"])
+                paused = await conn.fetchrow(db.q["metrics-paused-editions"])
         except Exception as exc:  # a scrape must still answer when the database is away
             log.warning("metrics_database_unavailable", error=type(exc).__name__)
             self.snapshot, self.database_up = None, False
             return
-        assert totals is not None and mails is not None, "aggregates return one row"
+        assert totals is not None and mails is not None and paused is not None, "aggregates return one row"
         self.snapshot = Snapshot(
             queued=totals["queued"],
             sending=totals["sending"],
@@ -77,6 +80,7 @@ class QueueFigures(Collector):
             oldest_due_seconds=float(oldest),
             system_mail_backlog=mails["backlog"],
             system_mail_oldest_seconds=float(mails["oldest_seconds"]),
+            paused=dict(paused),
         )
         self.database_up = True
 
@@ -115,6 +119,14 @@ class QueueFigures(Collector):
             "Age of the oldest system mail not sent yet (0: none).",
             snap.system_mail_oldest_seconds,
         )
+        paused = GaugeMetricFamily(
+            "letterbox_editions_paused",
+            "Editions paused now, by cause: the complaint guard, the worker (a shared failure), an operator.",
+            labels=["cause"],
+        )
+        for cause, count in snap.paused.items():
+            paused.add_metric([cause], count)
+        yield paused
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

@@ -46,6 +46,7 @@ _DESCRIPTIONS = {
     422: "The request is well-formed but a value in it is not valid.",
     429: "Too many attempts; see Retry-After.",
     500: "Something went wrong on our side; the log has the details, tied to the request id.",
+    502: "The mail relay refused the message; its reply is in the detail.",
     503: "Not ready to serve (the database is unreachable or not migrated).",
 }
 # Public pages say it to a person, as a page.

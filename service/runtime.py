@@ -1,7 +1,10 @@
 """Turning settings into a place to run: the generated secret and the embedded database.
 
 Both are done by the CLI before the event loop starts (the embedded server
-must be started from the main thread; see service/db/embedded.py).
+must be started from the main thread; see service/db/embedded.py).  The
+embedded server is supervised: if its postmaster dies it is started again, and
+if it cannot be, the process is asked to stop (SIGTERM, so requests drain) and
+the command exits non-zero, for its own supervisor to restart it.
 """
 
 from __future__ import annotations
@@ -9,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import msgspec
 
-from .db.embedded import EmbeddedPostgres
+from .db.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from .db.pool import ensure_database
 from .settings import Settings
 
@@ -41,7 +45,11 @@ def ensure_secret_keys(settings: Settings) -> Settings:
 
 @contextmanager
 def database_url(settings: Settings) -> Iterator[Settings]:
-    """Yield settings with ``database_url`` set, starting the embedded server for the duration if needed."""
+    """Yield settings with ``database_url`` set, starting the embedded server for the duration if needed.
+
+    Raises :class:`EmbeddedPostgresError` on the way out when the embedded server died and
+    could not be started again, whatever ended the body (the stop that failure asked for).
+    """
     if settings.database_url:
         yield settings
         return
@@ -49,6 +57,9 @@ def database_url(settings: Settings) -> Iterator[Settings]:
     server.start()
     try:
         asyncio.run(ensure_database(server.dsn(), EMBEDDED_DATABASE))
+        server.supervise(lambda _reason: os.kill(os.getpid(), signal.SIGTERM))
         yield msgspec.structs.replace(settings, database_url=server.dsn(EMBEDDED_DATABASE))
     finally:
         server.stop()
+        if server.failure is not None:
+            raise EmbeddedPostgresError(server.failure)

@@ -91,7 +91,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """SendGrid's Signed Event Webhook verification key: base64 DER or PEM."""
     mailgun_webhook_signing_key: str | None = None
     worker_batch_size: int = 200
-    lease_seconds: int = 30
+    lease_seconds: int = 10
     """A live worker renews its leases every third of this; a dead worker's copies are free again after it."""
     db_pool_size: int = 10
     # -- observability and limits (issue 12) --
@@ -105,6 +105,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Longest a segment preview may run in PostgreSQL (``statement_timeout``); 0 is no limit."""
     fan_out_timeout_seconds: float = 30.0
     """Longest freezing an edition's recipients may run in PostgreSQL; 0 is no limit."""
+    # -- the complaint guard (DESIGN.md "Reports, proofs, events, guard") --
+    guard_min_sent: int = 500
+    """Copies an edition must have sent before the guard judges its rates."""
+    guard_complaint_rate: float = 0.003
+    """Complaints per copy sent above which a sending edition pauses (Gmail's limit is 0.3 %)."""
+    guard_hard_bounce_rate: float = 0.05
+    """Hard bounces per copy sent above which a sending edition pauses (a stale list)."""
     # -- event webhooks (DESIGN.md "Reports, proofs, events, guard, view in browser") --
     event_allow_private: bool = False
     """Let event endpoints be plain http or on loopback, private and other non-public addresses."""
@@ -290,7 +297,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
 
 def _limits(get: Callable[[str], str | None]) -> dict[str, object]:
-    """Observability and limits (issue 12): the metrics port, the receiver's caps, statement timeouts."""
+    """Observability and limits: the metrics port, the receiver's caps, statement timeouts, the guard."""
     values: dict[str, object] = {}
     if (v := get("metrics_port")) is not None:
         values["metrics_port"] = _int("LETTERBOX_METRICS_PORT", v, minimum=0, maximum=65535)
@@ -303,6 +310,14 @@ def _limits(get: Callable[[str], str | None]) -> dict[str, object]:
         raise SettingsError("LETTERBOX_BOUNCE_SMTP_IDLE_TIMEOUT_SECONDS", "must be more than zero")
     if (v := get("trusted_proxies")) is not None:
         _check_proxies(v)
+    if (v := get("guard_min_sent")) is not None:
+        values["guard_min_sent"] = _int("LETTERBOX_GUARD_MIN_SENT", v, minimum=1)
+    for name in ("guard_complaint_rate", "guard_hard_bounce_rate"):
+        if (v := get(name)) is not None:
+            rate = _float(PREFIX + name.upper(), v)
+            if rate > 1:
+                raise SettingsError(PREFIX + name.upper(), f"is a fraction of copies sent (0.003 = 0.3 %), got {v!r}")
+            values[name] = rate
     return values
 
 

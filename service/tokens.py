@@ -29,6 +29,10 @@ class Purpose(StrEnum):
     SYSTEM_MAIL = "letterbox.system-mail"
     """The return path of a system mail (a confirmation): names the mail, so its bounce is seen."""
     CSRF = "letterbox.csrf"
+    VIEW = "letterbox.view"
+    """A reader's own copy of an edition as a web page: names the reader and the edition."""
+    PROOF_UNSUBSCRIBE = "letterbox.proof-unsubscribe"
+    """The unsubscribe link of a proof: it shows the page and changes nothing, so it names no one."""
 
 
 # Tokens that carry a timestamp and may expire; the others are links in mail that must keep working.

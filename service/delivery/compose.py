@@ -47,10 +47,13 @@ class Personalisation(msgspec.Struct, frozen=True):
     unsubscribe_mailto: str  # mailto:unsubscribe+TOKEN@bounce.domain
     preferences_url: str
     message_id: str  # "<...@domain>"; empty: one is made up with message_id_domain
+    view_url: str = ""  # the reader's copy as a web page (GET /view/TOKEN); empty where there is none
 
 
-_PLACEHOLDER = re.compile(r"\{\{\s*(name|unsubscribe_url|preferences_url)\s*\}\}")
-_KEYS = ("name", "unsubscribe_url", "preferences_url")
+_KEYS = ("name", "unsubscribe_url", "preferences_url", "view_url")
+PLACEHOLDERS = frozenset(_KEYS)
+"""The ``{{placeholders}}`` the composer fills in per recipient; any other ``{{…}}`` is sent as written."""
+_PLACEHOLDER = re.compile(r"\{\{\s*(" + "|".join(_KEYS) + r")\s*\}\}")
 # Tab is refused too: it is legal folding white space, so it could smuggle structure.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -182,7 +185,7 @@ def _derive_text(html_body: str) -> str:
     converter.body_width = 0  # no hard wrapping: quoted-printable keeps the lines short on the wire
     converter.unicode_snob = True  # keep the real characters, do not transliterate to ASCII
     text: str = converter.handle(marked)
-    return re.sub(f"lbx{nonce}s([0-2])e", lambda m: "{{" + _KEYS[int(m[1])] + "}}", text)
+    return re.sub(f"lbx{nonce}s([0-9])e", lambda m: "{{" + _KEYS[int(m[1])] + "}}", text)
 
 
 def _body_pieces(body: str, first_slot: int) -> list[bytes | int]:
@@ -211,8 +214,9 @@ def format_date(ts: float | None = None) -> str:
     return _last_date[1]
 
 
-# Slots in PreparedMail._pieces: headers first, then the three values per body part.
-_TO, _DATE, _MSGID, _UNSUB, _TEXT, _HTML = 0, 1, 2, 3, 4, 7
+# Slots in PreparedMail._pieces: headers first, then one value per placeholder per body part.
+_TO, _DATE, _MSGID, _UNSUB, _TEXT = 0, 1, 2, 3, 4
+_HTML = _TEXT + len(_KEYS)
 
 
 class PreparedMail:
@@ -229,7 +233,8 @@ class PreparedMail:
 
     def render(self, p: Personalisation, *, date: str | None = None) -> bytes:
         """The full RFC 5322 message (CRLF) for one recipient; HeaderInjectionError on bad values."""
-        for label, value in (("to_name", p.to_name), ("preferences_url", p.preferences_url)):
+        for label, value in (("to_name", p.to_name), ("preferences_url", p.preferences_url),
+                             ("view_url", p.view_url)):
             _check(label, value)
         if not (_URI.fullmatch(p.unsubscribe_url) and p.unsubscribe_url.startswith(self._link_schemes)):
             wanted = " or ".join(scheme.rstrip(":/") for scheme in self._link_schemes)
@@ -245,8 +250,9 @@ class PreparedMail:
         if len(unsubscribe) > _FOLD_AT - 18:  # 18 = len("List-Unsubscribe: ")
             unsubscribe = unsubscribe.replace(", ", ",\r\n ")
         values: list[bytes] = [_named("To", p.to_name, _address("to_email", p.to_email)), date.encode(),
-                               message_id.encode(), unsubscribe.encode(), b"", b"", b"", b"", b"", b""]
-        raw = {"name": p.to_name, "unsubscribe_url": p.unsubscribe_url, "preferences_url": p.preferences_url}
+                               message_id.encode(), unsubscribe.encode(), *(b"" for _ in range(2 * len(_KEYS)))]
+        raw = {"name": p.to_name, "unsubscribe_url": p.unsubscribe_url, "preferences_url": p.preferences_url,
+               "view_url": p.view_url}
         for key, slot in self._text_keys:
             values[slot] = _qp_value(raw[key])
         for key, slot in self._html_keys:

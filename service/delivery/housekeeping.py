@@ -19,8 +19,8 @@ LOST_LEASE_LIMIT = 3
 
 
 async def housekeeping(db: Database, settings: Settings) -> None:
-    """Release due scheduled editions, cancel stale ones, close finished ones, reclaim dead leases, purge
-    sign-ups never confirmed."""
+    """Release due scheduled editions, cancel stale ones, pause those the complaint guard stops, close
+    finished ones, reclaim dead leases, purge sign-ups never confirmed."""
     lateness = settings.edition_max_lateness_hours * 3600
     async with db.pool.acquire() as conn:
         cancelled = await conn.fetch(db.q["edition-cancel-stale"], lateness)
@@ -28,7 +28,14 @@ async def housekeeping(db: Database, settings: Settings) -> None:
             log.warning("edition_cancelled_stale", edition_id=edition_id)
         for row in await conn.fetch(db.q["edition-release-scheduled"], lateness):
             log.info("edition_released", edition_id=row["id"])
-        async with conn.transaction():  # an edition is done together with its edition.done event
+        async with conn.transaction():  # paused or done together with its event
+            guarded = await conn.fetch(
+                db.q["edition-guard"], settings.guard_min_sent, settings.guard_complaint_rate,
+                settings.guard_hard_bounce_rate,
+            )
+            for row in guarded:
+                log.error("edition_paused", edition_id=row["id"], reason=row["status_reason"])
+                await emit_edition(conn, db.q, "edition.paused", row["id"])
             for row in await conn.fetch(db.q["edition-finish"]):
                 log.info("edition_done", edition_id=row["id"])
                 await emit_edition(conn, db.q, "edition.done", row["id"])

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from ..bounces.ingest import record_send_refusal
+from ..db.outage_log import OutageLog
 from ..db.pool import DATABASE_TROUBLE, Database
 from ..metrics import Metrics
 from ..settings import Settings
@@ -73,6 +74,7 @@ class Recorder:
         # A send holds a slot from before it starts until its result is written, which bounds
         # the copies a SIGKILL can repeat even when the database is slow to answer.
         self._slots = asyncio.Semaphore(max_unwritten(settings))
+        self._outage = OutageLog("results_not_written_yet", "failed_writes")
 
     async def reserve(self) -> None:
         """Wait for a slot before sending a copy (see ``max_unwritten``)."""
@@ -154,7 +156,7 @@ class Recorder:
                         return
                     # The database is away (restart, failover). Results are kept and written when it
                     # returns: dropping them would send those copies again once their lease expires.
-                    log.warning("results_not_written_yet", pending=len(unwritten), error=type(exc).__name__)
+                    self._outage.note(exc, pending=len(unwritten))
                     await asyncio.sleep(0.5)
                     self._wake.set()
                     continue
@@ -164,9 +166,10 @@ class Recorder:
     async def _write(self, batch: _Pending) -> None:
         q = self.db.q
         async with self.db.transaction() as conn:
-            # A worker crash cannot lose a committed row; only a database crash could lose the
-            # last instant of results, so waiting for the WAL flush buys little here.
-            await conn.execute("SET LOCAL synchronous_commit = off")
+            # Committed durably (synchronous_commit stays on): a send's slot is freed only once
+            # its result would survive a PostgreSQL crash too; with it off, a killed postmaster
+            # forgot the last results and 300 readers got 340 copies. Results group themselves
+            # under load, so the flush is paid per group, not per copy.
             if batch.sent:
                 await conn.execute(q["delivery-mark-sent"], *map(list, zip(*batch.sent, strict=True)))
             if batch.retry:

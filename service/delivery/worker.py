@@ -22,12 +22,14 @@ from collections import OrderedDict
 import asyncpg
 import structlog
 
+from ..db.outage_log import OutageLog
 from ..db.pool import DATABASE_TROUBLE, Database
 from ..events.outbox import emit_edition
 from ..events.sender import EventSender
 from ..links import Links
 from ..metrics import Metrics
 from ..settings import Settings
+from ..subscribers.signups import decide_left_behind
 from ..tokens import TokenSigner
 from .addresses import sender_domain, wire_address
 from .compose import EditionMail, Personalisation, PreparedMail, format_date, prepare
@@ -70,6 +72,7 @@ class Worker:
         self.dkim = DkimKeys.from_settings(settings)
         self.leases = LeaseKeeper(db, settings.lease_seconds)
         self._last_edition = 0  # editions take turns: see send_batch
+        self._outage = OutageLog("worker_database_trouble", "failed_loops")
         self.events = EventSender(settings, db)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -95,12 +98,13 @@ class Worker:
                 if time.monotonic() - last_housekeeping > _HOUSEKEEPING_SECONDS:
                     await housekeeping(self.db, self.settings)
                     last_housekeeping = time.monotonic()
-                busy = await self.send_system_mails(stop)
+                busy = await decide_left_behind(self.db, self.settings, self.links.signer)
+                busy += await self.send_system_mails(stop)
                 busy += await self.send_batch(stop)
                 busy += await self.events.send_due()
                 self.metrics.worker_progress()
             except DATABASE_TROUBLE as exc:
-                log.warning("worker_database_trouble", error=str(exc))
+                self._outage.note(exc, worker=self.name)
                 busy = 0
                 await _sleep_unless(stop, 1.0)
             if not busy:
@@ -111,11 +115,10 @@ class Worker:
     async def send_batch(self, stop: asyncio.Event) -> int:
         """Claim, send and record one batch of edition copies; return how many were claimed."""
         rows: list[asyncpg.Record] = []
-        editions = [r["id"] for r in await self.db.pool.fetch(self.q["editions-sending"])]
-        # Editions take turns, a batch each, starting after the last one served: a 50-person
-        # briefing posted behind a 100,000-copy edition goes out within a batch, not after it.
-        turn = bisect.bisect_right(editions, self._last_edition)
-        for edition_id in editions[turn:] + editions[:turn]:
+        rows_sending = await self.db.pool.fetch(self.q["editions-sending"])
+        urgent = [r["id"] for r in rows_sending if r["priority"] == "urgent"]
+        normal = [r["id"] for r in rows_sending if r["priority"] != "urgent"]
+        for edition_id in self._in_turn(urgent) + self._in_turn(normal):
             rows = await self.db.pool.fetch(
                 self.q["delivery-claim"],
                 self.settings.worker_batch_size,
@@ -136,6 +139,12 @@ class Worker:
         finally:
             self.leases.deliveries -= claimed
         return len(rows)
+
+    def _in_turn(self, editions: list[int]) -> list[int]:
+        """Editions take turns, a batch each, starting after the last one served: a 50-person
+        briefing posted behind a 100,000-copy edition goes out within a batch, not after it."""
+        turn = bisect.bisect_right(editions, self._last_edition)
+        return editions[turn:] + editions[:turn]
 
     async def _send_claimed(self, rows: list[asyncpg.Record], stop: asyncio.Event) -> None:
         """Send the claimed copies over the pooled connections and record every result."""
@@ -203,6 +212,7 @@ class Worker:
                     unsubscribe_mailto=self.links.unsubscribe_mailto(token),
                     preferences_url=self.links.preferences_url(row["subscriber_id"]),
                     message_id=message_id,
+                    view_url=self.links.view_url(row["edition_id"], row["subscriber_id"]),
                 ),
                 date=date,
             )

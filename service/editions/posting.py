@@ -118,6 +118,7 @@ async def post_edition(
         body.segment,
         body.send_at,
         body.expires_at,
+        body.priority,
     )
     if created is None:  # another request with this key committed first
         raced = await conn.fetchrow(db.q["edition-by-key"], key)

@@ -1,22 +1,28 @@
-"""``/v1/editions``: post, inspect, pause, resume, cancel, list deliveries."""
+"""``/v1/editions``: post, check, proof, inspect, report, pause, resume, cancel, list deliveries."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import asyncpg
 import msgspec
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from ..db.pool import Database
 from ..errors import Conflict, NotFound
 from ..events.outbox import emit_edition
+from ..links import Links
 from ..pagination import decode_cursor, encode_cursor
+from ..problem_docs import PROBLEMS
 from ..schemas import RowId
 from ..settings import Settings
+from ..tokens import TokenSigner
+from .checks import CheckReport, check_edition
 from .posting import post_edition
+from .proofs import ProofIn, ProofSent, send_proofs
+from .report import EditionReport, edition_report
 from .schemas import Delivery, DeliveryPage, DeliveryStatus, Edition, EditionAccepted, EditionIn
 
 WRITE = {"scope": "editions:write"}
@@ -41,6 +47,36 @@ class EditionController(Controller):
     ) -> EditionAccepted:
         """Freeze the recipients and queue a copy for each; a retried post with the same key is answered again."""
         return await post_edition(conn, db, settings, idempotency_key, data)
+
+    @post("/check", opt=WRITE, status_code=200, summary="Check an edition before it is sent")
+    async def check(self, data: JSONBody[EditionIn]) -> CheckReport:
+        """Accessibility and deliverability problems a reader would meet; nothing is written or sent."""
+        return check_edition(data)
+
+    @post("/proof", opt={**WRITE, PROBLEMS: (429, 502, 503)}, status_code=202, summary="Send proofs of an edition")
+    async def proof(
+        self,
+        request: Request[Any, Any, Any],
+        conn: NamedDependency[asyncpg.Connection],
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+        signer: NamedDependency[TokenSigner],
+        data: JSONBody[ProofIn],
+    ) -> ProofSent:
+        """Send up to ten copies at once, composed as edition copies and marked ``X-Letterbox-Proof: yes``.
+
+        No edition or delivery is recorded; the proof's unsubscribe link shows the page and changes nothing.
+        """
+        links = Links(settings, signer)
+        now = request.app.state.clock()
+        return await send_proofs(conn, db, settings, links, request.state.principal, now, data)
+
+    @get("/{edition_id:int}/report", opt=READ, summary="An edition's copies by agency and by role")
+    async def report(
+        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], edition_id: EditionId
+    ) -> EditionReport:
+        """Recipients, sent, failed, skipped, bounced, complained and unsubscribed per agency and per role."""
+        return await edition_report(conn, db, edition_id)
 
     @get("/{edition_id:int}", opt=READ, summary="An edition's status and counts")
     async def show(

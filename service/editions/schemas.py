@@ -12,6 +12,7 @@ from ..schemas import Slug
 
 EditionStatus = Literal["scheduled", "queued", "sending", "paused", "cancelled", "done"]
 DeliveryStatus = Literal["queued", "sending", "sent", "failed", "skipped"]
+Priority = Literal["normal", "urgent"]
 
 Subject = Annotated[str, Meta(min_length=1, max_length=300, description="one line, no CR/LF")]
 Address = Annotated[str, Meta(min_length=3, max_length=320, description="'Name <addr@example.org>' or 'addr@…'")]
@@ -31,6 +32,8 @@ class EditionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     send_at: datetime | None = None
     expires_at: datetime | None = None
     """When the content stops being timely: copies not sent by then are skipped (default: never)."""
+    priority: Priority = "normal"
+    """``urgent`` editions (a safeguarding alert) are sent before ``normal`` ones sending at the same time."""
 
 
 class EditionAccepted(msgspec.Struct, kw_only=True):
@@ -47,6 +50,7 @@ class Edition(msgspec.Struct, kw_only=True):
     id: int
     status: EditionStatus
     status_reason: str | None
+    priority: Priority
     subject: str
     lists: list[str]
     send_at: datetime | None

@@ -165,6 +165,7 @@ async def erase(conn: asyncpg.Connection, q: Queries, settings: Settings, subscr
     await conn.execute(q["erasure-suppress"], email)
     await conn.execute(q["erasure-scrub-deliveries"], subscriber_id)
     await conn.execute(q["erasure-system-mails"], subscriber_id, email)
+    await conn.execute(q["erasure-sign-up-requests"], email)
     await conn.execute(q["erasure-bounce-events"], subscriber_id, email)
     await conn.execute(q["rate-limit-forget"], ratelimit.email_bucket(settings, email))
     await conn.execute(q["erasure-subscriber"], subscriber_id)

@@ -4,6 +4,9 @@
 clients press: it works with the body ``List-Unsubscribe=One-Click`` (or any
 body, or none), needs no cookie and no CSRF field, never redirects, answers
 200, and is harmless when repeated.  Unsubscribe links never expire.
+
+A proof (``POST /v1/editions/proof``) carries a token of its own purpose that
+names no one: its page opens, marked as a proof, and its button changes nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from ..db.queries import Queries
 from ..links import Links
 from ..problem_docs import PROBLEMS
 from ..settings import Settings
-from ..tokens import Purpose, TokenSigner
+from ..tokens import Purpose, TokenInvalid, TokenSigner
 from . import csrf, lifecycle
 from .forms import Choices, Entered, FieldError, check_preferences, entered, load_choices
 from .openapi_bodies import PREFERENCES_FORM, UNSUBSCRIBE_FORM
@@ -41,6 +44,8 @@ async def unsubscribe_page(
     signer: NamedDependency[TokenSigner],
 ) -> Template:
     """Name the list the mail was for and offer the button (and leaving every list)."""
+    if _is_proof(signer, token):
+        return page(request, "unsubscribe.html", {"whole": True, "proof": True}, token_page=True)
     subscriber_id, list_id, _edition_id = read_token(signer, Purpose.UNSUBSCRIBE, token, fields=3)
     assert subscriber_id is not None, "read_token checks the first field"
     memberships = await conn.fetch(db.q["subscriber-memberships"], subscriber_id)
@@ -61,6 +66,8 @@ async def unsubscribe_submit(
     signer: NamedDependency[TokenSigner],
 ) -> Template:
     """Leave the list the mail was for, or every list when asked; count it against the edition."""
+    if _is_proof(signer, token):
+        return page(request, "unsubscribed.html", {"everything": True, "proof": True}, token_page=True)
     subscriber_id, list_id, edition_id = read_token(signer, Purpose.UNSUBSCRIBE, token, fields=3)
     assert subscriber_id is not None, "read_token checks the first field"
     form = await _lenient_form(request)
@@ -130,6 +137,15 @@ async def preferences_submit(
     values = Entered(email=person["email"], name=details.name, agency=details.agency or "",
                      role=details.role or "", lists=confirmed)
     return _preferences(request, signer, subscriber_id, choices, values, [], saved=True)
+
+
+def _is_proof(signer: TokenSigner, token: str) -> bool:
+    """Whether the link came in a proof, whose unsubscribe changes nothing."""
+    try:
+        signer.verify(Purpose.PROOF_UNSUBSCRIBE, token)
+    except TokenInvalid:
+        return False
+    return True
 
 
 async def _lenient_form(request: AnyRequest) -> FormMultiDict:

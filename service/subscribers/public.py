@@ -2,8 +2,12 @@
 
 ``POST /subscribe`` answers the same "check your inbox" page whether the
 address is new, pending, active or suppressed, so the form cannot be used to
-find out who reads the newsletter.  ``GET /confirm/{token}`` only shows a
-button: mail scanners follow links, and they must not subscribe anyone.
+find out who reads the newsletter.  It also takes the same time: the request
+does only what is the same for every address (the form, the rate limits, a
+check that a confirmation could be written to it) and the decision (new,
+pending, already active, suppressed: see :mod:`.signups`) is made once the
+answer has gone.  ``GET /confirm/{token}`` only shows a button: mail scanners
+follow links, and they must not subscribe anyone.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import asyncpg
 import structlog
 from litestar import get, post
+from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Template
@@ -21,7 +26,7 @@ from ..links import Links
 from ..problem_docs import PROBLEMS
 from ..settings import Settings
 from ..tokens import Purpose, TokenSigner
-from . import csrf, lifecycle, ratelimit
+from . import csrf, lifecycle, ratelimit, signups
 from .forms import HONEYPOT, WORDING_VERSION, Choices, Entered, FieldError, check_subscribe, entered, load_choices
 from .openapi_bodies import SUBSCRIBE_FORM
 from .validation import InvalidValue
@@ -80,10 +85,14 @@ async def subscribe_submit(
         return _too_many(request, wait)
 
     try:
-        await lifecycle.subscribe(conn, db.q, settings, signer, sign_up, actor(request, "form", WORDING_VERSION))
-    except InvalidValue as exc:  # raising rolls the half-made subscription back
+        signups.check_mailable(settings, signer, sign_up)
+    except InvalidValue as exc:
         raise BadRequest(str(exc)) from exc
-    return page(request, "check_inbox.html")
+    request_id = await signups.record(conn, db.q, sign_up, actor(request, "form", WORDING_VERSION))
+    answer = page(request, "check_inbox.html")
+    # Decided once the answer has gone (and this transaction committed); see signups.py.
+    answer.background = BackgroundTask(signups.decide, db, settings, signer, request_id)
+    return answer
 
 
 @get("/confirm/{token:str}", tags=TAGS, summary="The confirmation page (shows a button)", opt={PROBLEMS: (410,)})

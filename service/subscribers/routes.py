@@ -6,9 +6,9 @@ from litestar import Router
 from litestar.types import ControllerRouterHandler
 
 from ..problem_docs import ERROR_PAGES
-from . import api, manage, public, web
+from . import api, manage, public, view, web
 
-# Public HTML pages (no API key): /subscribe, /confirm, /unsubscribe, /preferences, and their
+# Public HTML pages (no API key): /subscribe, /confirm, /unsubscribe, /preferences, /view, and their
 # stylesheet. Errors on them are HTML pages, not problem+json.
 public_handlers: list[ControllerRouterHandler] = [
     Router(
@@ -22,6 +22,7 @@ public_handlers: list[ControllerRouterHandler] = [
             manage.unsubscribe_submit,
             manage.preferences_page,
             manage.preferences_submit,
+            view.view_page,
             web.stylesheet,
         ],
         exception_handlers=web.html_exception_handlers(),

@@ -257,3 +257,22 @@ async def test_run_receiver_listens_until_stopped(settings: Settings, db: Databa
     with pytest.raises((aiosmtplib.SMTPConnectError, OSError)):
         async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, timeout=2):
             pass
+
+
+async def test_a_proofs_mailto_unsubscribe_is_accepted_and_changes_nothing(
+    settings: Settings, receiver: BounceReceiver
+) -> None:
+    url = settings.database_url or ""
+    await seed_readers(url, 1)
+    token = TokenSigner(settings.secret_keys).sign(Purpose.PROOF_UNSUBSCRIBE)
+    address = f"unsubscribe+{token}@{settings.effective_bounce_domain}"
+    request = f"From: editor@example.org\r\nTo: {address}\r\nSubject: unsubscribe\r\n\r\n".encode()
+    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=receiver.port, start_tls=False) as smtp:
+        errors, _ = await smtp.sendmail("editor@example.org", [address], request)
+    assert errors == {}, "a mail client pressing a proof's mailto: gets no bounce"
+    assert await value(url, "SELECT count(*) FROM consents WHERE action = 'unsubscribe'") == 0
+    assert await value(url, "SELECT count(*) FROM subscriptions WHERE status = 'unsubscribed'") == 0
+    # Anything else under unsubscribe+ is still refused at RCPT.
+    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=receiver.port, start_tls=False) as smtp:
+        with pytest.raises(aiosmtplib.SMTPRecipientsRefused):
+            await smtp.sendmail("x@example.org", [f"unsubscribe+forged@{settings.effective_bounce_domain}"], request)

@@ -54,6 +54,22 @@ async def test_a_small_edition_posted_behind_a_big_one_is_not_held_back(
     assert (await _shown(client, admin_headers, small))["sent"] == 5
 
 
+async def test_an_urgent_edition_goes_before_the_rest(
+    client: Client, app: Litestar, settings: Settings, admin_headers: dict[str, str], smtp_sink: SmtpSink
+) -> None:
+    await seed_readers(settings.database_url or "", 120, lists=("news",), prefix="many")
+    await seed_readers(settings.database_url or "", 5, lists=("training",), prefix="alert")
+    first = await _post(client, admin_headers, "first", lists=["news"])
+    urgent = await _post(client, admin_headers, "urgent", lists=["training"], subject="Alert", priority="urgent")
+    assert (await _shown(client, admin_headers, urgent))["priority"] == "urgent"
+    assert (await _shown(client, admin_headers, first))["priority"] == "normal"
+    turns = replace_settings(settings, worker_batch_size=40, smtp_concurrency=1)
+    async with running_worker(app, turns):
+        await smtp_sink.wait_for(125, within=60)
+    order = [r.rcpt_tos[0] for r in smtp_sink.received]
+    assert all(address.startswith("alert") for address in order[:5]), order[:8]
+
+
 @pytest.mark.slow
 async def test_a_slow_relay_never_lets_a_live_workers_lease_lapse(
     client: Client, app: Litestar, settings: Settings, admin_headers: dict[str, str], smtp_sink: SmtpSink

@@ -14,6 +14,7 @@ from service.db.pool import Database
 from service.subscribers import lifecycle
 from service.tokens import Purpose
 from tests.bounces.sends import dsn_mail, sent_edition
+from tests.editions.test_guard import _guard, _report, _sending_edition
 from tests.events.conftest import Client, Headers, outbox, register, settled, verified
 from tests.events.receiver import Receiver
 from tests.support.seed import seed_readers
@@ -220,3 +221,16 @@ async def test_a_change_that_rolls_back_leaves_no_event(
         await erase_then_fail()
     assert await outbox(db) == []
     assert await db.pool.fetchval("SELECT status FROM subscribers WHERE id = $1", subscriber_id) == "active"
+
+
+async def test_the_complaint_guard_pausing_an_edition_fires_edition_paused(
+    client: Client, app: Litestar, admin_headers: Headers, receiver: Receiver
+) -> None:
+    settings = app.state.settings
+    endpoint = await register(client, admin_headers, receiver.url(), ["edition.paused"])
+    edition_id, emails = await _sending_edition(client, settings, admin_headers, 21)
+    await _report(client, admin_headers, emails[0], "complaint", edition_id)
+    await _guard(settings, guard_min_sent=10)
+    (body,) = await _delivered(client, app, admin_headers, receiver, endpoint, 1)
+    assert body["data"]["edition"]["id"] == edition_id and body["data"]["edition"]["status"] == "paused"
+    assert body["data"]["edition"]["reason"].startswith("guard: 1 complaints in 20 copies sent")

@@ -1,8 +1,11 @@
 -- name: subscriber-for-bounce
--- The subscriber a bounce is about: by id when a token named them, else by address.
+-- The subscriber a bounce is about: by id when a token named them, else by address. Locked:
+-- two reports about one reader (two copies expiring in the same queue run) are applied one
+-- after the other, or both would read the soft-bounce count before either wrote it.
 SELECT id, email, status FROM subscribers
 WHERE ($1::bigint IS NOT NULL AND id = $1) OR ($1::bigint IS NULL AND lower(email) = lower($2))
-LIMIT 1;
+LIMIT 1
+FOR UPDATE;
 
 -- name: bounce-event-insert
 -- Store one event with what it matched. It counts only when it is a bounce and its copy has no

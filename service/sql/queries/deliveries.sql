@@ -78,8 +78,8 @@ SET lost_leases = lost_leases + 1,
 WHERE status = 'sending' AND lease_until < now();
 
 -- name: editions-sending
--- Editions whose copies workers should be sending now.
-SELECT id FROM editions WHERE status IN ('queued', 'sending') ORDER BY id;
+-- Editions whose copies workers should be sending now, with their priority (urgent ones go first).
+SELECT id, priority FROM editions WHERE status IN ('queued', 'sending') ORDER BY id;
 
 -- name: delivery-renew-leases
 -- A live worker extends the leases of the copies it still holds (see service/delivery/leases.py).

@@ -2,8 +2,8 @@
 -- Record a posted edition unless its Idempotency-Key is taken (then nothing is returned);
 -- scheduled when send_at is still ahead by the database's clock (the one workers use).
 INSERT INTO editions (idempotency_key, request_hash, subject, html, text_body, from_addr, reply_to,
-                      list_ids, filter, segment, send_at, expires_at, status)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+                      list_ids, filter, segment, send_at, expires_at, priority, status)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
         CASE WHEN $11::timestamptz > now() THEN 'scheduled' ELSE 'queued' END)
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING id, status;
@@ -18,7 +18,7 @@ UPDATE editions SET recipients = $2, updated_at = now() WHERE id = $1;
 
 -- name: edition-get
 -- An edition with its delivery counts, bounces, complaints and unsubscribes.
-SELECT e.id, e.status, e.status_reason, e.subject, e.send_at, e.expires_at, e.created_at, e.started_at, e.finished_at,
+SELECT e.id, e.status, e.status_reason, e.priority, e.subject, e.send_at, e.expires_at, e.created_at, e.started_at, e.finished_at,
        e.recipients,
        (SELECT coalesce(array_agg(l.slug ORDER BY l.slug), '{}') FROM lists l WHERE l.id = ANY (e.list_ids)) AS lists,
        count(d.id) FILTER (WHERE d.status IN ('queued', 'sending')) AS queued,
@@ -74,3 +74,13 @@ FROM deliveries
 WHERE edition_id = $1 AND ($2::text IS NULL OR status = $2) AND id > $3
 ORDER BY id
 LIMIT $4;
+
+-- name: edition-view-copy
+-- What a reader's web copy of an edition needs: the edition's HTML, the reader's name (NULL when
+-- erased), and their copy (NULL: none was made for them) with the list it was sent for.
+-- No row: the edition is gone.
+SELECT e.html, s.id AS subscriber_id, s.name, d.id AS delivery_id, d.list_id
+FROM editions e
+LEFT JOIN subscribers s ON s.id = $2
+LEFT JOIN deliveries d ON d.edition_id = e.id AND d.subscriber_id = s.id
+WHERE e.id = $1;

@@ -1,15 +1,20 @@
--- name: import-upsert
--- Import one batch of people who consented elsewhere, in one statement. Suppressed addresses
--- are left out; new people become active and confirmed; pending and active people take the
--- row's details (empty values keep theirs) and are confirmed; people who unsubscribed, bounced
--- or complained here are left alone (another list's consent does not override ours). Lists
--- join as confirmed, except lists the person left. Each imported person gets a consent record.
--- Returns how many were created and updated; the rest of the batch was skipped.
-WITH input AS (
-    SELECT t.email, t.name, t.agency, t.role, t.attributes, string_to_array(t.lists, ',') AS slugs
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[])
-         AS t(email, name, agency, role, attributes, lists)
-    WHERE NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email_hash = email_hash(t.email))
+-- name: import-merge
+-- Merge one import's staged rows ($1, streamed in with COPY) in one statement; the last line
+-- for an address wins. Suppressed addresses are left out; new people become active and
+-- confirmed; pending and active people take the row's details (empty values keep theirs) and
+-- are confirmed; people who unsubscribed, bounced or complained here are left alone (another
+-- list's consent does not override ours). Lists join as confirmed, except lists the person
+-- left. Each imported person gets a consent record. Returns the rows staged and how many
+-- people were created and updated; the rest were skipped.
+WITH staged AS (
+    SELECT count(*) AS n FROM import_staging WHERE import_id = $1
+), input AS (
+    SELECT DISTINCT ON (lower(t.email)) t.email, t.name, t.agency, t.role, t.attributes::jsonb AS attributes,
+           t.lists AS slugs
+    FROM import_staging t
+    WHERE t.import_id = $1
+      AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email_hash = email_hash(t.email))
+    ORDER BY lower(t.email), t.line DESC
 ), upserted AS (
     INSERT INTO subscribers AS s (email, name, agency, role, attributes, status, confirmed_at)
     SELECT email, coalesce(name, ''), agency, role, coalesce(attributes, '{}'::jsonb), 'active', now()
@@ -37,13 +42,13 @@ WITH input AS (
     SELECT u.id, 'import', i.slugs, 'import'
     FROM upserted u JOIN input i ON lower(i.email) = u.key
 )
-SELECT count(*) FILTER (WHERE created) AS created, count(*) FILTER (WHERE NOT created) AS updated
+SELECT (SELECT n FROM staged) AS staged,
+       count(*) FILTER (WHERE created) AS created, count(*) FILTER (WHERE NOT created) AS updated
 FROM upserted;
 
--- name: import-custom-plans
--- For the rest of the import's transaction, plan each batch for its own arrays: a generic
--- plan cannot see how many rows the arrays hold and joins the CTEs ten times slower.
-SET LOCAL plan_cache_mode = force_custom_plan;
+-- name: import-staging-clear
+-- Remove one import's staged rows once merged (they never outlive the import's transaction).
+DELETE FROM import_staging WHERE import_id = $1;
 
 -- name: import-known-terms
 -- Every agency, role and list slug, so import rows are checked without a query each.

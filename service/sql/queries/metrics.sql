@@ -32,3 +32,12 @@ SELECT count(*) AS backlog,
        coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest_seconds
 FROM system_mails
 WHERE status IN ('queued', 'sending');
+
+-- name: metrics-paused-editions
+-- Editions paused now, by cause: the complaint guard (a reason starting 'guard:'), the worker
+-- (a failure every copy would share), or an operator (no reason).
+SELECT count(*) FILTER (WHERE status_reason LIKE 'guard:%') AS guard,
+       count(*) FILTER (WHERE status_reason IS NOT NULL AND status_reason NOT LIKE 'guard:%') AS worker,
+       count(*) FILTER (WHERE status_reason IS NULL) AS operator
+FROM editions
+WHERE status = 'paused';
