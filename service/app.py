@@ -30,6 +30,7 @@ from .bounces.webhook_config import load_webhook_secrets
 from .db.pool import Database, open_database
 from .editions.routes import EditionController
 from .errors import exception_handlers
+from .events.routes import EventEndpointController
 from .health import healthz, metrics, readyz
 from .http_metrics import HttpMetricsMiddleware
 from .logs import RequestIdMiddleware
@@ -81,6 +82,7 @@ def api_router() -> Router:
         *subscriber_routes.api_handlers,
         *segment_routes.api_handlers,
         *bounce_routes.api_handlers,
+        EventEndpointController,
     ]
     return Router(path="/v1", route_handlers=handlers, guards=[require_scope], security=[{"bearer": []}])
 

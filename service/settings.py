@@ -112,6 +112,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Complaints per copy sent above which a sending edition pauses (Gmail's limit is 0.3 %)."""
     guard_hard_bounce_rate: float = 0.05
     """Hard bounces per copy sent above which a sending edition pauses (a stale list)."""
+    # -- event webhooks (DESIGN.md "Reports, proofs, events, guard, view in browser") --
+    event_allow_private: bool = False
+    """Let event endpoints be plain http or on loopback, private and other non-public addresses."""
+    event_retry_seconds: tuple[float, ...] = (5.0, 60.0, 300.0, 1200.0, 2400.0)
+    """Waits between the tries of an event message (one try more than waits), then it fails."""
 
     @property
     def var_path(self) -> Path:
@@ -281,6 +286,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if (v := get(name)) is not None:
             values[name] = _int(PREFIX + name.upper(), v, minimum=minimum)
     values.update(_limits(get))
+    values.update(_events(get))
     # Derived defaults (DESIGN.md "Configuration"): links follow the bind, mail names follow the links.
     if "public_url" not in values:
         bind = str(values.get("host", DEFAULT_HOST))
@@ -329,3 +335,18 @@ def _check_proxies(value: str) -> None:
             raise SettingsError(
                 "LETTERBOX_TRUSTED_PROXIES", f"expected IP addresses or networks (10.0.0.0/8), got {item!r}"
             ) from exc
+
+
+def _events(get: Callable[[str], str | None]) -> dict[str, object]:
+    """Event webhooks: private endpoints allowed or not, and the waits between tries."""
+    values: dict[str, object] = {}
+    if (v := get("event_allow_private")) is not None:
+        if v.lower() not in {"true", "false", "1", "0", "yes", "no"}:
+            raise SettingsError("LETTERBOX_EVENT_ALLOW_PRIVATE", f"expected true or false, got {v!r}")
+        values["event_allow_private"] = v.lower() in {"true", "1", "yes"}
+    if (v := get("event_retry_seconds")) is not None:
+        waits = tuple(_float("LETTERBOX_EVENT_RETRY_SECONDS", part.strip()) for part in v.split(","))
+        if any(wait > 7 * 24 * 3600 for wait in waits):
+            raise SettingsError("LETTERBOX_EVENT_RETRY_SECONDS", f"each wait is at most a week (604800 s), got {v!r}")
+        values["event_retry_seconds"] = waits
+    return values

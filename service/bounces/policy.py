@@ -16,6 +16,7 @@ import asyncpg
 import msgspec
 
 from ..db.queries import Queries
+from ..events.outbox import emit_bounce
 from ..settings import Settings
 from .classify import Kind
 
@@ -67,4 +68,5 @@ async def apply_bounce(conn: asyncpg.Connection, q: Queries, settings: Settings,
         if count is not None and count >= settings.soft_bounce_limit:
             await conn.execute(q["suppression-add"], email, "soft_bounce", f"{count} soft bounces: {detail}")
             await conn.execute(q["subscriber-set-bounced"], person["id"])
+    await emit_bounce(conn, q, facts, person["id"], person["status"], edition_id, counted=recorded["counted"])
     return True

@@ -8,6 +8,7 @@ from __future__ import annotations
 import structlog
 
 from ..db.pool import Database
+from ..events.outbox import emit_edition
 from ..settings import Settings
 from ..subscribers.purge import purge_pending
 
@@ -27,14 +28,17 @@ async def housekeeping(db: Database, settings: Settings) -> None:
             log.warning("edition_cancelled_stale", edition_id=edition_id)
         for row in await conn.fetch(db.q["edition-release-scheduled"], lateness):
             log.info("edition_released", edition_id=row["id"])
-        guarded = await conn.fetch(
-            db.q["edition-guard"], settings.guard_min_sent, settings.guard_complaint_rate,
-            settings.guard_hard_bounce_rate,
-        )
-        for row in guarded:
-            log.error("edition_paused", edition_id=row["id"], reason=row["status_reason"])
-        for row in await conn.fetch(db.q["edition-finish"]):
-            log.info("edition_done", edition_id=row["id"])
+        async with conn.transaction():  # paused or done together with its event
+            guarded = await conn.fetch(
+                db.q["edition-guard"], settings.guard_min_sent, settings.guard_complaint_rate,
+                settings.guard_hard_bounce_rate,
+            )
+            for row in guarded:
+                log.error("edition_paused", edition_id=row["id"], reason=row["status_reason"])
+                await emit_edition(conn, db.q, "edition.paused", row["id"])
+            for row in await conn.fetch(db.q["edition-finish"]):
+                log.info("edition_done", edition_id=row["id"])
+                await emit_edition(conn, db.q, "edition.done", row["id"])
         reclaimed = await conn.execute(db.q["delivery-reclaim-expired"], LOST_LEASE_LIMIT)
         if reclaimed != "UPDATE 0":
             log.warning("leases_expired", reclaimed=int(reclaimed.split()[1]))

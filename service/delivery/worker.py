@@ -24,6 +24,8 @@ import structlog
 
 from ..db.outage_log import OutageLog
 from ..db.pool import DATABASE_TROUBLE, Database
+from ..events.outbox import emit_edition
+from ..events.sender import EventSender
 from ..links import Links
 from ..metrics import Metrics
 from ..settings import Settings
@@ -71,6 +73,7 @@ class Worker:
         self.leases = LeaseKeeper(db, settings.lease_seconds)
         self._last_edition = 0  # editions take turns: see send_batch
         self._outage = OutageLog("worker_database_trouble", "failed_loops")
+        self.events = EventSender(settings, db)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set; survives database outages by waiting and trying again."""
@@ -85,6 +88,7 @@ class Worker:
             raise
         finally:
             await self.transport.close()
+            await self.events.close()
             log.info("worker_stopped", worker=self.name)
 
     async def _loop(self, stop: asyncio.Event) -> None:
@@ -97,6 +101,7 @@ class Worker:
                 busy = await decide_left_behind(self.db, self.settings, self.links.signer)
                 busy += await self.send_system_mails(stop)
                 busy += await self.send_batch(stop)
+                busy += await self.events.send_due()
                 self.metrics.worker_progress()
             except DATABASE_TROUBLE as exc:
                 self._outage.note(exc, worker=self.name)
@@ -184,7 +189,10 @@ class Worker:
         if unsent:  # stopping or halted: give the rest back at once rather than waiting for the lease
             await self.db.pool.execute(self.q["delivery-release"], unsent)
         for edition_id, reason in halted.items():
-            if await self.db.pool.fetchval(self.q["edition-halt"], edition_id, reason[:500]) is not None:
+            async with self.db.transaction() as conn:  # paused together with its edition.paused event
+                if paused := await conn.fetchval(self.q["edition-halt"], edition_id, reason[:500]) is not None:
+                    await emit_edition(conn, self.q, "edition.paused", edition_id)
+            if paused:
                 log.error("edition_paused", edition_id=edition_id, reason=reason)
                 self._prepared = OrderedDict((k, v) for k, v in self._prepared.items() if k[0] != edition_id)
 

@@ -12,6 +12,7 @@ from litestar.params import FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from ..db.pool import Database
 from ..errors import Conflict, NotFound
+from ..events.outbox import emit_edition
 from ..links import Links
 from ..pagination import decode_cursor, encode_cursor
 from ..problem_docs import PROBLEMS
@@ -92,7 +93,9 @@ class EditionController(Controller):
         self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], edition_id: EditionId
     ) -> Edition:
         """Stop sending; copies in flight finish. Resume later without sending anyone twice."""
-        return await _transition(conn, db, edition_id, db.q["edition-pause"], "paused")
+        paused = await _transition(conn, db, edition_id, db.q["edition-pause"], "paused")
+        await emit_edition(conn, db.q, "edition.paused", edition_id)
+        return paused
 
     @post("/{edition_id:int}/resume", opt=WRITE, status_code=200, summary="Resume a paused edition")
     async def resume(

@@ -18,6 +18,7 @@ from msgspec import UNSET
 
 from ..db.queries import Queries
 from ..errors import Conflict, NotFound, Unprocessable
+from ..events.outbox import emit_erased, emit_subscriber
 from ..logs import mask_email
 from ..settings import Settings
 from ..tokens import TokenSigner
@@ -113,6 +114,7 @@ async def confirm(conn: asyncpg.Connection, q: Queries, subscriber_id: int, acto
     if confirmed:
         await conn.execute(q["subscriber-activate"], subscriber_id)
         await record_consent(conn, q, subscriber_id, "confirm", confirmed, actor)
+        await emit_subscriber(conn, q, "subscriber.confirmed", subscriber_id, lists=confirmed)
         log.info("subscription_confirmed", subscriber_id=subscriber_id, lists=confirmed)
     return True
 
@@ -132,6 +134,8 @@ async def unsubscribe(conn: asyncpg.Connection, q: Queries, subscriber_id: int, 
         if edition_id is not None:
             await conn.execute(q["edition-unsubscribe-record"], edition_id, subscriber_id)
         await record_consent(conn, q, subscriber_id, "unsubscribe", left, actor)
+        await emit_subscriber(conn, q, "subscriber.unsubscribed", subscriber_id, lists=left, edition_id=edition_id,
+                              source=actor.source)
         log.info("unsubscribed", subscriber_id=subscriber_id, lists=left, edition_id=edition_id, source=actor.source)
     return left
 
@@ -165,6 +169,7 @@ async def erase(conn: asyncpg.Connection, q: Queries, settings: Settings, subscr
     await conn.execute(q["erasure-bounce-events"], subscriber_id, email)
     await conn.execute(q["rate-limit-forget"], ratelimit.email_bucket(settings, email))
     await conn.execute(q["erasure-subscriber"], subscriber_id)
+    await emit_erased(conn, q, subscriber_id)
     log.info("subscriber_erased", subscriber_id=subscriber_id)
     return True
 
@@ -202,6 +207,8 @@ async def operator_change(conn: asyncpg.Connection, q: Queries, subscriber_id: i
         left = [r["slug"] for r in await conn.fetch(q["subscriptions-leave"], subscriber_id, None)]
         await conn.execute(q["subscriber-set-status"], subscriber_id, "unsubscribed")
         await record_consent(conn, q, subscriber_id, "unsubscribe", left, actor)
+        await emit_subscriber(conn, q, "subscriber.unsubscribed", subscriber_id, lists=left, edition_id=None,
+                              source=actor.source)
         return
     if person["status"] != "bounced":
         raise Conflict(
