@@ -53,6 +53,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Messages per second per worker process; 0 is unlimited."""
     smtp_concurrency: int = 4
     """SMTP connections a worker keeps open and sends over in parallel."""
+    smtp_messages_per_connection: int = 100
+    """Mail transactions sent over one SMTP connection before it is closed and a new one opened."""
     dkim_selector: str | None = None
     dkim_key_file: str | None = None
     log_format: Literal["json", "console"] | None = None
@@ -204,6 +206,7 @@ def _choice(variable: str, value: str, choices: tuple[str, ...]) -> str:
 # Integer settings that are plain numbers with a lower bound; name → minimum.
 _INTS = {
     "smtp_concurrency": 1,
+    "smtp_messages_per_connection": 1,
     "max_body_bytes": 1024,
     "confirm_max_age_seconds": 60,
     "pending_purge_days": 1,

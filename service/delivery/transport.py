@@ -52,7 +52,7 @@ class Transport(Protocol):
 class SmtpTransport:
     """A small pool of reused SMTP connections, opened on demand."""
 
-    def __init__(self, url: str, *, size: int = 4, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, *, size: int = 4, timeout: float = 30.0, messages_per_connection: int = 100) -> None:
         parts = urlsplit(url)
         self._host = parts.hostname or "localhost"
         self._implicit_tls = parts.scheme == "smtps"
@@ -63,6 +63,9 @@ class SmtpTransport:
         self._timeout = timeout
         self._idle: asyncio.LifoQueue[aiosmtplib.SMTP] = asyncio.LifoQueue()
         self._slots = asyncio.Semaphore(size)
+        # Relays cap the mail transactions of one connection (and answer 421 past it): reconnect first.
+        self._per_connection = messages_per_connection
+        self._transactions: dict[aiosmtplib.SMTP, int] = {}
 
     async def _connect(self) -> aiosmtplib.SMTP:
         client = aiosmtplib.SMTP(
@@ -109,7 +112,7 @@ class SmtpTransport:
                     )
                 except aiosmtplib.SMTPRecipientsRefused as exc:
                     refused = exc.recipients[0]
-                    self._idle.put_nowait(client)
+                    await self._after_transaction(client)
                     return _refusal(refused.code, refused.message)
                 except aiosmtplib.SMTPSenderRefused as exc:
                     await _reset_or_drop(client, self._idle)
@@ -129,9 +132,22 @@ class SmtpTransport:
                 except ValueError as exc:  # an address aiosmtplib cannot put on the wire
                     await _reset_or_drop(client, self._idle)
                     return Outcome(False, permanent=True, reply=f"address cannot be sent: {exc}")
-                self._idle.put_nowait(client)
+                await self._after_transaction(client)
                 return Outcome(True, reply=reply)
         return Outcome(False, reply="unreachable")  # pragma: no cover - the loop always returns
+
+    async def _after_transaction(self, client: aiosmtplib.SMTP) -> None:
+        """Back to the pool, or QUIT once it has carried its share of transactions."""
+        done = self._transactions.get(client, 0) + 1
+        if done < self._per_connection:
+            self._transactions[client] = done
+            self._idle.put_nowait(client)
+            return
+        self._transactions.pop(client, None)
+        try:
+            await client.quit()
+        except (aiosmtplib.SMTPException, OSError):
+            client.close()
 
     async def close(self) -> None:
         """QUIT every idle connection."""
@@ -180,7 +196,10 @@ class MaildirTransport:
 def make_transport(settings: Settings) -> Transport:
     """SMTP when ``LETTERBOX_SMTP_URL`` is set, else the Maildir outbox under ``var/outbox``."""
     if settings.smtp_url:
-        return SmtpTransport(settings.smtp_url, size=settings.smtp_concurrency)
+        return SmtpTransport(
+            settings.smtp_url, size=settings.smtp_concurrency,
+            messages_per_connection=settings.smtp_messages_per_connection,
+        )
     path = settings.var_path / "outbox"
     log.info("maildir_outbox", path=str(path))
     return MaildirTransport(path)

@@ -141,3 +141,31 @@ async def test_maildir_outbox_keeps_the_envelope(tmp_path: Path) -> None:
     assert message["Return-Path"] == "<bounce+t@example.org>"
     assert message["Delivered-To"] == "b@example.org"
     assert str(message.get_payload()).strip() == "hello"
+
+
+class _Peers:
+    """Keeps which connection (client port) carried each message."""
+
+    def __init__(self) -> None:
+        self.peers: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.peers.append(session.peer)
+        return "250 Accepted"
+
+
+async def test_a_connection_carries_at_most_its_share_of_messages() -> None:
+    handler = _Peers()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    transport = SmtpTransport(f"smtp://127.0.0.1:{port}", size=1, messages_per_connection=3)
+    try:
+        for n in range(7):
+            outcome = await transport.send("a@example.org", f"r{n}@example.org", MESSAGE)
+            assert outcome.accepted, outcome
+    finally:
+        await transport.close()
+        controller.stop()
+    per_connection = [handler.peers.count(peer) for peer in dict.fromkeys(handler.peers)]
+    assert per_connection == [3, 3, 1], "a relay that counts transactions never sees a fourth on one connection"
