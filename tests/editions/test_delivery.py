@@ -4,7 +4,6 @@ bounces, pause/resume, unsubscribe mid-send, and two workers sharing one queue."
 from __future__ import annotations
 
 import asyncio
-import base64
 import re
 import time
 from pathlib import Path
@@ -12,8 +11,6 @@ from typing import Any
 
 import asyncpg
 import dkim
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -22,6 +19,7 @@ from service.settings import Settings
 from service.tokens import Purpose, TokenSigner
 from tests.conftest import replace_settings
 from tests.editions.test_posting import edition
+from tests.support.dkim import dkim_key
 from tests.support.seed import seed_readers
 from tests.support.smtp import SmtpSink
 from tests.support.worker import running_worker
@@ -240,10 +238,7 @@ async def test_scheduled_editions_go_out_late_but_not_too_late(
 async def test_copies_are_dkim_signed_over_the_unsubscribe_headers(
     client: Client, admin_headers: dict[str, str], settings: Settings, smtp_sink: SmtpSink, tmp_path: Path
 ) -> None:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    key_file = tmp_path / "dkim.pem"
-    key_file.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
-    public = base64.b64encode(key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
+    key_file, dns = dkim_key(tmp_path)
     signing = replace_settings(settings, dkim_selector="lb1", dkim_key_file=str(key_file))
     signing_app = create_app(signing)
     await seed_readers(settings.database_url or "", 2)
@@ -251,10 +246,6 @@ async def test_copies_are_dkim_signed_over_the_unsubscribe_headers(
         await _post(signing_client, admin_headers, "dkim")
         async with running_worker(signing_app, signing):
             received = await smtp_sink.wait_for(2)
-
-    def dns(name: bytes, timeout: int = 5) -> bytes:
-        assert name == b"lb1._domainkey.example.org."
-        return b"v=DKIM1; k=rsa; p=" + public
 
     for item in received:
         assert dkim.verify(item.content, dnsfunc=dns), "the signature verifies"
@@ -268,10 +259,7 @@ async def test_copies_are_dkim_signed_over_the_unsubscribe_headers(
 async def test_confirmation_mails_are_dkim_signed_too(
     admin_headers: dict[str, str], settings: Settings, smtp_sink: SmtpSink, tmp_path: Path
 ) -> None:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    key_file = tmp_path / "dkim.pem"
-    key_file.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
-    public = base64.b64encode(key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
+    key_file, dns = dkim_key(tmp_path)
     signing = replace_settings(settings, dkim_selector="lb1", dkim_key_file=str(key_file))
     signing_app = create_app(signing)
     await seed_readers(settings.database_url or "", 1)
@@ -282,10 +270,6 @@ async def test_confirmation_mails_are_dkim_signed_too(
         assert answer.status_code == 202, answer.text
         async with running_worker(signing_app, signing):
             (received,) = await smtp_sink.wait_for(1)
-
-    def dns(name: bytes, timeout: int = 5) -> bytes:
-        assert name == b"lb1._domainkey.example.org."
-        return b"v=DKIM1; k=rsa; p=" + public
 
     assert received.parsed()["Subject"] == "Please confirm your subscription"
     assert dkim.verify(received.content, dnsfunc=dns), "the confirmation mail's signature verifies"

@@ -3,7 +3,6 @@ writing nothing; its unsubscribe link shows the page and changes nothing; refusa
 
 from __future__ import annotations
 
-import base64
 import re
 from pathlib import Path
 from typing import Any
@@ -11,8 +10,6 @@ from typing import Any
 import asyncpg
 import dkim
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -20,6 +17,7 @@ from service.app import create_app
 from service.auth import generate_key
 from service.settings import Settings
 from tests.conftest import replace_settings
+from tests.support.dkim import dkim_key
 from tests.support.seed import seed_readers
 from tests.support.smtp import SmtpSink, free_port
 
@@ -107,19 +105,12 @@ async def test_a_proofs_unsubscribe_link_shows_the_page_and_changes_nothing(
 async def test_proofs_are_dkim_signed_when_a_key_is_set(
     admin_headers: dict[str, str], settings: Settings, smtp_sink: SmtpSink, tmp_path: Path
 ) -> None:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    key_file = tmp_path / "dkim.pem"
-    key_file.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
-    public = base64.b64encode(key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
+    key_file, dns = dkim_key(tmp_path)
     signing = replace_settings(settings, dkim_selector="lb1", dkim_key_file=str(key_file))
     async with AsyncTestClient(create_app(signing)) as client:
         response = await client.post("/v1/editions/proof", headers=admin_headers, json=proof())
     assert response.status_code == 202, response.text
     (received,) = await smtp_sink.wait_for(1)
-
-    def dns(name: bytes, timeout: int = 5) -> bytes:
-        assert name == b"lb1._domainkey.example.org."
-        return b"v=DKIM1; k=rsa; p=" + public
 
     assert dkim.verify(received.content, dnsfunc=dns), "the signature verifies"
     signed = re.search(r"h=([^;]+)", str(received.parsed()["DKIM-Signature"]).replace("\r\n", "").replace(" ", ""))
