@@ -99,6 +99,7 @@ class EventEndpointController(Controller):
             raise NotFound(f"There is no event endpoint {endpoint_id}.")
         before = decode_cursor("m", cursor)
         rows = await conn.fetch(db.q["event-message-page"], endpoint_id, before, status, limit + 1)
-        items = [msgspec.convert(dict(r), EventMessage) for r in rows[:limit]]
+        # strict=False: the tries come as JSON, their times as ISO text.
+        items = [msgspec.convert(dict(r), EventMessage, strict=False) for r in rows[:limit]]
         next_cursor = encode_cursor("m", items[-1].id) if len(rows) > limit else None
         return EventMessagePage(items=items, next_cursor=next_cursor)

@@ -60,6 +60,17 @@ class EventEndpointPage(msgspec.Struct, frozen=True):
     next_cursor: str | None
 
 
+class EventAttempt(msgspec.Struct, frozen=True, kw_only=True):
+    """One try of a message."""
+
+    attempt: int
+    tried_at: datetime
+    status: int | None
+    """The endpoint's HTTP status (None when there was no answer)."""
+    reply: str | None
+    """The start of the endpoint's reply, or what went wrong (a timeout, a refused address)."""
+
+
 class EventMessage(msgspec.Struct, frozen=True, kw_only=True):
     """One event sent (or being sent) to the endpoint, with its latest try."""
 
@@ -77,6 +88,8 @@ class EventMessage(msgspec.Struct, frozen=True, kw_only=True):
     next_attempt_at: datetime | None
     """When the next try is due (pending messages only)."""
     delivered_at: datetime | None
+    tries: list[EventAttempt]
+    """Every try so far, in order, each with its status and reply."""
 
 
 class EventMessagePage(msgspec.Struct, frozen=True):

@@ -70,15 +70,19 @@ class EventSender:
         await self.client.aclose()
 
     async def _deliver(self, row: asyncpg.Record) -> None:
-        status, error = await self._post(row)
+        status, error, reply = await self._post(row)
         try:
+            await self.db.pool.execute(
+                self.db.q["event-attempt-insert"], row["id"], row["attempts"], status, _clean(error or reply) or None
+            )
             await self._record(row, status, error)
         except DATABASE_TROUBLE as exc:
             # The lease brings the message back, and it is posted again: at least once.
             log.warning("event_result_not_recorded", message_id=row["id"], error=str(exc))
 
-    async def _post(self, row: asyncpg.Record) -> tuple[int | None, str | None]:
-        """Post one message: the HTTP status (None without an answer) and what went wrong (None for a 2xx)."""
+    async def _post(self, row: asyncpg.Record) -> tuple[int | None, str | None, str]:
+        """Post one message: the HTTP status (None without an answer), what went wrong (None for a 2xx)
+        and the start of the reply."""
         body, headers = signed_message(row["secret"], row["webhook_id"], row["type"], row["created_at"], row["data"],
                                        datetime.now(UTC))
         try:
@@ -86,18 +90,18 @@ class EventSender:
                 async with self.client.stream("POST", row["url"], content=body, headers=headers) as response:
                     reply = await _start_of(response)
         except TimeoutError:
-            return None, f"no answer within {TIMEOUT_SECONDS:g} s"
+            return None, f"no answer within {TIMEOUT_SECONDS:g} s", ""
         except AddressRefused as exc:
-            return None, f"not sent: {exc}"
+            return None, f"not sent: {exc}", ""
         except httpx.HTTPError as exc:
-            return None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            return None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, ""
         except Exception as exc:  # one message must never stop the worker
             log.exception("event_post_failed_unexpectedly", message_id=row["id"])
-            return None, f"internal error: {type(exc).__name__}: {exc}"
+            return None, f"internal error: {type(exc).__name__}: {exc}", ""
         if 200 <= response.status_code < 300:
-            return response.status_code, None
+            return response.status_code, None, reply
         answer = f"HTTP {response.status_code}"
-        return response.status_code, f"{answer}: {reply}" if reply.strip() else answer
+        return response.status_code, f"{answer}: {reply}" if reply.strip() else answer, reply
 
     async def _record(self, row: asyncpg.Record, status: int | None, error: str | None) -> None:
         q, attempts = self.db.q, row["attempts"]

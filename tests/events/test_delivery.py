@@ -78,6 +78,9 @@ async def test_failures_are_retried_with_the_same_webhook_id_until_a_2xx(
     for attempt in tries:
         verified(endpoint["secret"], attempt)
     assert item["status"] == "delivered" and item["attempts"] == 3 and item["last_status"] == 200
+    # Each try is kept with its status and reply.
+    assert [(t["attempt"], t["status"]) for t in item["tries"]] == [(1, 500), (2, 503), (3, 200)]
+    assert item["tries"][0]["reply"] == "HTTP 500: receiver answered 500" and item["tries"][0]["tried_at"]
 
 
 async def test_a_message_fails_for_good_when_the_tries_run_out(
@@ -109,6 +112,8 @@ async def test_an_endpoint_that_is_down_is_retried_and_the_error_kept(
         (item,) = await settled(client, admin_headers, endpoint["id"], 1)
     assert item["status"] == "failed" and item["attempts"] == 3 and item["last_status"] is None
     assert item["last_error"].startswith("ConnectError"), item["last_error"]
+    assert [t["status"] for t in item["tries"]] == [None, None, None]
+    assert all(t["reply"].startswith("ConnectError") for t in item["tries"])
 
 
 async def test_an_address_that_is_not_public_fails_at_send_time(

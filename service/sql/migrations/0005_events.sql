@@ -35,3 +35,14 @@ CREATE INDEX event_messages_due_idx ON event_messages (next_attempt_at) WHERE st
 CREATE INDEX event_messages_endpoint_idx ON event_messages (endpoint_id, id);
 -- Erasure finds a person's messages to scrub their address from them.
 CREATE INDEX event_messages_subscriber_idx ON event_messages (((data -> 'subscriber' ->> 'id')::bigint));
+
+-- event_attempts: every try of a message, with the endpoint's HTTP status and the start of its
+-- reply (or what went wrong: a timeout, a refused address), shown in the attempts listing.
+CREATE TABLE event_attempts (
+    message_id bigint NOT NULL REFERENCES event_messages (id) ON DELETE CASCADE,
+    attempt    integer NOT NULL,
+    tried_at   timestamptz NOT NULL DEFAULT now(),
+    status     integer,
+    reply      text,
+    PRIMARY KEY (message_id, attempt)
+);

@@ -18,11 +18,16 @@ SELECT true FROM event_endpoints WHERE id = $1;
 
 -- name: event-message-page
 -- One endpoint's messages, newest first, before a cursor (0: from the newest), optionally of one status.
-SELECT id, webhook_id, type, status, attempts, last_status, last_error, created_at,
-       CASE WHEN status = 'pending' THEN next_attempt_at END AS next_attempt_at, delivered_at
-FROM event_messages
-WHERE endpoint_id = $1 AND ($2 = 0 OR id < $2) AND ($3::text IS NULL OR status = $3)
-ORDER BY id DESC LIMIT $4;
+-- Each carries its tries in order (event_attempts).
+SELECT m.id, m.webhook_id, m.type, m.status, m.attempts, m.last_status, m.last_error, m.created_at,
+       CASE WHEN m.status = 'pending' THEN m.next_attempt_at END AS next_attempt_at, m.delivered_at,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('attempt', a.attempt, 'tried_at', a.tried_at,
+                                                     'status', a.status, 'reply', a.reply)
+                                  ORDER BY a.attempt), '[]'::jsonb)
+        FROM event_attempts a WHERE a.message_id = m.id) AS tries
+FROM event_messages m
+WHERE m.endpoint_id = $1 AND ($2 = 0 OR m.id < $2) AND ($3::text IS NULL OR m.status = $3)
+ORDER BY m.id DESC LIMIT $4;
 
 -- name: event-wanted
 -- Whether any endpoint listens for an event type (so nothing is computed for nobody).
@@ -88,3 +93,8 @@ WHERE id = $1 AND attempts = $2 AND status = 'pending';
 -- name: event-purge
 -- Delivered and failed messages are kept for a while for the attempts listing, then dropped.
 DELETE FROM event_messages WHERE status <> 'pending' AND created_at < now() - make_interval(days => $1);
+
+-- name: event-attempt-insert
+-- Record one try: the HTTP status (NULL without an answer) and the start of the reply or what went wrong.
+INSERT INTO event_attempts (message_id, attempt, status, reply) VALUES ($1, $2, $3, $4)
+ON CONFLICT (message_id, attempt) DO NOTHING;
