@@ -19,11 +19,9 @@ import mailbox
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -33,6 +31,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.processes import ServeProcess
 from tests.support.smtp import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,19 +100,6 @@ def _clean_env(port: int) -> dict[str, str]:
     return env
 
 
-def _wait_ready(base: str, process: subprocess.Popen[str], log: list[str]) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"serve exited with {process.returncode}:\n{''.join(log)[-3000:]}"
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"not ready within 120 s:\n{''.join(log)[-3000:]}")
-
-
 def _message_to(outbox: Path, address: str, subject: str, deadline: float) -> EmailMessage | None:
     """Wait until the Maildir holds a message delivered to ``address`` with ``subject``."""
     while True:
@@ -140,14 +126,14 @@ def test_the_installed_wheel_delivers_on_the_defaults(installed: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = _clean_env(port)
-    serve = subprocess.Popen([str(bin_dir / "letterbox"), "serve"], cwd=workdir, env=env, text=True,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    log: list[str] = []
-    drain = threading.Thread(target=lambda: log.extend(serve.stderr or []), daemon=True)
-    drain.start()
+    serve = ServeProcess(
+        subprocess.Popen([str(bin_dir / "letterbox"), "serve"], cwd=workdir, env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE),
+        port,
+    )
     try:
-        _wait_ready(base, serve, log)
-        started = "".join(log)
+        serve.wait_ready(timeout=120)
+        started = serve.log()
         # One warning at start says what production needs (an http public URL means no one-click).
         assert started.count("trial_links") == 1 and "https" in started
 
@@ -217,11 +203,10 @@ def test_the_installed_wheel_delivers_on_the_defaults(installed: Path) -> None:
             assert status.json()["status"] == "done"
             assert status.json()["sent"] == 2 and status.json()["failed"] == 0, status.json()
     finally:
-        serve.send_signal(signal.SIGTERM)
-        code = serve.wait(timeout=60)
-        drain.join(timeout=5)
-    assert code == 0, "".join(log)[-3000:]
-    assert not any(line.get("level") == "error" for line in map(_json_or_none, log) if line), "".join(log)[-3000:]
+        code = serve.stop()
+    log = serve.log()
+    assert code == 0, log[-3000:]
+    assert not any(line.get("level") == "error" for line in map(_json_or_none, log.splitlines()) if line), log[-3000:]
 
 
 def _json_or_none(line: str) -> dict[str, object] | None:

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ import pytest
 from service.db.embedded import POSTGRES_MAJOR, SHARED_ROOT, EmbeddedPostgres
 from tests.conftest import BOOTSTRAP_KEY
 from tests.editions.test_posting import edition
+from tests.support.processes import ServeProcess
 from tests.support.seed import seed_readers
 from tests.support.smtp import SmtpSink, free_port
 
@@ -128,59 +128,19 @@ def _events(log: str) -> list[dict[str, object]]:
     return events
 
 
-class _Serve:
+class _Serve(ServeProcess):
     """``letterbox serve`` on the embedded defaults in a child process, its log drained as it comes."""
 
     def __init__(self, var_dir: Path, **env: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        port = free_port()
         environment = {k: v for k, v in os.environ.items() if not k.startswith("LETTERBOX_")}
         environment |= {"LETTERBOX_VAR_DIR": str(var_dir), "LETTERBOX_LOG_FORMAT": "json", **env}
-        self.process = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(self.port)],
-                                        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self._log: list[bytes] = []
-        self._reader = threading.Thread(target=self._drain, daemon=True)
-        self._reader.start()
-
-    def _drain(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self._log.append(line)
-
-    def log(self) -> str:
-        return b"".join(self._log).decode(errors="replace")
+        process = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(port)],
+                                   env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        super().__init__(process, port)
 
     def events(self, name: str) -> list[dict[str, object]]:
         return [e for e in _events(self.log()) if e.get("event") == name]
-
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                self._reader.join(timeout=5)
-                raise AssertionError(f"serve exited with {self.process.returncode}: {self.log()[-3000:]}")
-            if self.ready():
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"never ready: {self.log()[-3000:]}")
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.terminate()
-        try:
-            code = self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            code = self.process.wait()
-        self._reader.join(timeout=5)
-        return code
 
 
 def _is_zombie(pid: int) -> bool:
@@ -241,7 +201,7 @@ async def test_killed_postmaster_is_restarted_and_the_edition_completes(open_dir
         await asyncio.to_thread(served.wait_ready)
         emails = await seed_readers(f"postgresql://postgres@/letterbox?host={data_dir}&port=5432", total)
         headers = {"Authorization": f"Bearer {BOOTSTRAP_KEY}", "Idempotency-Key": "killed"}
-        async with httpx.AsyncClient(base_url=served.url) as client:
+        async with httpx.AsyncClient(base_url=served.base_url) as client:
             posted = await client.post("/v1/editions", json=edition(), headers=headers)
             assert posted.status_code == 202, posted.text
             await smtp_sink.wait_for(40)

@@ -40,16 +40,16 @@ def start_letterbox(settings: Settings, *args: str, **overrides: str | int) -> s
     )
 
 
-class Served:
+class ServeProcess:
     """A ``letterbox serve`` child process on ``port``; its stderr (the log) is drained into memory as it comes.
 
     Draining matters: a pipe nobody reads fills up, and the server then blocks on its next log line.
     """
 
-    def __init__(self, settings: Settings, *args: str, port: int, **overrides: str | int) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], port: int) -> None:
+        self.process = process
         self.port = port
         self.base_url = f"http://127.0.0.1:{port}"
-        self.process = start_letterbox(settings, "serve", *args, port=port, **overrides)
         self._lines: list[bytes] = []
         self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()
@@ -63,6 +63,14 @@ class Served:
         """Everything the process has written to stderr so far."""
         return b"".join(self._lines).decode(errors="replace")
 
+    def ready(self) -> bool:
+        """Whether ``/readyz`` answers 200 right now."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
     def wait_ready(self, timeout: float = 60) -> None:
         """Wait for ``/readyz`` to answer 200; fail with the log if the process exits first."""
         deadline = time.monotonic() + timeout
@@ -70,20 +78,26 @@ class Served:
             if self.process.poll() is not None:
                 self._reader.join(timeout=5)
                 raise AssertionError(f"serve exited with {self.process.returncode}: {self.log()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
+            if self.ready():
+                return
+            time.sleep(0.1)
         raise AssertionError(f"serve was not ready within {timeout:.0f} s: {self.log()[-3000:]}")
 
-    def stop(self) -> None:
-        """SIGTERM, as an orchestrator stops it; wait for the log to be complete."""
-        self.process.terminate()
+    def stop(self) -> int:
+        """SIGTERM, as an orchestrator stops it; wait for the log to be complete; the exit status."""
+        if self.process.poll() is None:
+            self.process.terminate()
         try:
-            self.process.wait(timeout=20)
+            code = self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.wait()
+            code = self.process.wait()
         self._reader.join(timeout=5)
+        return code
+
+
+class Served(ServeProcess):
+    """``letterbox serve`` using the same database, SMTP and keys as ``settings``."""
+
+    def __init__(self, settings: Settings, *args: str, port: int, **overrides: str | int) -> None:
+        super().__init__(start_letterbox(settings, "serve", *args, port=port, **overrides), port)
