@@ -42,7 +42,7 @@ from .segments import routes as segment_routes
 from .settings import Settings
 from .subscribers import routes as subscriber_routes
 from .supervision import Supervision
-from .taxonomy import TaxonomyController
+from .taxonomy.routes import TaxonomyController
 from .tokens import TokenSigner
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"

@@ -75,6 +75,25 @@ class Unprocessable(LetterboxError):
     status_code = 422
 
 
+class InvalidValue(ValueError):
+    """A value is not acceptable; the message is a sentence for the person who sent it.
+
+    Raised by checking code that knows nothing of HTTP (and caught by the importer, which
+    reports it per line). Let through a handler, it is a 422 whose detail names ``field``
+    when the raiser gave one: the one mapping, in :func:`exception_handlers`.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.extra = extra or {}
+
+    @property
+    def detail(self) -> str:
+        """The message, prefixed with the field it is about."""
+        return f"{self.field}: {self}" if self.field else str(self)
+
+
 # Unique constraints a client can trip, by name, and what to tell them.
 _UNIQUE_MESSAGES = {
     "lists_slug_key": "A list with this slug already exists.",
@@ -94,6 +113,10 @@ def problem(status: int, detail: str, *, headers: dict[str, str] | None = None, 
 
 def _letterbox_error(_: Request[Any, Any, Any], exc: LetterboxError) -> Response[Any]:
     return problem(exc.status_code, exc.detail, headers=exc.headers, **exc.extra)
+
+
+def _invalid_value(_: Request[Any, Any, Any], exc: InvalidValue) -> Response[Any]:
+    return problem(422, exc.detail, **exc.extra)
 
 
 def _validation_detail(exc: ValidationException) -> str:
@@ -213,6 +236,7 @@ def exception_handlers() -> ExceptionHandlersMap:
 
     return {
         LetterboxError: _letterbox_error,
+        InvalidValue: _invalid_value,
         HTTPException: _http_exception,
         asyncpg.UniqueViolationError: _unique_violation,
         asyncpg.DataError: _data_error,

@@ -34,7 +34,3 @@ SET name = coalesce($2, name), description = coalesce($3, description), public =
     updated_at = now()
 WHERE slug = $1
 RETURNING id, slug, name, description, public, created_at;
-
--- name: list-ids-by-slugs
--- Resolve list slugs to ids; the caller compares counts to find unknown slugs.
-SELECT id, slug FROM lists WHERE slug = ANY($1::text[]);
