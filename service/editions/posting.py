@@ -54,22 +54,23 @@ async def post_edition(
             raise Unprocessable("'expires_at' needs a time zone (e.g. 2026-12-08T09:00:00Z).")
         if body.expires_at <= (body.send_at or datetime.now(UTC)):
             raise Unprocessable("'expires_at' must be later than 'send_at' (or now, when the edition goes at once).")
-    created = await conn.fetchrow(
-        db.q["edition-insert"],
-        key,
-        digest,
-        body.subject,
-        body.html,
-        body.text,
-        from_addr,
-        body.reply_to,
-        target.list_ids,
-        body.filter,
-        body.segment,
-        body.send_at,
-        body.expires_at,
-        body.priority,
+    insert, arguments = db.q.bind(
+        "edition-insert",
+        idempotency_key=key,
+        request_hash=digest,
+        subject=body.subject,
+        html=body.html,
+        text_body=body.text,
+        from_addr=from_addr,
+        reply_to=body.reply_to,
+        list_ids=target.list_ids,
+        filter=body.filter,
+        segment=body.segment,
+        send_at=body.send_at,
+        expires_at=body.expires_at,
+        priority=body.priority,
     )
+    created = await conn.fetchrow(insert, *arguments)
     if created is None:  # another request with this key committed first
         raced = await conn.fetchrow(db.q["edition-by-key"], key)
         assert raced is not None
