@@ -10,6 +10,7 @@ than a traceback per request.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -24,6 +25,11 @@ from .db.outage_log import OutageLog
 log = structlog.get_logger("letterbox.errors")
 
 PROBLEM_JSON = "application/problem+json"
+# Set (via a router's ``opt``) on routes whose errors are HTML pages rather than problem+json.
+ERROR_PAGES = "error_pages"
+
+UnavailablePage = Callable[[Request[Any, Any, Any], dict[str, str]], Response[Any]]
+"""Renders the 503 page for people (the public pages' look), given the headers to send."""
 
 
 class LetterboxError(Exception):
@@ -200,22 +206,19 @@ def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     return problem(500, "Something went wrong on our side; it has been logged.")
 
 
-def exception_handlers() -> ExceptionHandlersMap:
+def exception_handlers(unavailable_page: UnavailablePage | None = None) -> ExceptionHandlersMap:
     """The app's exception handlers: every error becomes problem+json (a page on public pages).
 
     Built once per app: the outage log (one warning per database outage) is the app's own.
+    ``unavailable_page`` answers people on routes marked :data:`ERROR_PAGES` when the database is away.
     """
     outages = OutageLog("database_unavailable", "refused_requests")
 
     def database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         outages.note(exc)
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-        # Imported here: both modules import this one. Public pages answer people with a page.
-        from .problem_docs import ERROR_PAGES
-        from .subscribers.web import page
-
-        if request.route_handler.opt.get(ERROR_PAGES):
-            return page(request, "unavailable.html", status=503, token_page=True, headers=headers)
+        if unavailable_page is not None and request.route_handler.opt.get(ERROR_PAGES):
+            return unavailable_page(request, headers)
         return problem(503, "The database is unavailable just now; nothing was changed. Try again shortly.",
                        headers=headers)
 

@@ -20,12 +20,12 @@ from msgspec import Meta
 
 from ..auth import Principal
 from ..db.pool import Database
-from ..delivery.addresses import UnsendableAddress, wire_address
-from ..delivery.compose import HeaderInjectionError, Personalisation
 from ..delivery.dkim_keys import DkimKeys
 from ..delivery.transport import Outcome, make_transport
 from ..errors import LetterboxError, Unprocessable
 from ..links import Links
+from ..mail.addresses import UnsendableAddress, wire_address
+from ..mail.compose import HeaderInjectionError, Personalisation
 from ..settings import Settings
 from ..subscribers.ratelimit import Limit, hit
 from ..subscribers.validation import normalise_email

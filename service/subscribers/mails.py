@@ -15,10 +15,10 @@ import asyncpg
 import jinja2
 
 from ..db.queries import Queries
-from ..delivery.addresses import sender_domain
-from ..delivery.compose import compose_simple
 from ..errors import InvalidValue
 from ..links import Links
+from ..mail.addresses import sender_domain
+from ..mail.compose import compose_simple
 from ..settings import Settings
 from ..tokens import TokenSigner
 

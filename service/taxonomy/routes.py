@@ -10,7 +10,7 @@ from litestar.params import FromPath, JSONBody
 
 from ..db.pool import Database
 from ..errors import NotFound, Unprocessable
-from ..schemas import ListIn, ListPatch, MailingList, Term, TermIn
+from .schemas import ListIn, ListPatch, MailingList, Term, TermIn
 
 READ = {"scope": "subscribers:read"}
 WRITE = {"scope": "admin"}
