@@ -12,6 +12,7 @@ are exactly the names the query uses, so none can be passed in the wrong place.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator, Mapping
 from importlib.resources.abc import Traversable
@@ -117,10 +118,33 @@ def _named_parameters(sql: str) -> tuple[str, tuple[str, ...]]:
     return "".join(pieces), tuple(order)
 
 
+# (server version, applied migrations, query texts) this process has prepared every query against:
+# another pool on a schema built by the same migrations (a second database cloned from the first,
+# as every test's is) has the same answer, so it is not asked again.
+_CHECKED: set[tuple[str, str]] = set()
+
+
 async def check_queries(conn: asyncpg.Connection, queries: Queries) -> None:
     """Prepare every query once; raise :class:`QueryError` naming the first that fails."""
+    schema = await _schema_fingerprint(conn)
+    texts = hashlib.sha256("\0".join(f"{name}\0{sql}" for name, sql in queries.items()).encode()).hexdigest()
+    key = (schema, texts) if schema is not None else None
+    if key in _CHECKED:
+        return
     for name, sql in queries.items():
         try:
             await conn.prepare(sql)
         except asyncpg.PostgresError as exc:
             raise QueryError(f"query {name!r} does not prepare: {exc}") from exc
+    if key is not None:
+        _CHECKED.add(key)
+
+
+async def _schema_fingerprint(conn: asyncpg.Connection) -> str | None:
+    """The server's version and the checksums of the applied migrations; None when there are none."""
+    migrated = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    if not migrated:
+        return None
+    checksums = await conn.fetchval("SELECT string_agg(checksum, ',' ORDER BY version) FROM schema_migrations")
+    version = await conn.fetchval("SHOW server_version")
+    return f"{version}/{checksums}" if checksums else None
