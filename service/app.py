@@ -27,6 +27,7 @@ from .auth import require_scope
 from .bounces import routes as bounce_routes
 from .bounces.receiver import BounceReceiver
 from .bounces.webhook_config import load_webhook_secrets
+from .console.routes import console_router, register_template_callables
 from .db.pool import Database, open_database
 from .editions.routes import EditionController
 from .errors import exception_handlers
@@ -151,6 +152,7 @@ def create_app(
             *subscriber_routes.public_handlers,
             *bounce_routes.webhook_handlers,
             api_router(),
+            console_router(),
         ],
         lifespan=[lifespan],
         state=state,
@@ -165,7 +167,9 @@ def create_app(
         middleware=[RequestIdMiddleware, HttpMetricsMiddleware],
         plugins=[ProblemDocs()],
         request_max_body_size=settings.max_body_bytes,
-        template_config=TemplateConfig(directory=TEMPLATES_DIR, engine=JinjaTemplateEngine),
+        template_config=TemplateConfig(
+            directory=TEMPLATES_DIR, engine=JinjaTemplateEngine, engine_callback=register_template_callables
+        ),
         openapi_config=OpenAPIConfig(
             title="Letterbox",
             version=API_VERSION,
