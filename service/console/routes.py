@@ -18,6 +18,7 @@ from litestar.types import ControllerRouterHandler
 
 from . import account, signin
 from .access import ROLE_GUARDS, gate, provide_audit, provide_operator
+from .admin import api_keys, audit, users
 from .csrf import csrf_field
 from .pages import page_handlers
 from .web import RESPONSE_HEADERS, console_exception_handlers
@@ -57,7 +58,7 @@ def _check_guarded(router: Router) -> None:
 def console_router(extra: list[ControllerRouterHandler] | None = None) -> Router:
     """The ``/console`` router; ``extra`` handlers are mounted too (and must be guarded like the rest)."""
     handlers: list[ControllerRouterHandler] = [
-        stylesheet, *signin.handlers, *account.handlers,
+        stylesheet, *signin.handlers, *account.handlers, *users.handlers, *api_keys.handlers, *audit.handlers,
         *page_handlers, *(extra or []),
     ]
     router = Router(
