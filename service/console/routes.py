@@ -16,7 +16,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.types import ControllerRouterHandler
 
-from . import account, signin
+from . import account, oidc, signin
 from .access import ROLE_GUARDS, gate, provide_audit, provide_operator
 from .admin import api_keys, audit, users
 from .csrf import csrf_field
@@ -58,7 +58,8 @@ def _check_guarded(router: Router) -> None:
 def console_router(extra: list[ControllerRouterHandler] | None = None) -> Router:
     """The ``/console`` router; ``extra`` handlers are mounted too (and must be guarded like the rest)."""
     handlers: list[ControllerRouterHandler] = [
-        stylesheet, *signin.handlers, *account.handlers, *users.handlers, *api_keys.handlers, *audit.handlers,
+        stylesheet, *signin.handlers, *oidc.handlers, *account.handlers,
+        *users.handlers, *api_keys.handlers, *audit.handlers,
         *page_handlers, *(extra or []),
     ]
     router = Router(
