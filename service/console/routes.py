@@ -16,6 +16,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.types import ControllerRouterHandler
 
+from ..problem_docs import ERROR_PAGES
 from . import account, oidc, signin
 from .access import ROLE_GUARDS, gate, provide_audit, provide_operator
 from .admin import api_keys, audit, users
@@ -73,6 +74,7 @@ def console_router(extra: list[ControllerRouterHandler] | None = None) -> Router
         exception_handlers=console_exception_handlers(),
         response_headers=RESPONSE_HEADERS,
         include_in_schema=False,
+        opt={ERROR_PAGES: True},  # a database outage is a page here too, not problem+json
     )
     _check_guarded(router)
     return router
