@@ -94,7 +94,7 @@ async def test_erasing_a_reader_scrubs_their_entries(client: Client, settings: S
                                                      admin_headers: dict[str, str]) -> None:
     await client.post("/v1/lists", json={"slug": "news", "name": "News"}, headers=admin_headers)
     asked = await client.post("/v1/subscriptions", json={"email": "Ann@example.org", "name": "Ann Example",
-                                                         "lists": ["news"]}, headers=admin_headers)
+                                                         "lists": ["news"]}, headers={**admin_headers, "Idempotency-Key": "k"})
     assert asked.status_code == 202, asked.text
     conn = await asyncpg.connect(settings.database_url)
     try:
@@ -142,3 +142,22 @@ async def test_viewer_cannot_change_users_or_keys(client: Client, settings: Sett
         assert response.status_code == 403, path
     page = await client.get("/console/account")
     assert csrf_token(page.text) == token
+
+
+async def test_editions_steered_through_v1_are_recorded(client: Client, settings: Settings,
+                                                        admin_headers: dict[str, str]) -> None:
+    from tests.support.seed import seed_readers
+
+    await seed_readers(settings.database_url or "", 2, lists=("news",))
+    posted = await client.post("/v1/editions", json={"subject": "November briefing", "html": "<p>Hello</p>",
+                                                     "lists": ["news"]}, headers={**admin_headers, "Idempotency-Key": "k"})
+    assert posted.status_code == 202, posted.text
+    edition_id = posted.json()["id"]
+    for step in ("pause", "resume", "cancel"):
+        assert (await client.post(f"/v1/editions/{edition_id}/{step}", headers=admin_headers)).status_code == 200
+    assert (await client.post(f"/v1/editions/{edition_id}/resume", headers=admin_headers)).status_code == 409
+    items = (await _entries(client, admin_headers))["items"]
+    assert [(i["action"], i["object_id"]) for i in items][:4] == [
+        ("edition.cancel", str(edition_id)), ("edition.resume", str(edition_id)),
+        ("edition.pause", str(edition_id)), ("edition.post", str(edition_id)),
+    ]

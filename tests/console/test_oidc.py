@@ -141,3 +141,17 @@ async def test_without_configuration_there_is_no_oidc(settings: Settings) -> Non
     async with console_client(create_app(settings)) as plain:
         assert (await plain.get("/console/oidc/start")).status_code == 404
         assert "organisation's account" not in (await plain.get("/console/sign-in")).text
+
+
+def test_oidc_settings_come_all_three_or_none() -> None:
+    from service.settings import SettingsError, load_settings
+
+    given = {"LETTERBOX_OIDC_ISSUER": "https://login.example.org/tenant/v2.0", "LETTERBOX_OIDC_CLIENT_ID": "c",
+             "LETTERBOX_OIDC_CLIENT_SECRET": "s"}
+    assert load_settings(given).oidc_issuer == "https://login.example.org/tenant/v2.0"
+    with pytest.raises(SettingsError, match="LETTERBOX_OIDC_CLIENT_SECRET"):
+        load_settings({k: v for k, v in given.items() if k != "LETTERBOX_OIDC_CLIENT_SECRET"})
+    with pytest.raises(SettingsError, match="LETTERBOX_OIDC_ISSUER"):
+        load_settings({**given, "LETTERBOX_OIDC_ISSUER": "login.example.org"})
+    with pytest.raises(SettingsError, match="LETTERBOX_CONSOLE_IDLE_MINUTES"):
+        load_settings({"LETTERBOX_CONSOLE_IDLE_MINUTES": "0"})
