@@ -181,7 +181,8 @@ def _user(settings: Settings, args: argparse.Namespace) -> int:
             async with db.transaction() as conn:
                 if args.action == "create":
                     user = await create_user(conn, db.q, args.email, args.role, password)
-                    print(f"created {user.email} ({user.role})")
+                    how = "" if password is not None else "; no password: signs in through OpenID Connect only"
+                    print(f"created {user.email} ({user.role}){how}")
                 elif args.action == "list":
                     for user in await list_users(conn, db.q):
                         state = "disabled" if user.disabled else "active"
