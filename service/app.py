@@ -23,10 +23,12 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template import TemplateConfig
 
+from .audit import routes as audit_routes
 from .auth import require_scope
 from .bounces import routes as bounce_routes
 from .bounces.receiver import BounceReceiver
 from .bounces.webhooks import check_webhook_secrets
+from .console.routes import console_router, register_template_callables
 from .db.pool import Database
 from .editions.routes import EditionController
 from .errors import exception_handlers
@@ -95,8 +97,10 @@ def api_router() -> Router:
         *segment_routes.api_handlers,
         *bounce_routes.api_handlers,
         EventEndpointController,
+        *audit_routes.api_handlers,
     ]
-    return Router(path="/v1", route_handlers=handlers, guards=[require_scope], security=[{"bearer": []}])
+    return Router(path="/v1", route_handlers=handlers, guards=[require_scope], security=[{"bearer": []}],
+                  dependencies={"audit": Provide(audit_routes.provide_api_audit, sync_to_thread=False)})
 
 
 def create_app(
@@ -153,6 +157,7 @@ def create_app(
             *subscriber_routes.public_handlers,
             *bounce_routes.webhook_handlers,
             api_router(),
+            console_router(),
         ],
         lifespan=[lifespan],
         dependencies={
@@ -169,7 +174,9 @@ def create_app(
         middleware=[RequestIdMiddleware, HttpMetricsMiddleware],
         plugins=[ProblemDocs()],
         request_max_body_size=settings.max_body_bytes,
-        template_config=TemplateConfig(directory=TEMPLATES_DIR, engine=JinjaTemplateEngine),
+        template_config=TemplateConfig(
+            directory=TEMPLATES_DIR, engine=JinjaTemplateEngine, engine_callback=register_template_callables
+        ),
         openapi_config=OpenAPIConfig(
             title="Letterbox",
             version=API_VERSION,

@@ -154,6 +154,40 @@ def _api_key(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(main())
 
 
+def _user(settings: Settings, args: argparse.Namespace) -> int:
+    from .accounts.users import create_user, disable_user, list_users
+    from .errors import LetterboxError
+
+    password: str | None = None
+    if args.action == "create" and args.password_stdin:
+        # One line, as `echo pw | letterbox user create …` or a secret file gives it; the newline is not part of it.
+        password = sys.stdin.readline().rstrip("\r\n")
+
+    async def main() -> int:
+        async with open_runtime(settings, pool_size=2) as runtime:
+            db = runtime.db
+            try:
+                async with db.transaction() as conn:
+                    if args.action == "create":
+                        user = await create_user(conn, db.q, args.email, args.role, password)
+                        how = "" if password is not None else "; no password: signs in through OpenID Connect only"
+                        print(f"created {user.email} ({user.role}){how}")
+                    elif args.action == "list":
+                        for user in await list_users(conn, db.q):
+                            state = "disabled" if user.disabled else "active"
+                            seen = user.last_sign_in_at.isoformat(timespec="seconds") if user.last_sign_in_at else None
+                            print(f"{user.id}\t{user.email}\t{user.role}\t{state}\tlast sign-in {seen or 'never'}")
+                    else:
+                        user = await disable_user(conn, db.q, args.email)
+                        print(f"disabled {user.email}; their sessions are signed out")
+                return 0
+            except LetterboxError as exc:
+                print(f"letterbox: {exc.detail}", file=sys.stderr)
+                return EXIT_CONFIG if exc.status_code == 422 else 1
+
+    return asyncio.run(main())
+
+
 def _demo(settings: Settings, _: argparse.Namespace) -> int:
     from .subscribers.demo import load_demo
 
@@ -209,6 +243,19 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = key_sub.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key", help="the key's id or prefix")
     keys.set_defaults(func=_api_key, needs_db=True)
+
+    users = sub.add_parser("user", help="create, list or disable operator console accounts")
+    user_sub = users.add_subparsers(dest="action", required=True, metavar="ACTION")
+    user_create = user_sub.add_parser("create", help="create an account (password from standard input)")
+    user_create.add_argument("--email", required=True, help="the address the user signs in with")
+    user_create.add_argument("--role", required=True, choices=("viewer", "editor", "admin"), help="what they may do")
+    user_create.add_argument("--password-stdin", action="store_true",
+                             help="read the password (12 characters or more) from standard input; without it the "
+                                  "account signs in only through OpenID Connect")
+    user_sub.add_parser("list", help="list accounts (never their passwords)")
+    user_disable = user_sub.add_parser("disable", help="disable an account and sign it out everywhere")
+    user_disable.add_argument("email", help="the account's email address")
+    users.set_defaults(func=_user, needs_db=True)
 
     demo = sub.add_parser("demo", help="load a sample taxonomy (agencies, roles, lists) so the form shows real choices")
     demo.set_defaults(func=_demo, needs_db=True)

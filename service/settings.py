@@ -132,6 +132,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Let event endpoints be plain http or on loopback, private and other non-public addresses."""
     event_retry_seconds: tuple[float, ...] = (5.0, 60.0, 300.0, 1200.0, 2400.0)
     """Waits between the tries of an event message (one try more than waits), then it fails."""
+    # -- the operator console (DESIGN.md "Operator console") --
+    console_idle_minutes: int = 30
+    """A console session unused for this long is signed out."""
+    oidc_issuer: str | None = None
+    """OpenID Connect issuer URL (discovery at ``/.well-known/openid-configuration``); with the two below."""
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
 
     @property
     def var_path(self) -> Path:
@@ -293,6 +300,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             values[name] = _int(PREFIX + name.upper(), v, minimum=minimum)
     values.update(_limits(get))
     values.update(_events(get))
+    values.update(_console(get))
     # Checked further (certificates and keys parse) by each provider at start: service/bounces/webhooks/.
     secrets = {f.name: v for f in msgspec.structs.fields(WebhookSecrets) if (v := get(f.name)) is not None}
     if secrets:
@@ -359,4 +367,22 @@ def _events(get: Callable[[str], str | None]) -> dict[str, object]:
         if any(wait > 7 * 24 * 3600 for wait in waits):
             raise SettingsError("LETTERBOX_EVENT_RETRY_SECONDS", f"each wait is at most a week (604800 s), got {v!r}")
         values["event_retry_seconds"] = waits
+    return values
+
+
+def _console(get: Callable[[str], str | None]) -> dict[str, object]:
+    """The operator console: the idle timeout, and OpenID Connect (all three variables or none)."""
+    values: dict[str, object] = {}
+    if (v := get("console_idle_minutes")) is not None:
+        values["console_idle_minutes"] = _int("LETTERBOX_CONSOLE_IDLE_MINUTES", v, minimum=1, maximum=24 * 60)
+    oidc = {name: get(name) for name in ("oidc_issuer", "oidc_client_id", "oidc_client_secret")}
+    given = {name: value for name, value in oidc.items() if value is not None}
+    if given and len(given) < len(oidc):
+        missing = ", ".join(PREFIX + name.upper() for name in oidc if name not in given)
+        raise SettingsError(missing.split(", ")[0], f"OpenID Connect needs {missing} as well")
+    if (issuer := given.get("oidc_issuer")) is not None:
+        parts = urlsplit(issuer)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise SettingsError("LETTERBOX_OIDC_ISSUER", f"expected an http(s) URL, got {issuer!r}")
+    values.update(given)
     return values

@@ -33,6 +33,10 @@ class Purpose(StrEnum):
     """A reader's own copy of an edition as a web page: names the reader and the edition."""
     PROOF_UNSUBSCRIBE = "letterbox.proof-unsubscribe"
     """The unsubscribe link of a proof: it shows the page and changes nothing, so it names no one."""
+    CONSOLE_SESSION = "letterbox.console-session"
+    """The operator console's session cookie: names the session row."""
+    CONSOLE_CSRF = "letterbox.console-csrf"
+    """The console forms' hidden field: bound to the session, or to the sign-in page's own cookie."""
 
 
 # Tokens that carry a timestamp and may expire; the others are links in mail that must keep working.

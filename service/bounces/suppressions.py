@@ -17,6 +17,7 @@ from litestar import Controller, delete, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 
+from ..audit import AuditTrail
 from ..db.pool import Database
 from ..errors import NotFound, Unprocessable
 from ..logs import mask_email
@@ -58,7 +59,8 @@ class SuppressionController(Controller):
 
     @delete("/{email:str}", opt=WRITE, summary="Lift an address's suppression")
     async def lift(
-        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], email: FromPath[str]
+        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], email: FromPath[str],
+        audit: NamedDependency[AuditTrail],
     ) -> None:
         """Let the address be mailed again (an erased person's too, by giving their address); 404 if not suppressed."""
         address = email.strip()
@@ -68,4 +70,5 @@ class SuppressionController(Controller):
         if reason is None:
             raise NotFound("This address is not suppressed.")
         log.info("suppression_lifted", email=mask_email(address), reason=reason)
+        await audit.record("suppression.lift", "suppression", address, {"reason": reason}, about_email=address)
 

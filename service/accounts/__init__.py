@@ -1,0 +1,1 @@
+"""Operator accounts: users with a role, their Argon2id passwords and the sign-in throttle."""
