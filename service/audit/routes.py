@@ -15,7 +15,9 @@ from ..pagination import decode_cursor, encode_cursor
 from . import CURSOR_KIND, AuditPage, AuditTrail, page
 
 
-def provide_api_audit(request: Request[Any, Any, Any], conn: asyncpg.Connection, db: Database) -> AuditTrail:
+def provide_api_audit(
+    request: Request[Any, Any, Any], conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database]
+) -> AuditTrail:
     """``/v1``'s ``audit`` dependency: entries name the API key the request authenticated with."""
     principal = getattr(request.state, "principal", None)
     actor = principal.name if isinstance(principal, Principal) else "unknown"

@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 from litestar import Request
 from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
 
 from ..accounts.users import Role
@@ -109,6 +110,8 @@ def provide_operator(request: Request[Any, Any, Any]) -> Operator:
     return operator
 
 
-def provide_audit(conn: asyncpg.Connection, db: Database, operator: Operator) -> AuditTrail:
+def provide_audit(
+    conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], operator: NamedDependency[Operator]
+) -> AuditTrail:
     """The console's ``audit`` dependency: entries name the signed-in user's email."""
     return AuditTrail(conn, db.q, operator.email)

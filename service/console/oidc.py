@@ -22,7 +22,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from litestar import Request, get
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
 from ..db.pool import Database
@@ -77,7 +77,7 @@ def _flow_cookie(settings: Settings, value: str, max_age: int) -> Cookie:
 
 @get("/oidc/start", opt=PUBLIC, include_in_schema=False)
 async def oidc_start(settings: NamedDependency[Settings],
-                     next_path: Annotated[str | None, Parameter(query="next")] = None) -> Redirect:
+                     next_path: Annotated[str | None, QueryParameter(name="next")] = None) -> Redirect:
     """Leave for the provider, remembering this flow in a signed cookie."""
     issuer, client_id, _ = _configured(settings)
     flow = new_flow(safe_next(next_path))
@@ -97,9 +97,9 @@ async def oidc_start(settings: NamedDependency[Settings],
 async def oidc_callback(
     request: Request[Any, Any, Any], conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database],
     settings: NamedDependency[Settings], signer: NamedDependency[TokenSigner],
-    code: Annotated[str | None, Parameter(query="code", max_length=4000)] = None,
-    returned_state: Annotated[str | None, Parameter(query="state", max_length=500)] = None,
-    error: Annotated[str | None, Parameter(query="error", max_length=200)] = None,
+    code: Annotated[str | None, QueryParameter(name="code", max_length=4000)] = None,
+    returned_state: Annotated[str | None, QueryParameter(name="state", max_length=500)] = None,
+    error: Annotated[str | None, QueryParameter(name="error", max_length=200)] = None,
 ) -> Redirect | Template:
     """Back from the provider: check the state, the code and the ID token, then open a session."""
     issuer, client_id, client_secret = _configured(settings)

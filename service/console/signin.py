@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import asyncpg
 from litestar import Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
@@ -57,7 +57,7 @@ def _form(settings: Settings, next_path: str, *, email: str = "", error: str | N
 @get("/sign-in", opt=PUBLIC, include_in_schema=False)
 async def sign_in_page(
     request: Request[Any, Any, Any], settings: NamedDependency[Settings], signer: NamedDependency[TokenSigner],
-    next_path: Annotated[str | None, Parameter(query="next")] = None,
+    next_path: Annotated[str | None, QueryParameter(name="next")] = None,
 ) -> Template | Redirect:
     """The sign-in form (signed in already: straight to the console)."""
     target = safe_next(next_path)

@@ -7,6 +7,7 @@ from typing import Any
 import asyncpg
 from litestar import Request, get, post
 from litestar.di import NamedDependency
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from ...audit import AuditTrail
@@ -52,8 +53,8 @@ async def create_api_key(request: Request[Any, Any, Any], conn: NamedDependency[
 
 
 @post("/api-keys/{key_id:int}/revoke", guards=[requires_admin], include_in_schema=False, status_code=303)
-async def revoke_api_key(key_id: int, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database],
-                         audit: NamedDependency[AuditTrail]) -> Redirect:
+async def revoke_api_key(key_id: FromPath[int], conn: NamedDependency[asyncpg.Connection],
+                         db: NamedDependency[Database], audit: NamedDependency[AuditTrail]) -> Redirect:
     """Revoke a key: the next request made with it is refused."""
     revoked = await conn.fetchrow(db.q["api-key-revoke"], str(key_id))
     if revoked is None:

@@ -7,7 +7,7 @@ from typing import Annotated
 import asyncpg
 from litestar import get
 from litestar.di import NamedDependency
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 from litestar.response import Template
 
 from ... import audit
@@ -22,7 +22,7 @@ PAGE_SIZE = 50
 @get("/audit", guards=[requires_admin], include_in_schema=False)
 async def audit_page(
     conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database],
-    cursor: Annotated[str | None, Parameter(query="cursor")] = None,
+    cursor: Annotated[str | None, QueryParameter(name="cursor")] = None,
 ) -> Template:
     """Who changed what, when; a link to the next (older) page."""
     entries, more = await audit.page(conn, db.q, decode_cursor(audit.CURSOR_KIND, cursor), PAGE_SIZE)

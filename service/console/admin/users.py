@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 from litestar import Request, get, post
 from litestar.di import NamedDependency
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from ...accounts import users
@@ -45,8 +46,9 @@ async def create_user(request: Request[Any, Any, Any], conn: NamedDependency[asy
 
 
 @post("/users/{user_id:int}/role", guards=[requires_admin], include_in_schema=False, status_code=303)
-async def change_role(request: Request[Any, Any, Any], user_id: int, conn: NamedDependency[asyncpg.Connection],
-                      db: NamedDependency[Database], audit: NamedDependency[AuditTrail],
+async def change_role(request: Request[Any, Any, Any], user_id: FromPath[int],
+                      conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database],
+                      audit: NamedDependency[AuditTrail],
                       operator: NamedDependency[Operator]) -> Redirect:
     """Give an account another role (it is signed out)."""
     role = users.check_role(form_text((await request.form()).get("role")))
@@ -59,7 +61,7 @@ async def change_role(request: Request[Any, Any, Any], user_id: int, conn: Named
 
 
 @post("/users/{user_id:int}/disable", guards=[requires_admin], include_in_schema=False, status_code=303)
-async def disable_user(user_id: int, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database],
+async def disable_user(user_id: FromPath[int], conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database],
                        audit: NamedDependency[AuditTrail], operator: NamedDependency[Operator]) -> Redirect:
     """Disable an account and sign it out everywhere."""
     if user_id == operator.user_id:
@@ -70,7 +72,7 @@ async def disable_user(user_id: int, conn: NamedDependency[asyncpg.Connection], 
 
 
 @post("/users/{user_id:int}/enable", guards=[requires_admin], include_in_schema=False, status_code=303)
-async def enable_user(user_id: int, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database],
+async def enable_user(user_id: FromPath[int], conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database],
                       audit: NamedDependency[AuditTrail]) -> Redirect:
     """Let a disabled account sign in again."""
     user = await users.enable_user(conn, db.q, user_id)
