@@ -1,9 +1,15 @@
 """Send benchmark: an edition to N recipients, from the POST to the last copy received.
 
-Printed beside the transport's limit measured in the same run: plain
-aiosmtplib sending ready-made message bytes of the same size into the same
-sink over the same number of connections.  Also runs the edition again with
-DKIM signing on, and reports the worker's peak RSS.
+Printed beside the limits measured in the same run, all into the same sink
+over the same number of connections with a copy of the same size:
+
+- plain aiosmtplib sending the ready-made bytes (``sendmail``: it rewrites
+  line endings and dot-stuffs every copy with regular expressions);
+- our transport writing the copy's prepared DATA form as it is (the ceiling
+  Letterbox's worker sends under);
+- Postfix's ``smtp-source`` (C) with the same body length: the sink's own ceiling.
+
+Also runs the edition again with DKIM signing on, and reports the worker's peak RSS.
 
     .venv/bin/python -m bench.send [--recipients 20000] [--connections 4] [--no-dkim]
 """
@@ -26,9 +32,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar.testing import AsyncTestClient
 
 from bench.common import bench_database, seed
-from bench.smtp_sink import Sink
+from bench.smtp_sink import Sink, smtp_source_rate
 from service.app import create_app
 from service.delivery.compose import EditionMail, Personalisation, prepare
+from service.delivery.transport import SmtpTransport
 from service.settings import Settings
 
 SECRET = "bench-secret-key-0123456789abcdef"
@@ -43,8 +50,8 @@ HTML = (
 )
 
 
-def sample_message() -> bytes:
-    """One rendered copy, for the baseline's ready-made bytes."""
+def sample_message() -> tuple[bytes, bytes]:
+    """One rendered copy, for the baselines' ready-made bytes, and its DATA form."""
     mail = prepare(
         EditionMail(
             subject="Briefing",
@@ -57,7 +64,7 @@ def sample_message() -> bytes:
         ),
         message_id_domain="example.org",
     )
-    return mail.render(
+    return mail.render_data(
         Personalisation(
             to_email="reader1@example.org",
             to_name="Reader 1",
@@ -67,6 +74,25 @@ def sample_message() -> bytes:
             message_id="<1.abc@example.org>",
         )
     )
+
+
+async def prepared_ceiling(port: int, message: bytes, data: bytes, count: int, connections: int) -> float:
+    """Our transport writing the prepared DATA form, the same way as the baseline; msg/s."""
+    transport = SmtpTransport(f"smtp://127.0.0.1:{port}", size=connections, messages_per_connection=count)
+    remaining = count
+
+    async def one_sender() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            outcome = await transport.send("bounce@example.org", "reader@example.org", message, data=data)
+            assert outcome.accepted, outcome.reply
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one_sender() for _ in range(connections)))
+    elapsed = time.perf_counter() - started
+    await transport.close()
+    return count / elapsed
 
 
 async def baseline(port: int, message: bytes, count: int, connections: int) -> float:
@@ -178,12 +204,19 @@ def main() -> None:
     try:
         with bench_database() as url:
             asyncio.run(seed(url, args.recipients))
-            message = sample_message()
+            message, data = sample_message()
             limit = asyncio.run(baseline(sink.port, message, args.recipients, args.connections))
+            ceiling = asyncio.run(prepared_ceiling(sink.port, message, data, args.recipients, args.connections))
+            body = len(message) - message.index(b"\r\n\r\n") - 4
+            source = smtp_source_rate(sink, args.recipients, args.connections, body)
             rate, posted, rss = asyncio.run(service_run(url, sink, args.recipients, args.connections, "plain", None))
             print(f"message size                    {len(message):>10,} bytes")
             print(f"baseline: aiosmtplib ready bytes {limit:>10,.0f} msg/s  ({args.connections} connections)")
-            print(f"letterbox: POST to last copy     {rate:>10,.0f} msg/s  = {rate / limit:.2f} of the baseline")
+            print(f"ceiling: prepared DATA, our step {ceiling:>10,.0f} msg/s  = {ceiling / limit:.2f} of the baseline")
+            if source is not None:
+                print(f"sink's own ceiling: smtp-source  {source:>10,.0f} msg/s  ({body:,}-byte body)")
+            print(f"letterbox: POST to last copy     {rate:>10,.0f} msg/s  = {rate / limit:.2f} of the baseline, "
+                  f"{rate / ceiling:.2f} of the ceiling")
             print(f"  POST answered in               {posted:>10.2f} s for {args.recipients:,} recipients")
             print(f"  worker peak RSS                {rss:>10.1f} MB")
             if not args.no_dkim:
@@ -194,7 +227,8 @@ def main() -> None:
                     )
                 print(
                     f"letterbox with DKIM (RSA 2048)   {dkim_rate:>10,.0f} msg/s  "
-                    f"= {dkim_rate / limit:.2f} of the baseline  (peak RSS {dkim_rss:.1f} MB)"
+                    f"= {dkim_rate / limit:.2f} of the baseline, {dkim_rate / ceiling:.2f} of the ceiling, "
+                    f"{dkim_rate / rate:.2f} of unsigned  (peak RSS {dkim_rss:.1f} MB)"
                 )
     finally:
         sink.stop()

@@ -191,6 +191,15 @@ class DkimSigner:
         header line that is not a field, or no From field.
         """
         message = _wire_form(message)
+        return self.header(message) + message
+
+    def header(self, message: bytes) -> bytes:
+        """The DKIM-Signature field (with its CRLF) for a message whose line breaks are all CRLF
+        and that ends in one, as composed copies are; ValueError as for :meth:`sign`.
+
+        Safe to call from several threads at once: OpenSSL and SHA-256 run without the GIL, so a
+        pool of threads signs beside the event loop.
+        """
         if message.startswith(b"\r\n"):
             fields, body = b"", message[2:]
         else:
@@ -228,4 +237,4 @@ class DkimSigner:
         header = head + b"\r\n bh=" + body_hash + b";\r\n b="
         first = _LINE - len(b" b=")
         lines = [signature[:first]] + [signature[i:i + _LINE - 1] for i in range(first, len(signature), _LINE - 1)]
-        return header + b"\r\n ".join(lines) + b"\r\n" + message
+        return header + b"\r\n ".join(lines) + b"\r\n"

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 from ..settings import Settings
 from .dkim import DkimSigner
 
@@ -13,6 +17,7 @@ class DkimKeys:
         self._selector = selector
         self._key_pem = key_pem
         self._signers: dict[str, DkimSigner] = {}
+        self._pool: ThreadPoolExecutor | None = None
         # Build one signer now: an unreadable or malformed key fails here, at start, not mid-send.
         DkimSigner(domain="example.org", selector=selector, private_key_pem=key_pem)
 
@@ -40,3 +45,18 @@ class DkimKeys:
     def sign(self, message: bytes, domain: str) -> bytes:
         """Prepend a DKIM-Signature for ``domain``."""
         return self.signer_for(domain).sign(message)
+
+    async def header(self, message: bytes, domain: str) -> bytes:
+        """The DKIM-Signature field for a CRLF-normal ``message`` (a composed copy), made in a
+        thread: the RSA operation, most of a signature's cost, runs there without the GIL, so
+        the event loop goes on sending on one core while another signs."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="dkim")
+        signer = self.signer_for(domain)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, signer.header, message)
+
+    def close(self) -> None:
+        """Let the signing threads go."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
