@@ -14,12 +14,10 @@ class DkimKeys:
     """One configured key, usable for every From domain an edition may use."""
 
     def __init__(self, selector: str, key_pem: bytes) -> None:
-        self._selector = selector
-        self._key_pem = key_pem
+        # Load the key now, once: an unreadable or malformed key fails here, at start, not mid-send.
+        self._first = DkimSigner(domain="example.org", selector=selector, private_key_pem=key_pem)
         self._signers: dict[str, DkimSigner] = {}
         self._pool: ThreadPoolExecutor | None = None
-        # Build one signer now: an unreadable or malformed key fails here, at start, not mid-send.
-        DkimSigner(domain="example.org", selector=selector, private_key_pem=key_pem)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DkimKeys | None:
@@ -38,8 +36,7 @@ class DkimKeys:
         """The signer for ``d=domain`` (the edition's From domain)."""
         signer = self._signers.get(domain)
         if signer is None:
-            signer = DkimSigner(domain=domain, selector=self._selector, private_key_pem=self._key_pem)
-            self._signers[domain] = signer
+            signer = self._signers[domain] = self._first.for_domain(domain)
         return signer
 
     def sign(self, message: bytes, domain: str) -> bytes:
