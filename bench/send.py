@@ -134,6 +134,12 @@ def worker_env(url: str, port: int, connections: int, dkim_key: Path | None) -> 
     return env
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a live process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float:
     """VmHWM of a live process, in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -144,8 +150,9 @@ def peak_rss_mb(pid: int) -> float:
 
 async def service_run(
     url: str, sink: Sink, count: int, connections: int, key: str, dkim: Path | None
-) -> tuple[float, float, float]:
-    """POST an edition and wait for the last copy; returns (msg/s, POST seconds, worker peak RSS MB)."""
+) -> tuple[float, float, float, float]:
+    """POST an edition and wait for the last copy; returns (msg/s, POST seconds, worker peak RSS MB,
+    worker CPU µs per copy: what one core could do, whatever else the machine is busy with)."""
     worker = subprocess.Popen(  # noqa: ASYNC220 - started once, before the timing
         [sys.executable, "-m", "service.cli", "worker"], env=worker_env(url, sink.port, connections, dkim)
     )
@@ -162,6 +169,7 @@ async def service_run(
             log_format="json",
         )
         async with AsyncTestClient(create_app(settings)) as client:
+            cpu = cpu_seconds(worker.pid)
             started = time.perf_counter()
             response = await client.post(
                 "/v1/editions",
@@ -176,11 +184,12 @@ async def service_run(
                     raise RuntimeError(f"the worker exited with {worker.returncode}")
                 await asyncio.sleep(0.01)
             elapsed = time.perf_counter() - started
+            cpu = cpu_seconds(worker.pid) - cpu
         rss = peak_rss_mb(worker.pid)
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(30)
-    return count / elapsed, posted, rss
+    return count / elapsed, posted, rss, cpu / count * 1e6
 
 
 def dkim_key_file(folder: Path) -> Path:
@@ -209,7 +218,9 @@ def main() -> None:
             ceiling = asyncio.run(prepared_ceiling(sink.port, message, data, args.recipients, args.connections))
             body = len(message) - message.index(b"\r\n\r\n") - 4
             source = smtp_source_rate(sink, args.recipients, args.connections, body)
-            rate, posted, rss = asyncio.run(service_run(url, sink, args.recipients, args.connections, "plain", None))
+            rate, posted, rss, cpu = asyncio.run(
+                service_run(url, sink, args.recipients, args.connections, "plain", None)
+            )
             print(f"message size                    {len(message):>10,} bytes")
             print(f"baseline: aiosmtplib ready bytes {limit:>10,.0f} msg/s  ({args.connections} connections)")
             print(f"ceiling: prepared DATA, our step {ceiling:>10,.0f} msg/s  = {ceiling / limit:.2f} of the baseline")
@@ -218,11 +229,12 @@ def main() -> None:
             print(f"letterbox: POST to last copy     {rate:>10,.0f} msg/s  = {rate / limit:.2f} of the baseline, "
                   f"{rate / ceiling:.2f} of the ceiling")
             print(f"  POST answered in               {posted:>10.2f} s for {args.recipients:,} recipients")
+            print(f"  worker CPU per copy            {cpu:>10.0f} µs   = {1e6 / cpu:,.0f} copies/s per core")
             print(f"  worker peak RSS                {rss:>10.1f} MB")
             if not args.no_dkim:
                 with tempfile.TemporaryDirectory() as folder:
                     key = dkim_key_file(Path(folder))
-                    dkim_rate, _, dkim_rss = asyncio.run(
+                    dkim_rate, _, dkim_rss, dkim_cpu = asyncio.run(
                         service_run(url, sink, args.recipients, args.connections, "dkim", key)
                     )
                 print(
@@ -230,6 +242,8 @@ def main() -> None:
                     f"= {dkim_rate / limit:.2f} of the baseline, {dkim_rate / ceiling:.2f} of the ceiling, "
                     f"{dkim_rate / rate:.2f} of unsigned  (peak RSS {dkim_rss:.1f} MB)"
                 )
+                print(f"  worker CPU per copy            {dkim_cpu:>10.0f} µs   (both threads: the event loop "
+                      f"and the signing pool)")
     finally:
         sink.stop()
 
