@@ -249,7 +249,7 @@ class PreparedMail:
 
     def render_data(self, p: Personalisation, *, date: str | None = None) -> tuple[bytes, bytes]:
         """The copy as :meth:`render` makes it, and the same copy in its DATA form (see
-        :func:`.transport.data_form`), usually the very same bytes object."""
+        :func:`.transport.dot_stuff`), usually the very same bytes object."""
         values = self._values(p, date)
         message = b"".join([x if isinstance(x, bytes) else y for x, y in zip(self._pieces, values, strict=True)])
         # Every body slot starts a line, so a value's leading dot is a line's; header values never start one.

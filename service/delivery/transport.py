@@ -5,7 +5,7 @@ A transport never raises for a delivery problem; it answers with an
 to try again (4xx, connection trouble) or give up (5xx).
 
 aiosmtplib connects, greets, starts TLS, logs in and speaks MAIL and RCPT; the
-message itself goes out through :func:`send_data`, which writes bytes already in
+message itself goes out through :func:`_send_data`, which writes bytes already in
 their DATA form as they are.  aiosmtplib's own DATA step rewrites every copy with
 two regular expressions (line endings, twice with SIZE, and dot-stuffing): that
 was about three quarters of the sending CPU, and composed copies come out of
@@ -53,7 +53,7 @@ class Transport(Protocol):
     async def send(self, envelope_from: str, recipient: str, message: bytes, *, data: bytes | None = None) -> Outcome:
         """Deliver ``message``; never raises for a delivery failure.
 
-        ``data``, when given, is ``message`` already in its DATA form (see :func:`data_form`).
+        ``data``, when given, is ``message`` already in its DATA form (see :func:`dot_stuff`).
         """
         ...
 
@@ -62,22 +62,15 @@ class Transport(Protocol):
         ...
 
 
-def data_form(message: bytes) -> bytes:
-    """``message`` as the DATA command carries it, without the final ``.`` line: every line
-    break CRLF, a final CRLF, and a second dot before each line that starts with one (RFC 5321
-    4.5.2): the bytes aiosmtplib writes for it. For a message not prepared in this form.
-    """
-    return dot_stuff(normalize_message_line_endings(message))
-
-
 def dot_stuff(message: bytes) -> bytes:
-    """A second dot before each line that starts with one, in a message whose line breaks are CRLF."""
+    """A second dot before each line that starts with one (RFC 5321 4.5.2), in a message whose
+    line breaks are all CRLF: that message's DATA form, the bytes aiosmtplib would write for it."""
     stuffed = message.replace(b"\n.", b"\n..")
     return b"." + stuffed if stuffed.startswith(b".") else stuffed
 
 
-async def send_data(client: aiosmtplib.SMTP, data: bytes, reply_within: float | None) -> aiosmtplib.SMTPResponse:
-    """The DATA step of a transaction that MAIL and RCPT opened: ``data`` (see :func:`data_form`)
+async def _send_data(client: aiosmtplib.SMTP, data: bytes, reply_within: float | None) -> aiosmtplib.SMTPResponse:
+    """The DATA step of a transaction that MAIL and RCPT opened: ``data`` (see :func:`dot_stuff`)
     is written as it is, then the final ``.``. Raises what aiosmtplib's ``data()`` raises,
     closing the connection, as it does, when the server goes away or does not answer."""
     response = await client.execute_command(b"DATA", timeout=reply_within)
@@ -136,7 +129,7 @@ class SmtpTransport:
     async def send(self, envelope_from: str, recipient: str, message: bytes, *, data: bytes | None = None) -> Outcome:
         """Send over an idle pooled connection (or a new one); retry once if a reused one was stale.
 
-        ``data`` is ``message`` in its DATA form when the caller has it (see :func:`data_form`);
+        ``data`` is ``message`` in its DATA form when the caller has it (see :func:`dot_stuff`);
         then ``message`` must be CRLF-normal too, as its length is the SIZE announced.
 
         An address with a non-ASCII local part travels with SMTPUTF8 (RFC 6531) when the server
@@ -202,7 +195,7 @@ class SmtpTransport:
                 await client.rcpt(recipient, encoding=encoding, timeout=self._timeout)
             except aiosmtplib.SMTPRecipientRefused as exc:
                 raise aiosmtplib.SMTPRecipientsRefused([exc]) from None
-            response = await send_data(client, data, self._timeout)
+            response = await _send_data(client, data, self._timeout)
         except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
             # Reset the envelope, as sendmail does; a failure to reset is not the story.
             with contextlib.suppress(ConnectionError, aiosmtplib.SMTPResponseException):

@@ -16,10 +16,16 @@ from typing import Any
 import aiosmtplib
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
 from service.delivery.compose import EditionMail, Personalisation, prepare
-from service.delivery.transport import SmtpTransport, data_form
+from service.delivery.transport import SmtpTransport
 from tests.support.smtp import free_port
+
+
+def data_form(message: bytes) -> bytes:
+    """What aiosmtplib's DATA step makes of ``message``, by its own functions (without the final '.')."""
+    return PERIOD_REGEX.sub(b"..", normalize_message_line_endings(message))
 
 
 class _Keep:
