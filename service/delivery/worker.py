@@ -225,7 +225,9 @@ class Worker:
                 signature = await self.dkim.header(message, domain)
             except ValueError as exc:
                 raise EditionHalted(f"copies cannot be DKIM-signed for {domain}: {exc}") from exc
-            message, data = (signature + message,) * 2 if data is message else (signature + message, signature + data)
+            signed = signature + message
+            data = signed if data is message else signature + data  # the usual copy: one join, not two
+            message = signed
         await self.limiter.acquire()
         started = time.perf_counter()
         outcome = await self.transport.send(self.links.verp_address(row["id"]), recipient, message, data=data)
