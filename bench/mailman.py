@@ -140,7 +140,6 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--timeout", type=float, default=900)
     args = parser.parse_args()
-    os.environ.setdefault("PYTHONWARNINGS", "ignore")
     sink = Sink()
     try:
         mailman, setup = mailman_rate(sink, args.members, args.timeout)
