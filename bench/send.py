@@ -34,8 +34,8 @@ from litestar.testing import AsyncTestClient
 from bench.common import bench_database, seed
 from bench.smtp_sink import Sink, smtp_source_rate
 from service.app import create_app
-from service.delivery.compose import EditionMail, Personalisation, prepare
 from service.delivery.transport import SmtpTransport
+from service.mail.compose import EditionMail, Personalisation, prepare
 from service.settings import Settings
 
 SECRET = "bench-secret-key-0123456789abcdef"

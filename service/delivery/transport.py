@@ -9,7 +9,7 @@ message itself goes out through :func:`_send_data`, which writes bytes already i
 their DATA form as they are.  aiosmtplib's own DATA step rewrites every copy with
 two regular expressions (line endings, twice with SIZE, and dot-stuffing): that
 was about three quarters of the sending CPU, and composed copies come out of
-:mod:`.compose` in that form already.
+:mod:`service.mail.compose` in that form already.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ import structlog
 from aiosmtplib.email import parse_address
 from aiosmtplib.protocol import normalize_message_line_endings
 
+from ..mail.addresses import needs_smtputf8
+from ..mail.compose import dot_stuff
 from ..settings import Settings
-from .addresses import needs_smtputf8
 
 log = structlog.get_logger(__name__)
 
@@ -60,13 +61,6 @@ class Transport(Protocol):
     async def close(self) -> None:
         """Release connections."""
         ...
-
-
-def dot_stuff(message: bytes) -> bytes:
-    """A second dot before each line that starts with one (RFC 5321 4.5.2), in a message whose
-    line breaks are all CRLF: that message's DATA form, the bytes aiosmtplib would write for it."""
-    stuffed = message.replace(b"\n.", b"\n..")
-    return b"." + stuffed if stuffed.startswith(b".") else stuffed
 
 
 async def _send_data(client: aiosmtplib.SMTP, data: bytes, reply_within: float | None) -> aiosmtplib.SMTPResponse:

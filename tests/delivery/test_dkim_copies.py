@@ -14,9 +14,9 @@ from aiosmtpd.controller import Controller
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_private_key
 
 import service.delivery.dkim as dkim_module
-from service.delivery.compose import EditionMail, Personalisation, prepare
 from service.delivery.dkim_keys import DkimKeys
 from service.delivery.transport import SmtpTransport
+from service.mail.compose import EditionMail, Personalisation, prepare
 from tests.support.dkim import dkim_key
 from tests.support.smtp import free_port
 

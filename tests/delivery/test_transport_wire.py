@@ -18,8 +18,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
-from service.delivery.compose import EditionMail, Personalisation, prepare
 from service.delivery.transport import SmtpTransport
+from service.mail.compose import EditionMail, Personalisation, prepare
 from tests.support.smtp import free_port
 
 

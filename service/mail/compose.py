@@ -24,7 +24,6 @@ import html2text
 import msgspec
 
 from .addresses import UnsendableAddress, wire_address
-from .transport import dot_stuff
 
 
 class HeaderInjectionError(ValueError):
@@ -74,6 +73,13 @@ _QP_SAFE = re.compile(r"[\x20-\x3c\x3e-\x7e]{0,75}")  # needs no quoted-printabl
 # RFC 5322 wants lines <= 78; RFC 2047 wants lines with encoded words <= 76, so 76 for all.
 _FOLD_AT = 76
 _CRLF = b"\r\n"
+
+
+def dot_stuff(message: bytes) -> bytes:
+    """A second dot before each line that starts with one (RFC 5321 4.5.2), in a message whose
+    line breaks are all CRLF: that message's DATA form, the bytes aiosmtplib would write for it."""
+    stuffed = message.replace(b"\n.", b"\n..")
+    return b"." + stuffed if stuffed.startswith(b".") else stuffed
 
 
 def _check(label: str, value: str) -> None:
@@ -249,7 +255,7 @@ class PreparedMail:
 
     def render_data(self, p: Personalisation, *, date: str | None = None) -> tuple[bytes, bytes]:
         """The copy as :meth:`render` makes it, and the same copy in its DATA form (see
-        :func:`.transport.dot_stuff`), usually the very same bytes object."""
+        :func:`dot_stuff`), usually the very same bytes object."""
         values = self._values(p, date)
         message = b"".join([x if isinstance(x, bytes) else y for x, y in zip(self._pieces, values, strict=True)])
         # Every body slot starts a line, so a value's leading dot is a line's; header values never start one.
