@@ -1,9 +1,15 @@
 """Send benchmark: an edition to N recipients, from the POST to the last copy received.
 
-Printed beside the transport's limit measured in the same run: plain
-aiosmtplib sending ready-made message bytes of the same size into the same
-sink over the same number of connections.  Also runs the edition again with
-DKIM signing on, and reports the worker's peak RSS.
+Printed beside the limits measured in the same run, all into the same sink
+over the same number of connections with a copy of the same size:
+
+- plain aiosmtplib sending the ready-made bytes (``sendmail``: it rewrites
+  line endings and dot-stuffs every copy with regular expressions);
+- our transport writing the copy's prepared DATA form as it is (the ceiling
+  Letterbox's worker sends under);
+- Postfix's ``smtp-source`` (C) with the same body length: the sink's own ceiling.
+
+Also runs the edition again with DKIM signing on, and reports the worker's peak RSS.
 
     .venv/bin/python -m bench.send [--recipients 20000] [--connections 4] [--no-dkim]
 """
@@ -26,8 +32,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar.testing import AsyncTestClient
 
 from bench.common import bench_database, seed
-from bench.smtp_sink import Sink
+from bench.smtp_sink import Sink, smtp_source_rate
 from service.app import create_app
+from service.delivery.transport import SmtpTransport
 from service.mail.compose import EditionMail, Personalisation, prepare
 from service.settings import Settings
 
@@ -43,8 +50,8 @@ HTML = (
 )
 
 
-def sample_message() -> bytes:
-    """One rendered copy, for the baseline's ready-made bytes."""
+def sample_message() -> tuple[bytes, bytes]:
+    """One rendered copy, for the baselines' ready-made bytes, and its DATA form."""
     mail = prepare(
         EditionMail(
             subject="Briefing",
@@ -57,7 +64,7 @@ def sample_message() -> bytes:
         ),
         message_id_domain="example.org",
     )
-    return mail.render(
+    return mail.render_data(
         Personalisation(
             to_email="reader1@example.org",
             to_name="Reader 1",
@@ -67,6 +74,25 @@ def sample_message() -> bytes:
             message_id="<1.abc@example.org>",
         )
     )
+
+
+async def prepared_ceiling(port: int, message: bytes, data: bytes, count: int, connections: int) -> float:
+    """Our transport writing the prepared DATA form, the same way as the baseline; msg/s."""
+    transport = SmtpTransport(f"smtp://127.0.0.1:{port}", size=connections, messages_per_connection=count)
+    remaining = count
+
+    async def one_sender() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            outcome = await transport.send("bounce@example.org", "reader@example.org", message, data=data)
+            assert outcome.accepted, outcome.reply
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one_sender() for _ in range(connections)))
+    elapsed = time.perf_counter() - started
+    await transport.close()
+    return count / elapsed
 
 
 async def baseline(port: int, message: bytes, count: int, connections: int) -> float:
@@ -108,6 +134,12 @@ def worker_env(url: str, port: int, connections: int, dkim_key: Path | None) -> 
     return env
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a live process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float:
     """VmHWM of a live process, in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -118,8 +150,9 @@ def peak_rss_mb(pid: int) -> float:
 
 async def service_run(
     url: str, sink: Sink, count: int, connections: int, key: str, dkim: Path | None
-) -> tuple[float, float, float]:
-    """POST an edition and wait for the last copy; returns (msg/s, POST seconds, worker peak RSS MB)."""
+) -> tuple[float, float, float, float]:
+    """POST an edition and wait for the last copy; returns (msg/s, POST seconds, worker peak RSS MB,
+    worker CPU µs per copy: what one core could do, whatever else the machine is busy with)."""
     worker = subprocess.Popen(  # noqa: ASYNC220 - started once, before the timing
         [sys.executable, "-m", "service.cli", "worker"], env=worker_env(url, sink.port, connections, dkim)
     )
@@ -136,6 +169,7 @@ async def service_run(
             log_format="json",
         )
         async with AsyncTestClient(create_app(settings)) as client:
+            cpu = cpu_seconds(worker.pid)
             started = time.perf_counter()
             response = await client.post(
                 "/v1/editions",
@@ -150,11 +184,12 @@ async def service_run(
                     raise RuntimeError(f"the worker exited with {worker.returncode}")
                 await asyncio.sleep(0.01)
             elapsed = time.perf_counter() - started
+            cpu = cpu_seconds(worker.pid) - cpu
         rss = peak_rss_mb(worker.pid)
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(30)
-    return count / elapsed, posted, rss
+    return count / elapsed, posted, rss, cpu / count * 1e6
 
 
 def dkim_key_file(folder: Path) -> Path:
@@ -178,24 +213,37 @@ def main() -> None:
     try:
         with bench_database() as url:
             asyncio.run(seed(url, args.recipients))
-            message = sample_message()
+            message, data = sample_message()
             limit = asyncio.run(baseline(sink.port, message, args.recipients, args.connections))
-            rate, posted, rss = asyncio.run(service_run(url, sink, args.recipients, args.connections, "plain", None))
+            ceiling = asyncio.run(prepared_ceiling(sink.port, message, data, args.recipients, args.connections))
+            body = len(message) - message.index(b"\r\n\r\n") - 4
+            source = smtp_source_rate(sink, args.recipients, args.connections, body)
+            rate, posted, rss, cpu = asyncio.run(
+                service_run(url, sink, args.recipients, args.connections, "plain", None)
+            )
             print(f"message size                    {len(message):>10,} bytes")
             print(f"baseline: aiosmtplib ready bytes {limit:>10,.0f} msg/s  ({args.connections} connections)")
-            print(f"letterbox: POST to last copy     {rate:>10,.0f} msg/s  = {rate / limit:.2f} of the baseline")
+            print(f"ceiling: prepared DATA, our step {ceiling:>10,.0f} msg/s  = {ceiling / limit:.2f} of the baseline")
+            if source is not None:
+                print(f"sink's own ceiling: smtp-source  {source:>10,.0f} msg/s  ({body:,}-byte body)")
+            print(f"letterbox: POST to last copy     {rate:>10,.0f} msg/s  = {rate / limit:.2f} of the baseline, "
+                  f"{rate / ceiling:.2f} of the ceiling")
             print(f"  POST answered in               {posted:>10.2f} s for {args.recipients:,} recipients")
+            print(f"  worker CPU per copy            {cpu:>10.0f} µs   = {1e6 / cpu:,.0f} copies/s per core")
             print(f"  worker peak RSS                {rss:>10.1f} MB")
             if not args.no_dkim:
                 with tempfile.TemporaryDirectory() as folder:
                     key = dkim_key_file(Path(folder))
-                    dkim_rate, _, dkim_rss = asyncio.run(
+                    dkim_rate, _, dkim_rss, dkim_cpu = asyncio.run(
                         service_run(url, sink, args.recipients, args.connections, "dkim", key)
                     )
                 print(
                     f"letterbox with DKIM (RSA 2048)   {dkim_rate:>10,.0f} msg/s  "
-                    f"= {dkim_rate / limit:.2f} of the baseline  (peak RSS {dkim_rss:.1f} MB)"
+                    f"= {dkim_rate / limit:.2f} of the baseline, {dkim_rate / ceiling:.2f} of the ceiling, "
+                    f"{dkim_rate / rate:.2f} of unsigned  (peak RSS {dkim_rss:.1f} MB)"
                 )
+                print(f"  worker CPU per copy            {dkim_cpu:>10.0f} µs   (both threads: the event loop "
+                      f"and the signing pool)")
     finally:
         sink.stop()
 

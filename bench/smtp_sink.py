@@ -3,6 +3,9 @@
 aiosmtpd tops out near 2,300 msg/s on this machine and would be the
 bottleneck, so this speaks only what a sender needs (EHLO/HELO, MAIL, RCPT,
 DATA, RSET, NOOP, QUIT) and does no parsing beyond finding the end of DATA.
+Its own ceiling is what Postfix's C load generator ``smtp-source`` (Debian's
+``postfix`` package) pushes into it: :func:`smtp_source_rate`.
+
 It counts accepted messages and, when given a file, records each message's
 RCPT TO addresses there (one per line) for exactly-once checks.  The sink is
 one asyncio process, so the appends never interleave; a message is written
@@ -14,7 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import shutil
 import socket
+import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 from typing import IO, Any
@@ -152,3 +158,25 @@ class Sink:
         """End the sink process."""
         self._process.terminate()
         self._process.join(5)
+
+
+SMTP_SOURCE = "/usr/sbin/smtp-source"
+
+
+def smtp_source_rate(sink: Sink, count: int, sessions: int, length: int) -> float | None:
+    """Messages/s that ``smtp-source`` (C, one connection per session, kept open) gets into the
+    sink: ``count`` messages with ``length`` bytes of body. None where smtp-source is missing."""
+    program = shutil.which("smtp-source") or (SMTP_SOURCE if Path(SMTP_SOURCE).exists() else None)
+    if program is None:
+        return None
+    sink.reset()
+    started = time.perf_counter()
+    subprocess.run(
+        [program, "-d", "-s", str(sessions), "-m", str(count), "-l", str(length),
+         "-f", "bounce@example.org", "-t", "reader@example.org", f"127.0.0.1:{sink.port}"],
+        check=True, timeout=600, stdout=subprocess.DEVNULL,
+    )
+    elapsed = time.perf_counter() - started
+    if sink.count < count:
+        raise RuntimeError(f"smtp-source finished but the sink accepted {sink.count} of {count} messages")
+    return count / elapsed

@@ -9,6 +9,7 @@ through ``cryptography``. dkimpy is still the independent verifier in the tests.
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import re
 import time
@@ -151,12 +152,25 @@ class DkimSigner:
             verify(self._sign(_PROBE), _PROBE)
         except InvalidSignature as exc:
             raise ValueError(f"{what} is inconsistent: a test signature does not verify") from exc
+        self._start_tags()
+
+    def _start_tags(self) -> None:
         # Everything before t= is the same in every signature.
         self._head, self._column = _fold(
             [(b" ", b"v=1;"), (b" ", b"a=" + self._algorithm + b";"), (b" ", b"c=relaxed/relaxed;"),
-             (b" ", b"d=" + domain.encode() + b";"), (b" ", b"s=" + selector.encode() + b";")],
+             (b" ", b"d=" + self.domain.encode() + b";"), (b" ", b"s=" + self.selector.encode() + b";")],
             len(b"DKIM-Signature:"))
         self._last_tags: tuple[tuple[int, tuple[bytes, ...]], bytes, bytes] = ((-1, ()), b"", b"")
+
+    def for_domain(self, domain: str) -> DkimSigner:
+        """The same key and selector signing for ``d=domain``, without loading and checking the
+        key once more: an RSA key's consistency check costs a good part of a second."""
+        if not _DOMAIN.fullmatch(domain):
+            raise ValueError(f"DKIM domain {domain!r} is not a DNS domain name")
+        signer = copy.copy(self)
+        signer.domain = domain
+        signer._start_tags()
+        return signer
 
     def _tags(self, timestamp: int, names: tuple[bytes, ...]) -> tuple[bytes, bytes]:
         """The folded header up to h=, and its relaxed form; the same for all messages of one second."""
@@ -191,6 +205,15 @@ class DkimSigner:
         header line that is not a field, or no From field.
         """
         message = _wire_form(message)
+        return self.header(message) + message
+
+    def header(self, message: bytes) -> bytes:
+        """The DKIM-Signature field (with its CRLF) for a message whose line breaks are all CRLF
+        and that ends in one, as composed copies are; ValueError as for :meth:`sign`.
+
+        Safe to call from several threads at once: OpenSSL and SHA-256 run without the GIL, so a
+        pool of threads signs beside the event loop.
+        """
         if message.startswith(b"\r\n"):
             fields, body = b"", message[2:]
         else:
@@ -228,4 +251,4 @@ class DkimSigner:
         header = head + b"\r\n bh=" + body_hash + b";\r\n b="
         first = _LINE - len(b" b=")
         lines = [signature[:first]] + [signature[i:i + _LINE - 1] for i in range(first, len(signature), _LINE - 1)]
-        return header + b"\r\n ".join(lines) + b"\r\n" + message
+        return header + b"\r\n ".join(lines) + b"\r\n"

@@ -109,6 +109,8 @@ class Worker:
         finally:
             await self.transport.close()
             await self.events.close()
+            if self.dkim is not None:
+                self.dkim.close()
             log.info("worker_stopped", worker=self.name)
 
     async def _loop(self, stop: asyncio.Event) -> None:
@@ -228,7 +230,7 @@ class Worker:
         message_id = f"<{row['id']}.{secrets.token_hex(6)}@{domain}>"
         try:
             recipient = wire_address(row["email"])
-            message = mail.render(
+            message, data = mail.render_data(
                 Personalisation(
                     to_email=row["email"],
                     to_name=row["name"] or "",
@@ -244,12 +246,15 @@ class Worker:
             return Outcome(False, permanent=True, reply=f"not composed: {exc}"), ""
         if self.dkim is not None:
             try:
-                message = self.dkim.sign(message, domain)
+                signature = await self.dkim.header(message, domain)
             except ValueError as exc:
                 raise EditionHalted(f"copies cannot be DKIM-signed for {domain}: {exc}") from exc
+            signed = signature + message
+            data = signed if data is message else signature + data  # the usual copy: one join, not two
+            message = signed
         await self.limiter.acquire()
         started = time.perf_counter()
-        outcome = await self.transport.send(self.links.verp_address(row["id"]), recipient, message)
+        outcome = await self.transport.send(self.links.verp_address(row["id"]), recipient, message, data=data)
         self.metrics.send_latency.observe(time.perf_counter() - started)
         if outcome.shared and outcome.permanent:
             raise EditionHalted(f"the mail server refuses every copy: {outcome.reply}")

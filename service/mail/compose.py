@@ -4,6 +4,10 @@ Building an ``EmailMessage`` per recipient caps a process near 500 msg/s, so
 ``prepare`` does all the MIME work once (headers, boundary, quoted-printable
 bodies with the placeholder positions cut out) and ``PreparedMail.render``
 only encodes the few personal values and joins bytes.
+
+Copies are CRLF-normal by construction, and ``PreparedMail.render_data`` also
+gives a copy's DATA form (RFC 5321 dot-stuffing) from template pieces stuffed
+once per edition, so nothing scans the whole message per copy on its way out.
 """
 
 from __future__ import annotations
@@ -69,6 +73,13 @@ _QP_SAFE = re.compile(r"[\x20-\x3c\x3e-\x7e]{0,75}")  # needs no quoted-printabl
 # RFC 5322 wants lines <= 78; RFC 2047 wants lines with encoded words <= 76, so 76 for all.
 _FOLD_AT = 76
 _CRLF = b"\r\n"
+
+
+def dot_stuff(message: bytes) -> bytes:
+    """A second dot before each line that starts with one (RFC 5321 4.5.2), in a message whose
+    line breaks are all CRLF: that message's DATA form, the bytes aiosmtplib would write for it."""
+    stuffed = message.replace(b"\n.", b"\n..")
+    return b"." + stuffed if stuffed.startswith(b".") else stuffed
 
 
 def _check(label: str, value: str) -> None:
@@ -230,9 +241,34 @@ class PreparedMail:
         # Only the values a template actually uses are encoded per recipient.
         self._text_keys = tuple((key, _TEXT + i) for i, key in enumerate(_KEYS) if _TEXT + i in used)
         self._html_keys = tuple((key, _HTML + i) for i, key in enumerate(_KEYS) if _HTML + i in used)
+        self._body_slots = tuple(i for i, piece in enumerate(pieces) if isinstance(piece, int) and piece >= _TEXT)
+        # The DATA form of the shared pieces, stuffed once for the edition. Only a body piece can
+        # start with a dot, and each starts a line (it follows a part head or a value ending in a
+        # line break); None when no line of the template starts with a dot, the usual case.
+        wire = [dot_stuff(piece) if isinstance(piece, bytes) else piece for piece in pieces]
+        self._wire_pieces = None if wire == pieces else wire
 
     def render(self, p: Personalisation, *, date: str | None = None) -> bytes:
         """The full RFC 5322 message (CRLF) for one recipient; HeaderInjectionError on bad values."""
+        return b"".join([x if isinstance(x, bytes) else y for x, y in zip(self._pieces, self._values(p, date),
+                                                                           strict=True)])
+
+    def render_data(self, p: Personalisation, *, date: str | None = None) -> tuple[bytes, bytes]:
+        """The copy as :meth:`render` makes it, and the same copy in its DATA form (see
+        :func:`dot_stuff`), usually the very same bytes object."""
+        values = self._values(p, date)
+        message = b"".join([x if isinstance(x, bytes) else y for x, y in zip(self._pieces, values, strict=True)])
+        # Every body slot starts a line, so a value's leading dot is a line's; header values never start one.
+        stuffed = {i: dot_stuff(values[i]) for i in self._body_slots
+                   if values[i][:1] == b"." or b"\n." in values[i]}
+        if self._wire_pieces is None and not stuffed:  # the usual copy: no line starts with a dot
+            return message, message
+        data = b"".join([x if isinstance(x, bytes) else stuffed.get(i, values[i])
+                         for i, x in enumerate(self._wire_pieces or self._pieces)])
+        return message, data
+
+    def _values(self, p: Personalisation, date: str | None) -> list[bytes]:
+        """The per-recipient bytes, at the index of each slot in ``_pieces``."""
         for label, value in (("to_name", p.to_name), ("preferences_url", p.preferences_url),
                              ("view_url", p.view_url)):
             _check(label, value)
@@ -257,7 +293,7 @@ class PreparedMail:
             values[slot] = _qp_value(raw[key])
         for key, slot in self._html_keys:
             values[slot] = _qp_value(html.escape(raw[key]))
-        return b"".join([values[x] if isinstance(x, int) else x for x in self._pieces])
+        return [values[x] if isinstance(x, int) else b"" for x in self._pieces]
 
 
 def prepare(mail: EditionMail, *, message_id_domain: str, one_click: bool = True) -> PreparedMail:

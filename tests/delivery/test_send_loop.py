@@ -156,10 +156,10 @@ class _FailsFor(SmtpTransport):
         super().__init__(url)
         self.victim = victim
 
-    async def send(self, envelope_from: str, recipient: str, message: bytes) -> Outcome:
+    async def send(self, envelope_from: str, recipient: str, message: bytes, *, data: bytes | None = None) -> Outcome:
         if recipient == self.victim:
             raise RuntimeError("injected fault")
-        return await super().send(envelope_from, recipient, message)
+        return await super().send(envelope_from, recipient, message, data=data)
 
 
 async def test_an_unexpected_error_fails_that_copy_alone(
