@@ -20,6 +20,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from ..db.pool import Database
+from ..db.queries import Queries
 from ..errors import NotFound, Unprocessable
 from ..logs import mask_email
 from .schemas import Suppression, SuppressionPage
@@ -47,27 +48,38 @@ class SuppressionController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> SuppressionPage:
         """Newest first; keyset pagination with ``cursor``. ``email`` is null for erased people."""
-        after, after_hash = _read_cursor(cursor)
-        rows = await conn.fetch(db.q["suppression-page"], after, after_hash, limit + 1)
-        items = [
-            Suppression(email=r["email"], reason=r["reason"], detail=r["detail"], created_at=r["created_at"])
-            for r in rows[:limit]
-        ]
-        next_cursor = _make_cursor(rows[limit - 1]) if len(rows) > limit else None
-        return SuppressionPage(items=items, next_cursor=next_cursor)
+        return await suppression_page(conn, db.q, cursor, limit)
 
     @delete("/{email:str}", opt=WRITE, summary="Lift an address's suppression")
     async def lift(
         self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], email: FromPath[str]
     ) -> None:
         """Let the address be mailed again (an erased person's too, by giving their address); 404 if not suppressed."""
-        address = email.strip()
-        if "@" not in address or len(address) > 320 or any(c.isspace() for c in address):
-            raise Unprocessable("Give the suppressed e-mail address, like name@example.org.")
-        reason = await conn.fetchval(db.q["suppression-remove"], address)
-        if reason is None:
-            raise NotFound("This address is not suppressed.")
-        log.info("suppression_lifted", email=mask_email(address), reason=reason)
+        await lift_suppression(conn, db.q, email)
+
+
+async def suppression_page(conn: asyncpg.Connection, q: Queries, cursor: str | None, limit: int) -> SuppressionPage:
+    """Suppressions newest first after ``cursor`` (a ``next_cursor`` given out before; else a 422)."""
+    after, after_hash = _read_cursor(cursor)
+    rows = await conn.fetch(q["suppression-page"], after, after_hash, limit + 1)
+    items = [
+        Suppression(email=r["email"], reason=r["reason"], detail=r["detail"], created_at=r["created_at"])
+        for r in rows[:limit]
+    ]
+    next_cursor = _make_cursor(rows[limit - 1]) if len(rows) > limit else None
+    return SuppressionPage(items=items, next_cursor=next_cursor)
+
+
+async def lift_suppression(conn: asyncpg.Connection, q: Queries, email: str) -> str:
+    """Lift an address's suppression and return its reason; :class:`Unprocessable` or :class:`NotFound`."""
+    address = email.strip()
+    if "@" not in address or len(address) > 320 or any(c.isspace() for c in address):
+        raise Unprocessable("Give the suppressed e-mail address, like name@example.org.")
+    reason: str | None = await conn.fetchval(q["suppression-remove"], address)
+    if reason is None:
+        raise NotFound("This address is not suppressed.")
+    log.info("suppression_lifted", email=mask_email(address), reason=reason)
+    return reason
 
 
 def _make_cursor(row: asyncpg.Record) -> str:

@@ -66,3 +66,24 @@ RETURNING s.soft_bounces;
 -- ends: two reports of one copy arriving at once are then counted one after the other, and the
 -- second sees that the copy has counted (rather than running into the unique index).
 SELECT id, edition_id, subscriber_id FROM deliveries WHERE id = $1 FOR NO KEY UPDATE;
+
+-- name: console-bounces-recent
+-- The newest bounce and complaint reports before the id $1 (NULL: from the newest), only those
+-- no reader was found for when $2; with the reader's address and the edition's subject; $3 rows.
+SELECT b.id, b.kind, b.status, b.diagnostic, b.source, b.counted, b.created_at,
+       b.subscriber_id, s.email, b.edition_id, e.subject
+FROM bounce_events b
+LEFT JOIN subscribers s ON s.id = b.subscriber_id
+LEFT JOIN editions e ON e.id = b.edition_id
+WHERE ($1::bigint IS NULL OR b.id < $1) AND (NOT $2 OR b.subscriber_id IS NULL)
+ORDER BY b.id DESC
+LIMIT $3;
+
+-- name: console-subscriber-bounces
+-- One reader's bounce and complaint reports, newest first (their page shows the last 50).
+SELECT b.id, b.kind, b.status, b.diagnostic, b.source, b.counted, b.created_at, b.edition_id, e.subject
+FROM bounce_events b
+LEFT JOIN editions e ON e.id = b.edition_id
+WHERE b.subscriber_id = $1
+ORDER BY b.id DESC
+LIMIT 50;

@@ -84,3 +84,35 @@ FROM editions e
 LEFT JOIN subscribers s ON s.id = $2
 LEFT JOIN deliveries d ON d.edition_id = e.id AND d.subscriber_id = s.id
 WHERE e.id = $1;
+
+-- name: console-editions-page
+-- The console's editions, newest first, before the id $1 (NULL: from the newest); $2 rows.
+SELECT id, subject, status, priority, recipients, send_at, created_at, started_at, finished_at
+FROM editions
+WHERE $1::bigint IS NULL OR id < $1
+ORDER BY id DESC
+LIMIT $2;
+
+-- name: console-editions-in-flight
+-- Editions not yet finished, with their copies by status for the dashboard's progress bars; each
+-- edition's copies are counted from the unique index, which carries the status (migration 0008).
+SELECT e.id, e.subject, e.status, e.status_reason, e.recipients, e.started_at,
+       c.sent, c.failed, c.skipped, c.queued
+FROM editions e
+CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE d.status = 'sent') AS sent,
+           count(*) FILTER (WHERE d.status = 'failed') AS failed,
+           count(*) FILTER (WHERE d.status = 'skipped') AS skipped,
+           count(*) FILTER (WHERE d.status IN ('queued', 'sending')) AS queued
+    FROM deliveries d WHERE d.edition_id = e.id
+) c
+WHERE e.status IN ('scheduled', 'queued', 'sending', 'paused')
+ORDER BY e.id;
+
+-- name: console-edition-content
+-- What the console's edition page shows besides the counts: sender, target and the posted body.
+SELECT e.from_addr, e.reply_to, e.html, e.text_body, e.filter, e.segment,
+       (SELECT coalesce(array_agg(l.name ORDER BY l.name), '{}') FROM lists l WHERE l.id = ANY (e.list_ids))
+           AS list_names
+FROM editions e
+WHERE e.id = $1;

@@ -38,3 +38,42 @@ RETURNING id, slug, name, description, public, created_at;
 -- name: list-ids-by-slugs
 -- Resolve list slugs to ids; the caller compares counts to find unknown slugs.
 SELECT id, slug FROM lists WHERE slug = ANY($1::text[]);
+
+-- name: console-lists
+-- Every list, archived ones last, with its readers by subscription status.
+SELECT l.id, l.slug, l.name, l.description, l.public, l.archived_at, l.created_at,
+       count(*) FILTER (WHERE sub.status = 'confirmed') AS confirmed,
+       count(*) FILTER (WHERE sub.status = 'pending') AS pending,
+       count(*) FILTER (WHERE sub.status = 'unsubscribed') AS unsubscribed
+FROM lists l
+LEFT JOIN subscriptions sub ON sub.list_id = l.id
+GROUP BY l.id
+ORDER BY l.archived_at IS NOT NULL, l.name, l.slug;
+
+-- name: console-agencies
+-- Every agency with how many readers name it.
+SELECT t.slug, t.name, (SELECT count(*) FROM subscribers s WHERE s.agency = t.slug) AS readers
+FROM agencies t ORDER BY t.name, t.slug;
+
+-- name: console-roles
+-- Every role with how many readers name it.
+SELECT t.slug, t.name, (SELECT count(*) FROM subscribers s WHERE s.role = t.slug) AS readers
+FROM roles t ORDER BY t.name, t.slug;
+
+-- name: list-rename
+-- An editor renames a list (and changes its description); no row: no such list.
+UPDATE lists SET name = $2, description = $3, updated_at = now() WHERE slug = $1
+RETURNING id, slug, name;
+
+-- name: list-archive
+-- Archive a list: off the public form, shown apart; readers keep their subscriptions. No row:
+-- no such list, or already archived.
+UPDATE lists SET archived_at = now(), public = false, updated_at = now()
+WHERE slug = $1 AND archived_at IS NULL
+RETURNING id, slug, name;
+
+-- name: list-restore
+-- Bring an archived list back (not public until an editor says so). No row: not archived.
+UPDATE lists SET archived_at = NULL, updated_at = now()
+WHERE slug = $1 AND archived_at IS NOT NULL
+RETURNING id, slug, name;
