@@ -13,7 +13,6 @@ from ..events.outbox import emit_edition
 from .schemas import Edition
 
 Change = Literal["pause", "resume", "cancel"]
-_QUERY: dict[Change, str] = {"pause": "edition-pause", "resume": "edition-resume", "cancel": "edition-cancel"}
 _DONE: dict[Change, str] = {"pause": "paused", "resume": "resumed", "cancel": "cancelled"}
 
 
@@ -23,7 +22,8 @@ async def steer(conn: asyncpg.Connection, db: Database, edition_id: int, change:
     Pausing stops claims (copies in flight finish) and tells event endpoints; resuming carries on
     without sending anyone twice; cancelling skips every unsent copy for good.
     """
-    changed = await conn.fetchval(db.q[_QUERY[change]], edition_id)
+    sql = {"pause": db.q["edition-pause"], "resume": db.q["edition-resume"], "cancel": db.q["edition-cancel"]}[change]
+    changed = await conn.fetchval(sql, edition_id)
     if changed is None:
         current = await conn.fetchval(db.q["edition-exists"], edition_id)
         if current is None:

@@ -127,7 +127,7 @@ async def change_list(request: AnyRequest, conn: Conn, db: Db, audit: Audit,
         detail: dict[str, Any] | None = {"name": data.name, "description": data.description}
     elif form["action"] in ("archive", "restore"):
         action = "archive" if form["action"] == "archive" else "restore"
-        row = await conn.fetchrow(db.q[f"list-{action}"], slug)
+        row = await conn.fetchrow(db.q["list-archive"] if action == "archive" else db.q["list-restore"], slug)
         detail = None
         if row is None and await conn.fetchval(db.q["list-ids-by-slugs"], [slug]) is not None:
             raise InvalidInput(f"The list '{slug}' is already {'archived' if action == 'archive' else 'in use'}.")
@@ -155,7 +155,7 @@ async def _add_term(request: AnyRequest, conn: asyncpg.Connection, db: Database,
                     kind: Literal["agency", "role"]) -> Redirect:
     form = await _form(request, "slug", "name")
     term = checked(TermIn, form)
-    await _unique(conn, db.q[f"{kind}-insert"], term.slug, term.name)
+    await _unique(conn, db.q["agency-insert"] if kind == "agency" else db.q["role-insert"], term.slug, term.name)
     await audit.record(f"{kind}.create", kind, term.slug, {"name": term.name})
     return see_other(f"/console/lists?saved={term.slug}")
 
