@@ -86,9 +86,8 @@ async def in_flight(conn: asyncpg.Connection, q: Queries) -> list[Progress]:
     return [msgspec.convert(dict(r), Progress) for r in await conn.fetch(q["console-editions-in-flight"])]
 
 
-async def last_days(conn: asyncpg.Connection, q: Queries, days: int = DAYS) -> list[DayFigures]:
+async def last_days(conn: asyncpg.Connection, q: Queries, today_start: datetime, days: int = DAYS) -> list[DayFigures]:
     """The figures of the last ``days`` days, today's counted live; finished days are counted once and kept."""
-    today_start: datetime = await conn.fetchval("SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'")
     today = today_start.date()
     first = today - timedelta(days=days - 1)
     await conn.execute(q["daily-figures-count"], first, today - timedelta(days=1))
@@ -104,30 +103,50 @@ async def last_days(conn: asyncpg.Connection, q: Queries, days: int = DAYS) -> l
     return figures
 
 
-async def readers_over_time(conn: asyncpg.Connection, q: Queries, months: int = MONTHS) -> ReadersOverTime:
-    """Readers by agency and by role at the end of each of the last ``months`` months."""
-    by_agency: dict[str, list[int]] = {}
-    by_role: dict[str, list[int]] = {}
-    month_list: list[date] = []
-    for row in await conn.fetch(q["console-readers-over-time"], months):
-        if row["month"] not in month_list:
-            month_list.append(row["month"])
-        if row["is_role"]:
-            by_role.setdefault(row["role"] or "No role given", []).append(row["readers"])
-        else:
-            by_agency.setdefault(row["agency"] or "No organisation given", []).append(row["readers"])
-    month_list.sort()
+def months_back(month: date, count: int) -> list[date]:
+    """The first days of the ``count`` months ending with ``month``, oldest first."""
+    index = month.year * 12 + month.month - 1
+    return [date((index - n) // 12, (index - n) % 12 + 1, 1) for n in range(count - 1, -1, -1)]
+
+
+async def readers_over_time(conn: asyncpg.Connection, q: Queries, this_month: date,
+                            months: int = MONTHS) -> ReadersOverTime:
+    """Readers by agency and by role at the end of each of the last ``months`` months.
+
+    Finished months are counted once, when first shown, and kept; the month under way is the
+    readers active now.
+    """
+    month_list = months_back(this_month, months)
+    await conn.execute(q["monthly-readers-count"], month_list[0], month_list[-2])
+    groups: dict[tuple[bool, str], dict[date, int]] = {}
+    for row in await conn.fetch(q["monthly-readers-range"], month_list[0], month_list[-2]):
+        groups.setdefault((row["is_role"], _name(row["is_role"], row["name"])), {})[row["month"]] = row["readers"]
+    names = {(False, r["slug"]): r["name"] for r in await conn.fetch(q["agency-list"])}
+    names |= {(True, r["slug"]): r["name"] for r in await conn.fetch(q["role-list"])}
+    for row in await conn.fetch(q["console-readers-now"]):
+        term = row["role"] if row["is_role"] else row["agency"]
+        name = names.get((row["is_role"], term), term)
+        groups.setdefault((row["is_role"], _name(row["is_role"], name)), {})[this_month] = row["readers"]
+    series = {
+        key: Series(key[1], [counts.get(month, 0) for month in month_list]) for key, counts in sorted(groups.items())
+    }
     return ReadersOverTime(
         months=month_list,
-        by_agency=[Series(name, values) for name, values in by_agency.items()],
-        by_role=[Series(name, values) for name, values in by_role.items()],
+        by_agency=[s for (is_role, _), s in series.items() if not is_role],
+        by_role=[s for (is_role, _), s in series.items() if is_role],
     )
+
+
+def _name(is_role: bool, name: str | None) -> str:
+    return name or ("No role given" if is_role else "No organisation given")
 
 
 async def load_dashboard(conn: asyncpg.Connection, q: Queries) -> Dashboard:
     """The dashboard's figures and charts."""
-    days = await last_days(conn, q)
-    readers = await readers_over_time(conn, q)
+    clock = await conn.fetchrow(q["daily-figures-today"])
+    assert clock is not None, "a SELECT without FROM returns one row"
+    days = await last_days(conn, q, clock["today_start"])
+    readers = await readers_over_time(conn, q, clock["this_month"])
     day_labels = [f"{d.day:%d %b}" for d in days]
     month_labels = [f"{m:%b %Y}" for m in readers.months]
     return Dashboard(

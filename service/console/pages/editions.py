@@ -116,7 +116,7 @@ async def load_edition(conn: asyncpg.Connection, db: Database, edition_id: int, 
         report=await edition_report(conn, db, edition_id),
         copies=items,
         status=status,
-        next_after=items[-1].id if len(copies) > PAGE_SIZE else None,
+        next_after=items[-1].subscriber_id if len(copies) > PAGE_SIZE else None,
         allowed=[change for change, statuses in STEERABLE.items() if edition.status in statuses],
     )
 

@@ -30,3 +30,8 @@ SELECT (SELECT count(*) FROM deliveries d WHERE d.status = 'sent' AND d.sent_at 
         WHERE b.created_at >= $1 AND b.kind IN ('hard', 'soft') AND b.counted) AS bounced,
        (SELECT count(*) FROM bounce_events b WHERE b.created_at >= $1 AND b.kind = 'complaint') AS complained,
        (SELECT count(*) FROM consents c WHERE c.action = 'unsubscribe' AND c.created_at >= $1) AS unsubscribed;
+
+-- name: daily-figures-today
+-- The start of today and the first day of this month, by the database's clock, in UTC.
+SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS today_start,
+       date_trunc('month', now() AT TIME ZONE 'UTC')::date AS this_month;

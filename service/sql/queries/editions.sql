@@ -17,23 +17,26 @@ SELECT id, request_hash, status, recipients FROM editions WHERE idempotency_key 
 UPDATE editions SET recipients = $2, updated_at = now() WHERE id = $1;
 
 -- name: edition-get
--- An edition with its delivery counts, bounces, complaints and unsubscribes.
+-- An edition with its delivery counts, bounces, complaints and unsubscribes. The copies are
+-- counted per edition from the unique index, which carries the status (migration 0008).
 SELECT e.id, e.status, e.status_reason, e.priority, e.subject, e.send_at, e.expires_at, e.created_at, e.started_at, e.finished_at,
        e.recipients,
        (SELECT coalesce(array_agg(l.slug ORDER BY l.slug), '{}') FROM lists l WHERE l.id = ANY (e.list_ids)) AS lists,
-       count(d.id) FILTER (WHERE d.status IN ('queued', 'sending')) AS queued,
-       count(d.id) FILTER (WHERE d.status = 'sent') AS sent,
-       count(d.id) FILTER (WHERE d.status = 'failed') AS failed,
-       count(d.id) FILTER (WHERE d.status = 'skipped') AS skipped,
+       c.queued, c.sent, c.failed, c.skipped,
        (SELECT count(DISTINCT b.subscriber_id) FROM bounce_events b
         WHERE b.edition_id = e.id AND b.kind IN ('hard', 'soft')) AS bounced,
        (SELECT count(DISTINCT b.subscriber_id) FROM bounce_events b
         WHERE b.edition_id = e.id AND b.kind = 'complaint') AS complained,
        (SELECT count(*) FROM edition_unsubscribes u WHERE u.edition_id = e.id) AS unsubscribed
 FROM editions e
-LEFT JOIN deliveries d ON d.edition_id = e.id
-WHERE e.id = $1
-GROUP BY e.id;
+CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE d.status IN ('queued', 'sending')) AS queued,
+           count(*) FILTER (WHERE d.status = 'sent') AS sent,
+           count(*) FILTER (WHERE d.status = 'failed') AS failed,
+           count(*) FILTER (WHERE d.status = 'skipped') AS skipped
+    FROM deliveries d WHERE d.edition_id = e.id
+) c
+WHERE e.id = $1;
 
 -- name: edition-pause
 -- Stop claiming an edition's copies; copies in flight finish.

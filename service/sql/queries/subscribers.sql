@@ -165,33 +165,9 @@ WHERE s.id > $2
 ORDER BY s.id
 LIMIT $3;
 
--- name: console-readers-over-time
--- Readers by agency and by role at the end of each of the last $1 months: those confirmed by
--- then, less those who had left by then (a reader no longer active left when their record last
--- changed). Joins and leaves are counted per month once, then added up month by month.
-WITH months AS (
-    SELECT m::date AS month
-    FROM generate_series(date_trunc('month', now() AT TIME ZONE 'UTC') - make_interval(months => $1 - 1),
-                         date_trunc('month', now() AT TIME ZONE 'UTC'), interval '1 month') AS g(m)
-), moves AS (
-    SELECT agency, role, date_trunc('month', confirmed_at AT TIME ZONE 'UTC')::date AS month, 1 AS change
-    FROM subscribers WHERE confirmed_at IS NOT NULL
-    UNION ALL
-    SELECT agency, role, date_trunc('month', updated_at AT TIME ZONE 'UTC')::date, -1
-    FROM subscribers WHERE confirmed_at IS NOT NULL AND status <> 'active'
-), per_month AS (
-    SELECT GROUPING(agency) = 1 AS is_role, agency, role, month, sum(change) AS change
-    FROM moves
-    GROUP BY GROUPING SETS ((agency, month), (role, month))
-), groups AS (
-    SELECT DISTINCT is_role, agency, role FROM per_month
-)
-SELECT g.is_role, coalesce(a.name, g.agency) AS agency, coalesce(r.name, g.role) AS role, m.month,
-       (SELECT coalesce(sum(p.change), 0) FROM per_month p
-        WHERE p.is_role = g.is_role AND p.agency IS NOT DISTINCT FROM g.agency
-          AND p.role IS NOT DISTINCT FROM g.role AND p.month <= m.month)::bigint AS readers
-FROM groups g
-CROSS JOIN months m
-LEFT JOIN agencies a ON a.slug = g.agency
-LEFT JOIN roles r ON r.slug = g.role
-ORDER BY g.is_role, agency NULLS LAST, role NULLS LAST, m.month;
+-- name: console-readers-now
+-- Active readers now by organisation and by role (the month under way on the dashboard).
+SELECT GROUPING(agency) = 1 AS is_role, agency, role, count(*) AS readers
+FROM subscribers
+WHERE status = 'active'
+GROUP BY GROUPING SETS ((agency), (role));
