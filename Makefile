@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint chromium postfix openapi clean
+.PHONY: run test lint chromium postfix node-deps openapi clean
 
 $(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,7 +51,16 @@ postfix:
 	  else echo "note: /usr/sbin/postfix is missing; the Postfix tests will be skipped" >&2; fi; \
 	fi
 
-test: lint chromium postfix
+# The console's tests run a real OpenID provider (oidc-provider) and the axe-core accessibility scan
+# from tests/support/node; npm ci installs exactly what its package-lock.json names, again only when it changes.
+node-deps: tests/support/node/node_modules/.package-lock.json
+
+tests/support/node/node_modules/.package-lock.json: tests/support/node/package-lock.json
+	@if command -v npm >/dev/null; then cd tests/support/node && npm ci --no-audit --no-fund --loglevel=error; \
+	elif [ "$${CI:-}" = true ]; then echo "npm is missing: the console's OpenID and accessibility tests need it" >&2; exit 1; \
+	else echo "note: npm is missing; the console's OpenID and accessibility tests will be skipped" >&2; fi
+
+test: lint chromium postfix node-deps
 	$(BIN)/pytest
 
 openapi: $(VENV)/.base

@@ -23,6 +23,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template import TemplateConfig
 
+from .audit import routes as audit_routes
 from .auth import require_scope
 from .bounces import routes as bounce_routes
 from .bounces.receiver import BounceReceiver
@@ -84,8 +85,10 @@ def api_router() -> Router:
         *segment_routes.api_handlers,
         *bounce_routes.api_handlers,
         EventEndpointController,
+        *audit_routes.api_handlers,
     ]
-    return Router(path="/v1", route_handlers=handlers, guards=[require_scope], security=[{"bearer": []}])
+    return Router(path="/v1", route_handlers=handlers, guards=[require_scope], security=[{"bearer": []}],
+                  dependencies={"audit": Provide(audit_routes.provide_api_audit, sync_to_thread=False)})
 
 
 def create_app(

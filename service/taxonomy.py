@@ -8,6 +8,7 @@ from litestar import Controller, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
+from .audit import AuditTrail, changes
 from .db.pool import Database
 from .errors import NotFound, Unprocessable
 from .schemas import ListIn, ListPatch, MailingList, Term, TermIn
@@ -30,9 +31,11 @@ class TaxonomyController(Controller):
 
     @post("/agencies", opt=WRITE, summary="Add an agency")
     async def add_agency(
-        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], data: JSONBody[TermIn]
+        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], data: JSONBody[TermIn],
+        audit: NamedDependency[AuditTrail],
     ) -> Term:
         """Add an agency (409 if the slug exists)."""
+        await audit.record("agency.create", "agency", data.slug, {"name": data.name})
         return _term(await conn.fetchrow(db.q["agency-insert"], data.slug, data.name))
 
     @get("/roles", opt=READ, summary="List roles")
@@ -42,9 +45,11 @@ class TaxonomyController(Controller):
 
     @post("/roles", opt=WRITE, summary="Add a role")
     async def add_role(
-        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], data: JSONBody[TermIn]
+        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], data: JSONBody[TermIn],
+        audit: NamedDependency[AuditTrail],
     ) -> Term:
         """Add a role (409 if the slug exists)."""
+        await audit.record("role.create", "role", data.slug, {"name": data.name})
         return _term(await conn.fetchrow(db.q["role-insert"], data.slug, data.name))
 
     @get("/lists", opt=READ, summary="List mailing lists")
@@ -56,9 +61,11 @@ class TaxonomyController(Controller):
 
     @post("/lists", opt=WRITE, summary="Add a mailing list")
     async def add_list(
-        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], data: JSONBody[ListIn]
+        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], data: JSONBody[ListIn],
+        audit: NamedDependency[AuditTrail],
     ) -> MailingList:
         """Add a list (409 if the slug exists)."""
+        await audit.record("list.create", "list", data.slug, {"name": data.name, "public": data.public})
         row = await conn.fetchrow(db.q["list-insert"], data.slug, data.name, data.description, data.public)
         assert row is not None, "INSERT … RETURNING returns the row"
         return _list(row)
@@ -70,6 +77,7 @@ class TaxonomyController(Controller):
         db: NamedDependency[Database],
         slug: FromPath[str],
         data: JSONBody[ListPatch],
+        audit: NamedDependency[AuditTrail],
     ) -> MailingList:
         """Change a list's name, description or visibility."""
         if data == ListPatch():
@@ -77,6 +85,7 @@ class TaxonomyController(Controller):
         row = await conn.fetchrow(db.q["list-update"], slug, data.name, data.description, data.public)
         if row is None:
             raise NotFound(f"There is no list '{slug}'.")
+        await audit.record("list.update", "list", slug, changes(data))
         return _list(row)
 
 

@@ -4,7 +4,8 @@ Keeping the counts in PostgreSQL means every process serving the console
 agrees.  An account (the email as typed, known or not, so that the answer
 says nothing about which accounts exist) waits from its 5th failure in 15
 minutes, a client address from its 20th (an office behind one NAT
-mistypes too); each further failure doubles the wait, up to 15 minutes.
+mistypes too): 30 seconds, doubling with each further failure, up to 15
+minutes.
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ import msgspec
 
 from ..db.queries import Queries
 
+CURSOR_KIND = "a"
+"""The audit log's letter in keyset cursors (service/pagination.py)."""
+
 
 class AuditEntry(msgspec.Struct, frozen=True):
     """One change: who (a user's email or an API key's name), what, on which object, when."""
@@ -79,6 +82,12 @@ class AuditTrail:
     ) -> None:
         """Append an entry in the request's transaction (see :func:`record`)."""
         await record(self.conn, self.q, self.actor, action, object_type, object_id, detail, about_email=about_email)
+
+
+def changes(patch: msgspec.Struct) -> dict[str, Any]:
+    """The fields a PATCH body sets, for an entry's detail (fields left out or null are not changes)."""
+    given: dict[str, Any] = msgspec.to_builtins(patch)
+    return {name: value for name, value in given.items() if value is not None}
 
 
 async def page(conn: asyncpg.Connection, q: Queries, before: int, limit: int) -> tuple[list[AuditEntry], bool]:

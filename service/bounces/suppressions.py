@@ -19,6 +19,7 @@ from litestar import Controller, delete, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 
+from ..audit import AuditTrail
 from ..db.pool import Database
 from ..db.queries import Queries
 from ..errors import NotFound, Unprocessable
@@ -52,10 +53,13 @@ class SuppressionController(Controller):
 
     @delete("/{email:str}", opt=WRITE, summary="Lift an address's suppression")
     async def lift(
-        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], email: FromPath[str]
+        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], email: FromPath[str],
+        audit: NamedDependency[AuditTrail],
     ) -> None:
         """Let the address be mailed again (an erased person's too, by giving their address); 404 if not suppressed."""
-        await lift_suppression(conn, db.q, email)
+        reason = await lift_suppression(conn, db.q, email)
+        await audit.record("suppression.lift", "suppression", email.strip(), {"reason": reason},
+                           about_email=email.strip())
 
 
 async def suppression_page(conn: asyncpg.Connection, q: Queries, cursor: str | None, limit: int) -> SuppressionPage:

@@ -16,8 +16,10 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.types import ControllerRouterHandler
 
-from . import account, signin
+from ..problem_docs import ERROR_PAGES
+from . import account, oidc, signin
 from .access import ROLE_GUARDS, gate, provide_audit, provide_operator
+from .admin import api_keys, audit, users
 from .csrf import csrf_field
 from .pages import page_handlers
 from .web import RESPONSE_HEADERS, console_exception_handlers
@@ -57,7 +59,8 @@ def _check_guarded(router: Router) -> None:
 def console_router(extra: list[ControllerRouterHandler] | None = None) -> Router:
     """The ``/console`` router; ``extra`` handlers are mounted too (and must be guarded like the rest)."""
     handlers: list[ControllerRouterHandler] = [
-        stylesheet, *signin.handlers, *account.handlers,
+        stylesheet, *signin.handlers, *oidc.handlers, *account.handlers,
+        *users.handlers, *api_keys.handlers, *audit.handlers,
         *page_handlers, *(extra or []),
     ]
     router = Router(
@@ -71,6 +74,7 @@ def console_router(extra: list[ControllerRouterHandler] | None = None) -> Router
         exception_handlers=console_exception_handlers(),
         response_headers=RESPONSE_HEADERS,
         include_in_schema=False,
+        opt={ERROR_PAGES: True},  # a database outage is a page here too, not problem+json
     )
     _check_guarded(router)
     return router

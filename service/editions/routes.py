@@ -10,6 +10,7 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, HeaderParameter, JSONBody, QueryParameter
 
+from ..audit import AuditTrail
 from ..db.pool import Database
 from ..errors import NotFound
 from ..links import Links
@@ -43,10 +44,13 @@ class EditionController(Controller):
         db: NamedDependency[Database],
         settings: NamedDependency[Settings],
         data: JSONBody[EditionIn],
+        audit: NamedDependency[AuditTrail],
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
     ) -> EditionAccepted:
         """Freeze the recipients and queue a copy for each; a retried post with the same key is answered again."""
-        return await post_edition(conn, db, settings, idempotency_key, data)
+        accepted = await post_edition(conn, db, settings, idempotency_key, data)
+        await audit.record("edition.post", "edition", accepted.id, {"subject": data.subject})
+        return accepted
 
     @post("/check", opt=WRITE, status_code=200, summary="Check an edition before it is sent")
     async def check(self, data: JSONBody[EditionIn]) -> CheckReport:
@@ -90,24 +94,33 @@ class EditionController(Controller):
 
     @post("/{edition_id:int}/pause", opt=WRITE, status_code=200, summary="Pause an edition")
     async def pause(
-        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], edition_id: EditionId
+        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], edition_id: EditionId,
+        audit: NamedDependency[AuditTrail],
     ) -> Edition:
         """Stop sending; copies in flight finish. Resume later without sending anyone twice."""
-        return await steer(conn, db, edition_id, "pause")
+        edition = await steer(conn, db, edition_id, "pause")
+        await audit.record("edition.pause", "edition", edition_id)
+        return edition
 
     @post("/{edition_id:int}/resume", opt=WRITE, status_code=200, summary="Resume a paused edition")
     async def resume(
-        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], edition_id: EditionId
+        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], edition_id: EditionId,
+        audit: NamedDependency[AuditTrail],
     ) -> Edition:
         """Carry on from where it stopped; copies already sent are not sent again."""
-        return await steer(conn, db, edition_id, "resume")
+        edition = await steer(conn, db, edition_id, "resume")
+        await audit.record("edition.resume", "edition", edition_id)
+        return edition
 
     @post("/{edition_id:int}/cancel", opt=WRITE, status_code=200, summary="Cancel an edition")
     async def cancel(
-        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], edition_id: EditionId
+        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], edition_id: EditionId,
+        audit: NamedDependency[AuditTrail],
     ) -> Edition:
         """Stop for good; unsent copies are skipped."""
-        return await steer(conn, db, edition_id, "cancel")
+        edition = await steer(conn, db, edition_id, "cancel")
+        await audit.record("edition.cancel", "edition", edition_id)
+        return edition
 
     @get("/{edition_id:int}/deliveries", opt=READ, summary="An edition's deliveries")
     async def deliveries(

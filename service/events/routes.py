@@ -14,6 +14,7 @@ from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter
 
+from ..audit import AuditTrail
 from ..db.pool import Database
 from ..errors import NotFound, Unprocessable
 from ..pagination import decode_cursor, encode_cursor
@@ -47,6 +48,7 @@ class EventEndpointController(Controller):
         db: NamedDependency[Database],
         settings: NamedDependency[Settings],
         data: JSONBody[EventEndpointIn],
+        audit: NamedDependency[AuditTrail],
     ) -> EventEndpointCreated:
         """Check the URL (https, no credentials, a public address unless private ones are allowed) and
         answer the endpoint with the secret that signs its messages."""
@@ -59,6 +61,8 @@ class EventEndpointController(Controller):
         secret = new_secret()
         events = list(dict.fromkeys(data.events))
         row = await conn.fetchrow(db.q["event-endpoint-insert"], data.url, events, data.description, secret)
+        await audit.record("event_endpoint.create", "event_endpoint", row["id"] if row else None,
+                           {"url": data.url, "events": events})
         return msgspec.convert({**dict(row or {}), "secret": secret}, EventEndpointCreated)
 
     @get("/", opt=ADMIN, summary="List event endpoints (without their secrets)")
@@ -77,11 +81,13 @@ class EventEndpointController(Controller):
 
     @delete("/{endpoint_id:int}", opt=ADMIN, summary="Delete an event endpoint and its messages")
     async def delete_endpoint(
-        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], endpoint_id: RowId
+        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], endpoint_id: RowId,
+        audit: NamedDependency[AuditTrail],
     ) -> None:
         """Nothing more is sent to it, not even messages still waiting for a retry."""
         if await conn.fetchval(db.q["event-endpoint-delete"], endpoint_id) is None:
             raise NotFound(f"There is no event endpoint {endpoint_id}.")
+        await audit.record("event_endpoint.delete", "event_endpoint", endpoint_id)
 
     @get("/{endpoint_id:int}/attempts", opt=ADMIN, summary="Messages sent to an event endpoint, newest first")
     async def attempts(

@@ -13,6 +13,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from litestar.types import ControllerRouterHandler
 
+from ..audit import AuditTrail, changes
 from ..db.pool import Database
 from ..errors import NotFound, Unprocessable
 from ..settings import Settings
@@ -82,7 +83,8 @@ class SegmentController(Controller):
 
     @post("/", opt=WRITE, summary="Save a segment")
     async def add_segment(
-        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], data: JSONBody[SegmentIn]
+        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], data: JSONBody[SegmentIn],
+        audit: NamedDependency[AuditTrail],
     ) -> Segment:
         """Save a segment (422 for a bad filter or unknown lists, 409 if the slug exists)."""
         parse_filter(data.filter)
@@ -90,6 +92,7 @@ class SegmentController(Controller):
         await list_ids(conn, db, lists)
         row = await conn.fetchrow(db.q["segment-insert"], data.slug, data.name, lists, data.filter or None)
         assert row is not None, "INSERT … RETURNING returns the row"
+        await audit.record("segment.create", "segment", data.slug, {"lists": lists, "filter": data.filter or None})
         return _segment(row)
 
     @get("/{slug:str}", opt=READ, summary="Get a saved segment")
@@ -109,6 +112,7 @@ class SegmentController(Controller):
         db: NamedDependency[Database],
         slug: FromPath[str],
         data: JSONBody[SegmentPatch],
+        audit: NamedDependency[AuditTrail],
     ) -> Segment:
         """Change a segment's name, lists or filter (``"filter": null`` removes the filter)."""
         if data == SegmentPatch():
@@ -122,15 +126,18 @@ class SegmentController(Controller):
         row = await conn.fetchrow(db.q["segment-update"], slug, data.name, lists, set_filter, new_filter)
         if row is None:
             raise NotFound(f"There is no segment '{slug}'.")
+        await audit.record("segment.update", "segment", slug, changes(data))
         return _segment(row)
 
     @delete("/{slug:str}", opt=WRITE, summary="Delete a saved segment")
     async def delete_segment(
-        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], slug: FromPath[str]
+        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], slug: FromPath[str],
+        audit: NamedDependency[AuditTrail],
     ) -> None:
         """Forget a segment; editions already posted are not affected."""
         if await conn.fetchval(db.q["segment-delete"], slug) is None:
             raise NotFound(f"There is no segment '{slug}'.")
+        await audit.record("segment.delete", "segment", slug)
 
 
 def _segment(row: asyncpg.Record) -> Segment:

@@ -13,6 +13,7 @@ from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter
 
+from ..audit import AuditTrail, changes
 from ..db.pool import Database
 from ..db.queries import Queries
 from ..errors import NotFound, Unprocessable, UnsupportedMediaType
@@ -60,6 +61,7 @@ class SubscriberController(Controller):
         settings: NamedDependency[Settings],
         signer: NamedDependency[TokenSigner],
         data: JSONBody[SubscriptionIn],
+        audit: NamedDependency[AuditTrail],
     ) -> Accepted:
         """The same double opt-in as the public form: always ``pending``, whatever the address's state."""
         sign_up = await _sign_up(conn, db.q, data)
@@ -67,6 +69,8 @@ class SubscriberController(Controller):
             await lifecycle.subscribe(conn, db.q, settings, signer, sign_up, actor(request, "api"))
         except InvalidValue as exc:
             raise Unprocessable(f"email: {exc}") from exc
+        await audit.record("subscription.request", "subscription", None, {"email": sign_up.email,
+                           "lists": [ref.slug for ref in sign_up.lists]}, about_email=sign_up.email)
         return Accepted()
 
     @get("/subscribers", opt=READ, summary="List subscribers (keyset pagination)")
@@ -111,9 +115,11 @@ class SubscriberController(Controller):
         db: NamedDependency[Database],
         subscriber_id: SubscriberId,
         data: JSONBody[SubscriberPatch],
+        audit: NamedDependency[AuditTrail],
     ) -> Subscriber:
         """Change name, agency, role, attributes (replaced whole) or status (see the rules in the schema)."""
         await lifecycle.operator_change(conn, db.q, subscriber_id, data, actor(request, "operator"))
+        await audit.record("subscriber.update", "subscriber", subscriber_id, changes(data))
         return await _load(conn, db.q, subscriber_id)
 
     @delete("/subscribers/{subscriber_id:int}", opt=WRITE, summary="Erase a subscriber (GDPR)")
@@ -123,10 +129,12 @@ class SubscriberController(Controller):
         db: NamedDependency[Database],
         settings: NamedDependency[Settings],
         subscriber_id: SubscriberId,
+        audit: NamedDependency[AuditTrail],
     ) -> None:
         """Delete everything personal about the person; keep a hashed suppression so they cannot come back."""
         if not await lifecycle.erase(conn, db.q, settings, subscriber_id):
             raise NotFound(f"There is no subscriber {subscriber_id}.")
+        await audit.record("subscriber.erase", "subscriber", subscriber_id)
 
     @get("/subscribers/{subscriber_id:int}/export", opt=READ, summary="Everything held about a subscriber")
     async def export(
@@ -147,7 +155,8 @@ class SubscriberController(Controller):
         operation_class=IMPORT_BODY,
     )
     async def import_subscribers(
-        self, request: Request[Any, Any, Any], conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database]
+        self, request: Request[Any, Any, Any], conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database],
+        audit: NamedDependency[AuditTrail],
     ) -> ImportResult:
         """``text/csv`` with a header row, or ``application/x-ndjson``; see the README for the columns.
 
@@ -156,7 +165,9 @@ class SubscriberController(Controller):
         media_type = request.content_type[0]
         if media_type not in FORMATS:
             raise UnsupportedMediaType(f"Send text/csv or application/x-ndjson, not {media_type or 'nothing'}.")
-        return await import_stream(conn, db.q, FORMATS[media_type], request.stream())
+        result = await import_stream(conn, db.q, FORMATS[media_type], request.stream())
+        await audit.record("subscriber.import", "subscriber", None, {"format": media_type})
+        return result
 
 
 async def _sign_up(conn: asyncpg.Connection, q: Queries, data: SubscriptionIn) -> SignUp:

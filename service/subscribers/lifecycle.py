@@ -16,6 +16,7 @@ import msgspec
 import structlog
 from msgspec import UNSET
 
+from ..audit import scrub_subscriber
 from ..db.queries import Queries
 from ..errors import Conflict, NotFound, Unprocessable
 from ..events.outbox import emit_erased, emit_subscriber
@@ -169,6 +170,7 @@ async def erase(conn: asyncpg.Connection, q: Queries, settings: Settings, subscr
     await conn.execute(q["erasure-bounce-events"], subscriber_id, email)
     await conn.execute(q["rate-limit-forget"], ratelimit.email_bucket(settings, email))
     await conn.execute(q["erasure-subscriber"], subscriber_id)
+    await scrub_subscriber(conn, q, subscriber_id, email)
     await emit_erased(conn, q, subscriber_id)
     log.info("subscriber_erased", subscriber_id=subscriber_id)
     return True

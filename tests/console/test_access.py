@@ -159,3 +159,11 @@ def test_a_console_route_without_a_role_guard_stops_the_start() -> None:
 
     with pytest.raises(UnguardedRoute, match="forgotten"):
         console_router([forgotten])
+async def test_roles_viewer_is_refused_admin_pages(client: Client, settings: Settings) -> None:
+    await signed_in(client, settings, "viewer")
+    for path in ("/console/users", "/console/api-keys", "/console/audit"):
+        response = await client.get(path)
+        assert response.status_code == 403, path
+        assert "You cannot do this" in response.text
+
+

@@ -9,7 +9,6 @@ from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
 from ...bounces.suppressions import lift_suppression, suppression_page
-from ...logs import mask_email
 from ...subscribers.validation import InvalidValue, normalise_email
 from ...subscribers.web import form_text
 from ..access import requires_admin, requires_viewer
@@ -42,8 +41,7 @@ async def add_suppression(request: AnyRequest, conn: Conn, db: Db,
         raise InvalidInput(f"E-mail address: {exc}") from exc
     note = form_text(form.get("detail"), 2000).strip() or None
     await conn.execute(db.q["suppression-add"], address, "manual", note)
-    await audit.record("suppression.create", "suppression", mask_email(address), {"detail": note},
-                       about_email=address)
+    await audit.record("suppression.add", "suppression", address, {"detail": note}, about_email=address)
     return see_other("/console/suppressions?done=added")
 
 
@@ -54,7 +52,7 @@ async def remove_suppression(request: AnyRequest, conn: Conn, db: Db,
     form = await request.form()
     address = form_text(form.get("email"), 400)
     reason = await lift_suppression(conn, db.q, address)
-    await audit.record("suppression.delete", "suppression", mask_email(address.strip()), {"reason": reason},
+    await audit.record("suppression.lift", "suppression", address.strip(), {"reason": reason},
                        about_email=address.strip())
     return see_other("/console/suppressions?done=lifted")
 

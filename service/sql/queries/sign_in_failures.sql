@@ -7,7 +7,7 @@ SELECT EXISTS (
 
 -- name: sign-in-failed
 -- Count a failure against a key. A window older than 15 minutes starts again; from the
--- $2-th failure on, the key waits 2^(failures - $2) seconds, at most 15 minutes, before it
+-- $2-th failure on, the key waits 30 s · 2^(failures - $2), at most 15 minutes, before it
 -- may try again.
 INSERT INTO sign_in_failures AS f (key, failures)
 VALUES ($1, 1)
@@ -16,7 +16,7 @@ ON CONFLICT (key) DO UPDATE SET
     window_start = CASE WHEN f.window_start < now() - interval '15 minutes' THEN now() ELSE f.window_start END,
     blocked_until = CASE
         WHEN f.window_start >= now() - interval '15 minutes' AND f.failures + 1 >= $2
-        THEN now() + least(interval '15 minutes', make_interval(secs => power(2, f.failures + 1 - $2)))
+        THEN now() + least(interval '15 minutes', make_interval(secs => 30 * power(2, f.failures + 1 - $2)))
         ELSE f.blocked_until
     END;
 

@@ -1,0 +1,1 @@
+"""The console's admin pages: users, API keys and the audit log."""
