@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from litestar.types import ControllerRouterHandler
 
-from . import bounces, dashboard, editions, lists, reader_actions, readers, script, suppressions
+from . import bounces, dashboard, editions, lists, reader_actions, readers, static, suppressions
 
 page_handlers: list[ControllerRouterHandler] = [
     *dashboard.handlers,
@@ -18,5 +18,5 @@ page_handlers: list[ControllerRouterHandler] = [
     *lists.handlers,
     *suppressions.handlers,
     *bounces.handlers,
-    *script.handlers,
+    *static.handlers,
 ]
