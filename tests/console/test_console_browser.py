@@ -141,6 +141,8 @@ async def test_console_pages_in_chromium(server: str, settings: Settings, smtp_s
                 timeout=90_000)
             await page.reload()
             assert "done" in (await page.locator("#edition-counts").inner_text()).lower()
+            # The preview shows the posted HTML inside its sandbox.
+            await page.frame_locator("iframe.preview").get_by_role("heading", name="June").wait_for()
             await check_page(page, "edition")
             assert len(await smtp_sink.wait_for(READERS, within=30)) == READERS
 

@@ -119,9 +119,9 @@ async def test_edition_page_shows_counts_breakdown_and_copies(client: Client, se
     assert "<h1>Spring safeguarding update</h1>" in page.text
     assert "3 of 6 copies done" in page.text
     # By organisation: reader 1 (health, odd) failed; readers 2 and 3 sent.
-    assert cells(page.text, "health")[:3] == ["3", "1", "1"]
-    assert cells(page.text, "police")[:3] == ["3", "1", "0"]
-    assert cells(page.text, "practitioner")[:3] == ["6", "2", "1"]
+    assert cells(page.text, "Health")[:3] == ["3", "1", "1"]
+    assert cells(page.text, "Police")[:3] == ["3", "1", "0"]
+    assert cells(page.text, "Practitioner")[:3] == ["6", "2", "1"]
     assert page.text.count('<tr>\n      <th scope="row"><a href="/console/subscribers/') == 6
     assert '<iframe class="preview" sandbox src="/console/editions/' in page.text
     # Viewers see no steering buttons.

@@ -89,6 +89,8 @@ class EditionPage(msgspec.Struct, frozen=True, kw_only=True):
     content: Content
     report: EditionReport
     copies: list[CopyRow]
+    names: dict[str, str]
+    """Organisations' and roles' names by short name, for the report's rows."""
     status: str | None
     next_after: int | None
     allowed: list[Change]
@@ -118,11 +120,13 @@ async def load_edition(conn: asyncpg.Connection, db: Database, edition_id: int, 
         content = await conn.fetchrow(db.q["console-edition-content"], edition_id)
         copies = await conn.fetch(db.q["console-edition-deliveries"], edition_id, status, after, PAGE_SIZE + 1)
         items = [msgspec.convert(dict(r), CopyRow) for r in copies[:PAGE_SIZE]]
+        terms = [*await conn.fetch(db.q["agency-list"]), *await conn.fetch(db.q["role-list"])]
         return EditionPage(
             edition=edition,
             content=msgspec.convert(dict(content or {}), Content),
             report=await report,
             copies=items,
+            names={r["slug"]: r["name"] for r in terms},
             status=status,
             next_after=items[-1].subscriber_id if len(copies) > PAGE_SIZE else None,
             allowed=[change for change, statuses in STEERABLE.items() if edition.status in statuses],
