@@ -36,5 +36,6 @@ async def failed(conn: asyncpg.Connection, q: Queries, email: str, client: str) 
 
 
 async def succeeded(conn: asyncpg.Connection, q: Queries, email: str, client: str) -> None:
-    """A correct password clears the account's failures."""
+    """A correct password clears the account's failures (and old windows of any key are dropped)."""
     await conn.execute(q["sign-in-succeeded"], keys(email, client)[0])
+    await conn.execute(q["sign-in-failures-forget"])

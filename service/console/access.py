@@ -22,8 +22,7 @@ from litestar.handlers.base import BaseRouteHandler
 from ..accounts.users import Role
 from ..audit import AuditTrail
 from ..db.pool import Database
-from ..settings import Settings
-from ..tokens import TokenSigner
+from ..runtime import runtime_of
 from . import csrf, session
 from .operator import Operator
 from .web import ConsoleForbidden, FormRefused, SignedOut
@@ -36,12 +35,6 @@ _OPERATOR = "console_operator"
 _SESSION = "console_session"
 
 AnyConnection = ASGIConnection[Any, Any, Any, Any]
-
-
-def _services(connection: AnyConnection) -> tuple[Database, Settings, TokenSigner]:
-    """What a guard needs; guards run before dependencies, so they cannot be given them."""
-    state = connection.app.state
-    return state.db, state.settings, state.signer
 
 
 def current_operator(connection: AnyConnection) -> Operator | None:
@@ -58,7 +51,9 @@ def current_session_id(connection: AnyConnection) -> int | None:
 
 async def gate(connection: AnyConnection, _handler: BaseRouteHandler) -> None:
     """Console router guard: find the session, set the CSRF token for the page, check it on unsafe requests."""
-    db, settings, signer = _services(connection)
+    # Guards run before dependencies, so the runtime comes through its one typed accessor.
+    runtime = runtime_of(connection.app.state)
+    db, settings, signer = runtime.db, runtime.settings, runtime.signer
     expected: str | None = None
     session_id = session.session_id_from(signer, connection.cookies.get(session.COOKIE))
     if session_id is not None:

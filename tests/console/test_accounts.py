@@ -172,3 +172,15 @@ async def test_sign_in_records_last_sign_in(client: Client, settings: Settings) 
         assert await conn.fetchval("SELECT last_sign_in_at IS NOT NULL FROM users") is True
     finally:
         await conn.close()
+
+
+async def test_old_failure_windows_are_forgotten_on_a_sign_in(client: Client, settings: Settings) -> None:
+    await make_user(settings, "ed@example.org", "editor")
+    assert (await _attempt(client, "typo@example.org", "wrong password!"))[0] == 400
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await conn.execute("UPDATE sign_in_failures SET window_start = now() - interval '16 minutes'")
+        await sign_in(client, "ed@example.org")
+        assert await conn.fetchval("SELECT count(*) FROM sign_in_failures") == 0
+    finally:
+        await conn.close()

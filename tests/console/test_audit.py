@@ -42,7 +42,8 @@ async def test_v1_changes_are_recorded_with_the_keys_name(client: Client, admin_
     assert items[0]["detail"] == {"name": "The news"}
 
 
-async def test_v1_audit_needs_admin_and_pages_by_cursor(client: Client, admin_headers: dict[str, str]) -> None:
+async def test_v1_audit_needs_admin_and_pages_by_cursor(client: Client, settings: Settings,
+                                                        admin_headers: dict[str, str]) -> None:
     for n in range(5):
         await client.post("/v1/agencies", json={"slug": f"a{n}", "name": f"Agency {n}"}, headers=admin_headers)
     first = await _entries(client, admin_headers, limit=2)
@@ -55,14 +56,12 @@ async def test_v1_audit_needs_admin_and_pages_by_cursor(client: Client, admin_he
     assert bad.status_code == 422
     key = await client.post("/v1/lists", json={"slug": "x", "name": "X"}, headers=admin_headers)
     assert key.status_code == 201
-    conn_key = await _reader_key(client)
+    conn_key = await _reader_key(client, settings)
     assert (await client.get("/v1/audit", headers=conn_key)).status_code == 403
 
 
-async def _reader_key(client: Client) -> dict[str, str]:
+async def _reader_key(client: Client, settings: Settings) -> dict[str, str]:
     """An API key with a read scope only, made through the console by an admin."""
-    app = client.app
-    settings: Settings = app.state.settings
     token = await signed_in(client, settings, "admin", "keys-admin@example.org")
     made = await client.post("/console/api-keys", data={"csrf": token, "name": "reader", "scope": "subscribers:read"})
     assert made.status_code == 201, made.text

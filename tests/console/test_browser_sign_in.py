@@ -14,7 +14,7 @@ import pytest
 
 from service.settings import Settings
 from tests.subscribers.test_browser import CHROMIUM, CHROMIUM_ARGS
-from tests.support.console import PASSWORD, make_user
+from tests.support.console import AXE, PASSWORD, check_page, make_user
 from tests.support.oidc_provider import CLIENT_ID, CLIENT_SECRET, OidcProvider, oidc_provider
 from tests.support.processes import Served
 from tests.support.smtp import free_port
@@ -22,6 +22,7 @@ from tests.support.smtp import free_port
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
+    pytest.mark.skipif(not AXE.exists(), reason="needs axe-core: run `make node-deps`"),
 ]
 
 
@@ -57,13 +58,16 @@ async def test_sign_in_by_password_and_by_provider_in_chromium(server: str, sett
     async with playwright_api.async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
-            page = await browser.new_page(viewport={"width": 375, "height": 740})  # a phone
+            # A phone. bypass_csp only lets the test inject axe-core; the CSP's refusals are still reported.
+            context = await browser.new_context(viewport={"width": 375, "height": 740}, bypass_csp=True)
+            page = await context.new_page()
             refused: list[str] = []  # what the Content-Security-Policy blocked: nothing, if the pages obey it
             page.on("console", lambda message: refused.append(message.text) if "Refused" in message.text else None)
 
             # Signed out, a console page leads to the sign-in form, and back after it; keyboard only.
             await page.goto(f"{server}/console/account")
             assert await page.title() == "Sign in – Letterbox console"
+            await check_page(page, "sign-in")
             await page.keyboard.press("Tab")
             assert await page.evaluate("document.activeElement.textContent") == "Skip to main content"
             await page.keyboard.press("Tab")
@@ -75,13 +79,13 @@ async def test_sign_in_by_password_and_by_provider_in_chromium(server: str, sett
             await page.keyboard.press("Enter")
             await page.get_by_role("alert").wait_for()
             assert "The email address or password is not right." in await page.get_by_role("alert").inner_text()
+            await check_page(page, "sign-in-refused")
             await page.get_by_label("Password").fill(PASSWORD)
             await page.keyboard.press("Enter")
             await page.get_by_role("heading", name="Your account").wait_for()
             assert page.url == f"{server}/console/account"
             assert "(editor)" in await page.locator("header").inner_text()
-            scroll_width = await page.evaluate("document.documentElement.scrollWidth")
-            assert scroll_width <= 375, "nothing wider than a phone's screen"
+            await check_page(page, "account-editor")
             await page.get_by_role("button", name="Sign out").click()
             await page.get_by_role("heading", name="Sign in to the Letterbox console").wait_for()
 
@@ -93,6 +97,18 @@ async def test_sign_in_by_password_and_by_provider_in_chromium(server: str, sett
             assert "dpo@example.org" in await page.locator("header").inner_text()
             assert page.url == f"{server}/console/account"
             assert await page.get_by_role("link", name="Audit log").is_visible()  # an admin's navigation
+            await check_page(page, "account")
+
+            # The admin pages, with a key just made (its token shown once).
+            for path, name in (("/console/users", "users"), ("/console/audit", "audit")):
+                await page.goto(server + path)
+                await check_page(page, name)
+            await page.goto(f"{server}/console/api-keys")
+            await page.get_by_label("Name").fill("intranet form")
+            await page.get_by_label("subscribers:write").check()
+            await page.get_by_role("button", name="Create key").click()
+            await page.get_by_role("heading", name="Key “intranet form” created").wait_for()
+            await check_page(page, "api-keys")
             assert not refused, refused
         finally:
             await browser.close()

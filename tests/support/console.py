@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -25,6 +26,10 @@ from service.db.sql_files import QUERIES_DIR
 from service.settings import Settings
 
 PASSWORD = "correct horse battery staple"
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "var" / "test-artifacts" / "console"
+"""Where browser tests save each console page's screenshot."""
+AXE = ROOT / "tests" / "support" / "node" / "node_modules" / "axe-core" / "axe.min.js"
 Client = AsyncTestClient[Litestar]
 _CSRF = re.compile(r'name="csrf" value="([^"]*)"')
 
@@ -79,3 +84,18 @@ async def signed_in(client: Any, settings: Settings, role: str, email: str | Non
     page = await client.get("/console/account", follow_redirects=False)
     assert page.status_code == 200, page.text
     return csrf_token(page.text)
+
+
+async def check_page(page: Any, name: str) -> None:
+    """In a Playwright page (a context with ``bypass_csp``, so axe-core can be injected): save a screenshot,
+    fail on axe-core's serious and critical violations, and on sideways scrolling."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    if not await page.evaluate("typeof axe !== 'undefined'"):
+        await page.add_script_tag(path=str(AXE))
+    result = await page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+           for v in result["violations"] if v["impact"] in ("serious", "critical")]
+    assert bad == [], f"{name}: {bad}"
+    overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{name} scrolls sideways by {overflow}px"

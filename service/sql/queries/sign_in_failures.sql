@@ -23,3 +23,9 @@ ON CONFLICT (key) DO UPDATE SET
 -- name: sign-in-succeeded
 -- A correct password clears the account's failures (not the client address's).
 DELETE FROM sign_in_failures WHERE key = $1;
+
+-- name: sign-in-failures-forget
+-- Housekeeping on each successful sign-in: windows that ended and waits that are over say
+-- nothing any more (and typed-in addresses should not pile up).
+DELETE FROM sign_in_failures
+WHERE window_start < now() - interval '15 minutes' AND (blocked_until IS NULL OR blocked_until < now());
