@@ -95,6 +95,27 @@ async def test_a_finished_day_is_counted_once_and_kept(client: Client, seeded: d
     assert await sql(settings, "SELECT count(*) FROM daily_figures") == 29  # every finished day, once
 
 
+async def test_a_finished_month_is_counted_once_and_kept(client: Client, seeded: dict[str, Any],
+                                                         settings: Settings) -> None:
+    # Two police readers joined three months ago; one of them left last month.
+    police = seeded["subscriber_ids"][1:4:2]
+    await sql(settings, "UPDATE subscribers SET confirmed_at = now() - interval '3 months' WHERE id = ANY ($1)", police)
+    await sql(settings, "UPDATE subscribers SET status = 'unsubscribed', updated_at = now() - interval '1 month' "
+                        "WHERE id = $1", police[0])
+    page = (await client.get("/console/")).text
+    months = re.findall(r"<tr><th scope=\"row\">(\w+ \d{4})</th>", page)
+    assert len(months) == 24  # twelve months, by organisation and by role
+    by_agency = [cells(page, m) for m in months[:12]]
+    # Columns: Health, Police; the month under way counts the readers active now.
+    assert by_agency[-4] == ["0", "2"] and by_agency[-3] == ["0", "2"] and by_agency[-2] == ["0", "1"]
+    assert by_agency[-1] == ["3", "2"]
+    assert await sql(settings, "SELECT count(DISTINCT month) FROM monthly_readers") == 3  # the months with readers
+    # A change now does not rewrite a kept month: the past stays as it was counted.
+    await sql(settings, "UPDATE subscribers SET agency = 'health' WHERE id = $1", police[1])
+    again = [cells((await client.get("/console/")).text, m) for m in months[:12]]
+    assert again[-2] == ["0", "1"] and again[-1] == ["4", "1"]
+
+
 async def test_editions_list_pages_newest_first(client: Client, seeded: dict[str, Any], settings: Settings) -> None:
     await sql(settings, """
         INSERT INTO editions (idempotency_key, request_hash, subject, html, from_addr, list_ids, status)
