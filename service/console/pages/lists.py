@@ -14,7 +14,7 @@ from litestar.response import Redirect, Template
 from ...audit import AuditTrail
 from ...db.pool import Database
 from ...db.queries import Queries
-from ...schemas import ListIn, TermIn
+from ...schemas import ListIn, ListPatch, TermIn
 from ...subscribers.web import form_text
 from ..access import requires_editor, requires_viewer
 from ..web import render, see_other
@@ -122,9 +122,9 @@ async def change_list(request: AnyRequest, conn: Conn, db: Db, audit: Audit,
     action: Literal["rename", "archive", "restore"]
     if form["action"] == "rename":
         action = "rename"
-        data = checked(ListIn, {"slug": "x", "name": form["name"], "description": form["description"]})
-        row = await conn.fetchrow(db.q["list-rename"], slug, data.name, data.description)
-        detail: dict[str, Any] | None = {"name": data.name, "description": data.description}
+        change = checked(ListPatch, {"name": form["name"], "description": form["description"]})
+        row = await conn.fetchrow(db.q["list-rename"], slug, change.name, change.description)
+        detail: dict[str, Any] | None = {"name": change.name, "description": change.description}
     elif form["action"] in ("archive", "restore"):
         action = "archive" if form["action"] == "archive" else "restore"
         row = await conn.fetchrow(db.q["list-archive"] if action == "archive" else db.q["list-restore"], slug)
