@@ -4,8 +4,8 @@
 -- An edition's copies by status (progress on the dashboard, counts on its page) are read from
 -- the unique index alone once it carries the status. A status change never was a HOT update
 -- (status is in deliveries_due_idx's predicate), so every index gets a new entry on it anyway:
--- carrying the status costs the send loop nothing. The constraint keeps its name (the one
--- place that maps constraint names to 409s knows it).
+-- carrying the status costs the send loop nothing. The constraint keeps its name. Rebuilding
+-- the index locks deliveries for as long as that takes (seconds per million copies).
 ALTER TABLE deliveries
     DROP CONSTRAINT deliveries_edition_subscriber_key,
     ADD CONSTRAINT deliveries_edition_subscriber_key UNIQUE (edition_id, subscriber_id) INCLUDE (status);
