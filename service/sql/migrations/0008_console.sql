@@ -21,10 +21,6 @@ CREATE INDEX consents_unsubscribe_created_idx ON consents (created_at) WHERE act
 -- An edition's report joins its copies to their readers' organisation and role: read from this
 -- index alone, the join builds its hash from a few megabytes instead of the whole table.
 CREATE INDEX subscribers_terms_idx ON subscribers (id) INCLUDE (agency, role);
--- Readers now, by organisation and by role (the dashboard's current month).
-CREATE INDEX subscribers_active_terms_idx ON subscribers (agency, role) WHERE status = 'active';
--- A list's readers by subscription status, counted from the index alone.
-CREATE INDEX subscriptions_list_status_idx ON subscriptions (list_id, status);
 -- Finding a reader by the start of their address or name (LIKE 'pat%' under any collation).
 CREATE INDEX subscribers_email_prefix_idx ON subscribers (lower(email) text_pattern_ops);
 CREATE INDEX subscribers_name_prefix_idx ON subscribers (lower(name) text_pattern_ops);

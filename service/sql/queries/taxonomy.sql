@@ -40,8 +40,7 @@ RETURNING id, slug, name, description, public, created_at;
 SELECT id, slug FROM lists WHERE slug = ANY($1::text[]);
 
 -- name: console-lists
--- Every list, archived ones last, with its readers by subscription status (counted from the
--- index on (list_id, status) alone).
+-- Every list, archived ones last, with its readers by subscription status.
 SELECT l.id, l.slug, l.name, l.description, l.public, l.archived_at, l.created_at,
        c.confirmed, c.pending, c.unsubscribed
 FROM lists l
