@@ -246,3 +246,20 @@ async def test_lists_bounces_and_suppressions_pages(client: Client, seeded: dict
     assert older
     assert (await client.get(older[1])).text.count("@example.org</th>") == 5
     assert_error_page(await client.get("/console/suppressions?after=nonsense"), 422, "cursor")
+
+
+async def test_bounces_page_through_and_refuse_bad_input(client: Client, seeded: dict[str, Any],
+                                                         settings: Settings) -> None:
+    await sql(settings, "INSERT INTO bounce_events (email_hash, kind, diagnostic, source) "
+                        "SELECT email_hash('x' || g || '@example.net'), 'soft', 'mailbox full ' || g, 'raw' "
+                        "FROM generate_series(1, 55) g")
+    first = await client.get("/console/bounces?unmatched=true")
+    assert first.text.count("none found") == 50
+    assert "mailbox full 55" in first.text and "550 unknown stranger" not in first.text
+    older = re.search(r'href="(/console/bounces\?unmatched=true&amp;before=\d+)" rel="next"', first.text)
+    assert older
+    second = await client.get(older[1].replace("&amp;", "&"))
+    assert second.text.count("none found") == 6  # five more, and the stranger's hard bounce
+    assert 'rel="next"' not in second.text
+    assert_error_page(await client.get("/console/bounces?before=0"), 400, "could not be understood")
+    assert_error_page(await client.get("/console/bounces?unmatched=perhaps"), 400, "could not be understood")
