@@ -1,7 +1,9 @@
 """Argon2id password hashes (argon2-cffi, its RFC 9106 low-memory defaults).
 
 Hashing costs tens of milliseconds of CPU and 64 MiB on purpose, so it runs in
-a thread, never on the event loop.  An unknown email is checked against a
+a thread, never on the event loop, and at most two at a time per process: a
+burst of sign-ins waits its turn instead of taking every worker thread (other
+work runs in them too) and 64 MiB each.  An unknown email is checked against a
 dummy hash of the same cost, so that a wrong address and a wrong password take
 the same time and get the same answer.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -18,6 +21,7 @@ MIN_LENGTH = 12
 MAX_LENGTH = 1000
 
 _hasher = PasswordHasher()
+_slots = threading.BoundedSemaphore(2)
 
 
 class WeakPassword(ValueError):
@@ -35,12 +39,18 @@ def check_strength(password: str) -> None:
 async def hash_password(password: str) -> str:
     """The Argon2id hash string of ``password`` (checked for strength first)."""
     check_strength(password)
-    return await asyncio.to_thread(_hasher.hash, password)
+
+    def compute() -> str:
+        with _slots:
+            return _hasher.hash(password)
+
+    return await asyncio.to_thread(compute)
 
 
 @functools.cache
 def _dummy_hash() -> str:
-    return _hasher.hash("letterbox: no such account, compare anyway")
+    with _slots:
+        return _hasher.hash("letterbox: no such account, compare anyway")
 
 
 async def verify_password(stored: str | None, password: str) -> bool:
@@ -49,7 +59,8 @@ async def verify_password(stored: str | None, password: str) -> bool:
 
     def check() -> bool:
         try:
-            return _hasher.verify(target, password[:MAX_LENGTH])
+            with _slots:
+                return _hasher.verify(target, password[:MAX_LENGTH])
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 

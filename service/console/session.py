@@ -11,6 +11,7 @@ changing their role ends the session in every process at once.
 from __future__ import annotations
 
 import asyncpg
+import msgspec
 from litestar.datastructures import Cookie
 
 from ..accounts.users import check_role
@@ -23,12 +24,11 @@ COOKIE = "letterbox_console"
 PATH = "/console"
 
 
-class Session:
+class Session(msgspec.Struct, frozen=True):
     """A live session and who it belongs to."""
 
-    def __init__(self, session_id: int, operator: Operator) -> None:
-        self.id = session_id
-        self.operator = operator
+    id: int
+    operator: Operator
 
 
 def session_id_from(signer: TokenSigner, cookie: str | None) -> int | None:

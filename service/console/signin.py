@@ -37,7 +37,8 @@ _WAIT = "Too many failed attempts. Wait a few minutes, then try again."
 
 def safe_next(value: object) -> str:
     """Where to go after signing in: a console path only (never another site, nor ``//host``)."""
-    if isinstance(value, str) and value.startswith("/console/") and "\\" not in value and len(value) < 2000:
+    if (isinstance(value, str) and value.startswith("/console/") and "\\" not in value and "/.." not in value
+            and len(value) < 2000):
         return value
     return HOME
 

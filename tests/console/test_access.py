@@ -60,7 +60,8 @@ async def test_cookie_is_not_secure_on_a_plain_http_public_url(settings: Setting
 
 async def test_next_never_leaves_the_console(client: Client, settings: Settings) -> None:
     await make_user(settings, "v@example.org", "viewer")
-    for target in ("https://evil.example/", "//evil.example/console/", "/console\\@evil", "/v1/lists"):
+    for target in ("https://evil.example/", "//evil.example/console/", "/console\\@evil", "/v1/lists",
+                   "/console/../v1/lists"):
         client.cookies.clear()
         response = await sign_in(client, "v@example.org", next_path=target)
         assert response.headers["location"] == "/console/", target
@@ -167,3 +168,10 @@ async def test_roles_viewer_is_refused_admin_pages(client: Client, settings: Set
         assert "You cannot do this" in response.text
 
 
+
+
+async def test_next_is_escaped_on_the_sign_in_page(client: Client) -> None:
+    page = await client.get("/console/sign-in", params={"next": '/console/"><script>alert(1)</script>'})
+    assert page.status_code == 200
+    assert "<script>" not in page.text
+    assert "&#34;&gt;&lt;script&gt;" in page.text or "&quot;&gt;&lt;script&gt;" in page.text
