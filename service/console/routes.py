@@ -16,7 +16,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.types import ControllerRouterHandler
 
-from ..problem_docs import ERROR_PAGES
+from ..errors import ERROR_PAGES
 from . import account, oidc, signin
 from .access import ROLE_GUARDS, gate, provide_audit, provide_operator
 from .admin import api_keys, audit, users

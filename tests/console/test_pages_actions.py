@@ -113,7 +113,7 @@ async def test_editor_edits_a_reader(client: Client, data: dict[str, Any], setti
 
 
 @pytest.mark.parametrize(("fields", "status", "words"), [
-    ({"agency": "nowhere"}, 422, "nowhere"),
+    ({"agency": "nowhere"}, 400, "nowhere"),
     ({"agency": "Not A Slug!"}, 400, "cannot be saved"),
     ({"status": "active"}, 409, "cannot be made active"),
     ({"status": "deleted"}, 400, "Choose a status"),

@@ -14,8 +14,8 @@ from litestar.response import Redirect, Template
 from ...audit import AuditTrail
 from ...db.pool import Database
 from ...db.queries import Queries
-from ...schemas import ListIn, ListPatch, TermIn
 from ...subscribers.web import form_text
+from ...taxonomy.schemas import ListIn, ListPatch, TermIn
 from ..access import requires_editor, requires_viewer
 from ..web import render, see_other
 from .common import Audit, Conn, Db, InvalidInput, NotFoundPage
@@ -129,7 +129,7 @@ async def change_list(request: AnyRequest, conn: Conn, db: Db, audit: Audit,
         action = "archive" if form["action"] == "archive" else "restore"
         row = await conn.fetchrow(db.q["list-archive"] if action == "archive" else db.q["list-restore"], slug)
         detail = None
-        if row is None and await conn.fetchval(db.q["list-ids-by-slugs"], [slug]) is not None:
+        if row is None and await conn.fetchval(db.q["lists-by-slugs"], [slug]) is not None:
             raise InvalidInput(f"The list '{slug}' is already {'archived' if action == 'archive' else 'in use'}.")
     else:
         raise InvalidInput("Choose rename, archive or restore.")

@@ -13,12 +13,14 @@ from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.response import Redirect, Template
 
+from ...errors import InvalidValue
 from ...schemas import RowId
 from ...settings import Settings
 from ...subscribers import lifecycle
 from ...subscribers.export import export_subscriber
+from ...subscribers.lifecycle import Actor
 from ...subscribers.schemas import SubscriberPatch
-from ...subscribers.web import actor, form_text
+from ...subscribers.web import form_text
 from ..access import requires_admin, requires_editor, requires_viewer
 from ..web import render, see_other
 from .common import Audit, Conn, Db, InvalidInput, NotFoundPage
@@ -51,7 +53,10 @@ async def edit_reader(request: AnyRequest, conn: Conn, db: Db, audit: Audit,
     """Save the name, organisation, role and (when chosen) status of a reader."""
     form = await request.form()
     change = read_change({k: form_text(form.get(k), 300) for k in ("name", "agency", "role", "status")})
-    await lifecycle.operator_change(conn, db.q, subscriber_id, change, actor(request, "operator"))
+    try:
+        await lifecycle.operator_change(conn, db.q, subscriber_id, change, Actor.of_request(request, "operator"))
+    except InvalidValue as exc:
+        raise InvalidInput(f"This change cannot be saved: {exc}") from exc
     await audit.record("subscriber.update", "subscriber", subscriber_id,
                        {k: v for k, v in msgspec.structs.asdict(change).items() if v is not msgspec.UNSET})
     return see_other(f"/console/subscribers/{subscriber_id}?saved=1")

@@ -12,8 +12,9 @@ from litestar.params import FromQuery, QueryParameter
 from litestar.response import Template
 
 from ...db.queries import Queries
-from ...schemas import RowId, Term
+from ...schemas import RowId
 from ...subscribers.schemas import Subscriber
+from ...taxonomy.schemas import Term
 from ..access import requires_viewer
 from ..web import render
 from .common import PAGE_SIZE, Conn, Db, NotFoundPage

@@ -9,7 +9,8 @@ from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
 from ...bounces.suppressions import lift_suppression, suppression_page
-from ...subscribers.validation import InvalidValue, normalise_email
+from ...errors import InvalidValue
+from ...subscribers.validation import normalise_email
 from ...subscribers.web import form_text
 from ..access import requires_admin, requires_viewer
 from ..web import render, see_other
