@@ -19,6 +19,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from ..audit import AuditTrail
 from ..db.pool import Database
+from ..db.queries import Queries
 from ..errors import NotFound, Unprocessable
 from ..logs import mask_email
 from ..pagination import decode_time_cursor, encode_time_cursor
@@ -45,17 +46,7 @@ class SuppressionController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> SuppressionPage:
         """Newest first; keyset pagination with ``cursor``. ``email`` is null for erased people."""
-        after, after_hash = decode_time_cursor(cursor)
-        rows = await conn.fetch(db.q["suppression-page"], after, after_hash, limit + 1)
-        items = [
-            Suppression(email=r["email"], reason=r["reason"], detail=r["detail"], created_at=r["created_at"])
-            for r in rows[:limit]
-        ]
-        next_cursor = None
-        if len(rows) > limit:
-            last = rows[limit - 1]
-            next_cursor = encode_time_cursor(last["created_at"], bytes(last["email_hash"]))
-        return SuppressionPage(items=items, next_cursor=next_cursor)
+        return await suppression_page(conn, db.q, cursor, limit)
 
     @delete("/{email:str}", opt=WRITE, summary="Lift an address's suppression")
     async def lift(
@@ -63,12 +54,34 @@ class SuppressionController(Controller):
         audit: NamedDependency[AuditTrail],
     ) -> None:
         """Let the address be mailed again (an erased person's too, by giving their address); 404 if not suppressed."""
-        address = email.strip()
-        if "@" not in address or len(address) > 320 or any(c.isspace() for c in address):
-            raise Unprocessable("Give the suppressed e-mail address, like name@example.org.")
-        reason = await conn.fetchval(db.q["suppression-remove"], address)
-        if reason is None:
-            raise NotFound("This address is not suppressed.")
-        log.info("suppression_lifted", email=mask_email(address), reason=reason)
-        await audit.record("suppression.lift", "suppression", address, {"reason": reason}, about_email=address)
+        reason = await lift_suppression(conn, db.q, email)
+        await audit.record("suppression.lift", "suppression", email.strip(), {"reason": reason},
+                           about_email=email.strip())
+
+
+async def suppression_page(conn: asyncpg.Connection, q: Queries, cursor: str | None, limit: int) -> SuppressionPage:
+    """Suppressions newest first after ``cursor`` (a ``next_cursor`` given out before; else a 422)."""
+    after, after_hash = decode_time_cursor(cursor)
+    rows = await conn.fetch(q["suppression-page"], after, after_hash, limit + 1)
+    items = [
+        Suppression(email=r["email"], reason=r["reason"], detail=r["detail"], created_at=r["created_at"])
+        for r in rows[:limit]
+    ]
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_time_cursor(last["created_at"], bytes(last["email_hash"]))
+    return SuppressionPage(items=items, next_cursor=next_cursor)
+
+
+async def lift_suppression(conn: asyncpg.Connection, q: Queries, email: str) -> str:
+    """Lift an address's suppression and return its reason; :class:`Unprocessable` or :class:`NotFound`."""
+    address = email.strip()
+    if "@" not in address or len(address) > 320 or any(c.isspace() for c in address):
+        raise Unprocessable("Give the suppressed e-mail address, like name@example.org.")
+    reason: str | None = await conn.fetchval(q["suppression-remove"], address)
+    if reason is None:
+        raise NotFound("This address is not suppressed.")
+    log.info("suppression_lifted", email=mask_email(address), reason=reason)
+    return reason
 

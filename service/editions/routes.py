@@ -12,8 +12,7 @@ from litestar.params import FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from ..audit import AuditTrail
 from ..db.pool import Database
-from ..errors import Conflict, NotFound
-from ..events.outbox import emit_edition
+from ..errors import NotFound
 from ..pagination import decode_cursor, encode_cursor
 from ..problem_docs import PROBLEMS
 from ..runtime import Runtime
@@ -24,6 +23,7 @@ from .posting import post_edition
 from .proofs import ProofIn, ProofSent, send_proofs
 from .report import EditionReport, edition_report
 from .schemas import Delivery, DeliveryPage, DeliveryStatus, Edition, EditionAccepted, EditionIn
+from .steering import steer
 
 WRITE = {"scope": "editions:write"}
 READ = {"scope": "editions:read"}
@@ -96,10 +96,9 @@ class EditionController(Controller):
         audit: NamedDependency[AuditTrail],
     ) -> Edition:
         """Stop sending; copies in flight finish. Resume later without sending anyone twice."""
-        paused = await _transition(conn, db, edition_id, db.q["edition-pause"], "paused")
-        await emit_edition(conn, db.q, "edition.paused", edition_id)
+        edition = await steer(conn, db, edition_id, "pause")
         await audit.record("edition.pause", "edition", edition_id)
-        return paused
+        return edition
 
     @post("/{edition_id:int}/resume", opt=WRITE, status_code=200, summary="Resume a paused edition")
     async def resume(
@@ -107,8 +106,9 @@ class EditionController(Controller):
         audit: NamedDependency[AuditTrail],
     ) -> Edition:
         """Carry on from where it stopped; copies already sent are not sent again."""
+        edition = await steer(conn, db, edition_id, "resume")
         await audit.record("edition.resume", "edition", edition_id)
-        return await _transition(conn, db, edition_id, db.q["edition-resume"], "resumed")
+        return edition
 
     @post("/{edition_id:int}/cancel", opt=WRITE, status_code=200, summary="Cancel an edition")
     async def cancel(
@@ -116,8 +116,9 @@ class EditionController(Controller):
         audit: NamedDependency[AuditTrail],
     ) -> Edition:
         """Stop for good; unsent copies are skipped."""
+        edition = await steer(conn, db, edition_id, "cancel")
         await audit.record("edition.cancel", "edition", edition_id)
-        return await _transition(conn, db, edition_id, db.q["edition-cancel"], "cancelled")
+        return edition
 
     @get("/{edition_id:int}/deliveries", opt=READ, summary="An edition's deliveries")
     async def deliveries(
@@ -138,13 +139,3 @@ class EditionController(Controller):
         next_cursor = encode_cursor("d", rows[limit - 1]["id"]) if len(rows) > limit else None
         return DeliveryPage(items=items, next_cursor=next_cursor)
 
-
-async def _transition(conn: asyncpg.Connection, db: Database, edition_id: int, sql: str, verb: str) -> Edition:
-    changed = await conn.fetchval(sql, edition_id)
-    if changed is None:
-        current = await conn.fetchval(db.q["edition-exists"], edition_id)
-        if current is None:
-            raise NotFound(f"There is no edition {edition_id}.")
-        raise Conflict(f"Edition {edition_id} is {current} and cannot be {verb}.")
-    row = await conn.fetchrow(db.q["edition-get"], edition_id)
-    return msgspec.convert(dict(row or {}), Edition)

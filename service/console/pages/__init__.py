@@ -8,4 +8,15 @@ from __future__ import annotations
 
 from litestar.types import ControllerRouterHandler
 
-page_handlers: list[ControllerRouterHandler] = []
+from . import bounces, dashboard, editions, lists, reader_actions, readers, static, suppressions
+
+page_handlers: list[ControllerRouterHandler] = [
+    *dashboard.handlers,
+    *editions.handlers,
+    *readers.handlers,
+    *reader_actions.handlers,
+    *lists.handlers,
+    *suppressions.handlers,
+    *bounces.handlers,
+    *static.handlers,
+]

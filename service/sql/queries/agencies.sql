@@ -13,3 +13,8 @@ SELECT slug, name FROM agencies ORDER BY name, slug;
 -- name: agency-insert
 -- Add an agency; a duplicate slug trips agencies_pkey (409).
 INSERT INTO agencies (slug, name) VALUES ($1, $2) RETURNING slug, name;
+
+-- name: console-agencies
+-- Every agency with how many readers name it.
+SELECT t.slug, t.name, (SELECT count(*) FROM subscribers s WHERE s.agency = t.slug) AS readers
+FROM agencies t ORDER BY t.name, t.slug;

@@ -18,3 +18,24 @@ DELETE FROM bounce_events WHERE subscriber_id = $1 OR email_hash = email_hash($2
 -- Every bounce and complaint recorded about one person.
 SELECT kind, status, diagnostic, source, edition_id, created_at
 FROM bounce_events WHERE subscriber_id = $1 ORDER BY id;
+
+-- name: console-bounces-recent
+-- The newest bounce and complaint reports before the id $1 (NULL: from the newest), only those
+-- no reader was found for when $2; with the reader's address and the edition's subject; $3 rows.
+SELECT b.id, b.kind, b.status, b.diagnostic, b.source, b.counted, b.created_at,
+       b.subscriber_id, s.email, b.edition_id, e.subject
+FROM bounce_events b
+LEFT JOIN subscribers s ON s.id = b.subscriber_id
+LEFT JOIN editions e ON e.id = b.edition_id
+WHERE ($1::bigint IS NULL OR b.id < $1) AND (NOT $2 OR b.subscriber_id IS NULL)
+ORDER BY b.id DESC
+LIMIT $3;
+
+-- name: console-subscriber-bounces
+-- One reader's bounce and complaint reports, newest first (their page shows the last 50).
+SELECT b.id, b.kind, b.status, b.diagnostic, b.source, b.counted, b.created_at, b.edition_id, e.subject
+FROM bounce_events b
+LEFT JOIN editions e ON e.id = b.edition_id
+WHERE b.subscriber_id = $1
+ORDER BY b.id DESC
+LIMIT 50;

@@ -231,3 +231,14 @@ SELECT GROUPING(agency) = 1 AS is_role, agency, role,
 FROM pairs
 GROUP BY GROUPING SETS ((agency), (role))
 ORDER BY is_role, agency NULLS LAST, role NULLS LAST;
+
+-- name: console-edition-deliveries
+-- A page of an edition's copies in reader id order after $3, optionally of one status ($2), with
+-- the reader's address; walks the unique index, which carries the status. Copies of erased readers
+-- (subscriber_id NULL) are counted on the page but not listed.
+SELECT d.id, d.subscriber_id, s.email, d.status, d.attempts, d.last_reply, d.sent_at, d.next_attempt_at
+FROM deliveries d
+LEFT JOIN subscribers s ON s.id = d.subscriber_id
+WHERE d.edition_id = $1 AND ($2::text IS NULL OR d.status = $2) AND d.subscriber_id > $3
+ORDER BY d.subscriber_id
+LIMIT $4;

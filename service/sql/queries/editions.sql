@@ -22,23 +22,26 @@ SELECT id, request_hash, status, recipients FROM editions WHERE idempotency_key 
 UPDATE editions SET recipients = $2, updated_at = now() WHERE id = $1;
 
 -- name: edition-get
--- An edition with its delivery counts, bounces, complaints and unsubscribes.
+-- An edition with its delivery counts, bounces, complaints and unsubscribes. The copies are
+-- counted per edition from the unique index, which carries the status (migration 0008).
 SELECT e.id, e.status, e.status_reason, e.priority, e.subject, e.send_at, e.expires_at, e.created_at, e.started_at, e.finished_at,
        e.recipients,
        (SELECT coalesce(array_agg(l.slug ORDER BY l.slug), '{}') FROM lists l WHERE l.id = ANY (e.list_ids)) AS lists,
-       count(d.id) FILTER (WHERE d.status IN ('queued', 'sending')) AS queued,
-       count(d.id) FILTER (WHERE d.status = 'sent') AS sent,
-       count(d.id) FILTER (WHERE d.status = 'failed') AS failed,
-       count(d.id) FILTER (WHERE d.status = 'skipped') AS skipped,
+       c.queued, c.sent, c.failed, c.skipped,
        (SELECT count(DISTINCT b.subscriber_id) FROM bounce_events b
         WHERE b.edition_id = e.id AND b.kind IN ('hard', 'soft')) AS bounced,
        (SELECT count(DISTINCT b.subscriber_id) FROM bounce_events b
         WHERE b.edition_id = e.id AND b.kind = 'complaint') AS complained,
        (SELECT count(*) FROM edition_unsubscribes u WHERE u.edition_id = e.id) AS unsubscribed
 FROM editions e
-LEFT JOIN deliveries d ON d.edition_id = e.id
-WHERE e.id = $1
-GROUP BY e.id;
+CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE d.status IN ('queued', 'sending')) AS queued,
+           count(*) FILTER (WHERE d.status = 'sent') AS sent,
+           count(*) FILTER (WHERE d.status = 'failed') AS failed,
+           count(*) FILTER (WHERE d.status = 'skipped') AS skipped
+    FROM deliveries d WHERE d.edition_id = e.id
+) c
+WHERE e.id = $1;
 
 -- name: edition-pause
 -- Stop claiming an edition's copies; copies in flight finish.
@@ -153,3 +156,35 @@ SELECT count(*) FILTER (WHERE status_reason LIKE 'guard:%') AS guard,
        count(*) FILTER (WHERE status_reason IS NULL) AS operator
 FROM editions
 WHERE status = 'paused';
+
+-- name: console-editions-page
+-- The console's editions, newest first, before the id $1 (NULL: from the newest); $2 rows.
+SELECT id, subject, status, priority, recipients, send_at, created_at, started_at, finished_at
+FROM editions
+WHERE $1::bigint IS NULL OR id < $1
+ORDER BY id DESC
+LIMIT $2;
+
+-- name: console-editions-in-flight
+-- Editions not yet finished, with their copies by status for the dashboard's progress bars; each
+-- edition's copies are counted from the unique index, which carries the status (migration 0008).
+SELECT e.id, e.subject, e.status, e.status_reason, e.recipients, e.started_at,
+       c.sent, c.failed, c.skipped, c.queued
+FROM editions e
+CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE d.status = 'sent') AS sent,
+           count(*) FILTER (WHERE d.status = 'failed') AS failed,
+           count(*) FILTER (WHERE d.status = 'skipped') AS skipped,
+           count(*) FILTER (WHERE d.status IN ('queued', 'sending')) AS queued
+    FROM deliveries d WHERE d.edition_id = e.id
+) c
+WHERE e.status IN ('scheduled', 'queued', 'sending', 'paused')
+ORDER BY e.id;
+
+-- name: console-edition-content
+-- What the console's edition page shows besides the counts: sender, target and the posted body.
+SELECT e.from_addr, e.reply_to, e.html, e.text_body, e.filter, e.segment,
+       (SELECT coalesce(array_agg(l.name ORDER BY l.name), '{}') FROM lists l WHERE l.id = ANY (e.list_ids))
+           AS list_names
+FROM editions e
+WHERE e.id = $1;

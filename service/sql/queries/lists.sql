@@ -32,3 +32,34 @@ SET name = coalesce($2, name), description = coalesce($3, description), public =
     updated_at = now()
 WHERE slug = $1
 RETURNING id, slug, name, description, public, created_at;
+
+-- name: console-lists
+-- Every list, archived ones last, with its readers by subscription status.
+SELECT l.id, l.slug, l.name, l.description, l.public, l.archived_at, l.created_at,
+       c.confirmed, c.pending, c.unsubscribed
+FROM lists l
+CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE sub.status = 'confirmed') AS confirmed,
+           count(*) FILTER (WHERE sub.status = 'pending') AS pending,
+           count(*) FILTER (WHERE sub.status = 'unsubscribed') AS unsubscribed
+    FROM subscriptions sub WHERE sub.list_id = l.id
+) c
+ORDER BY l.archived_at IS NOT NULL, l.name, l.slug;
+
+-- name: list-rename
+-- An editor renames a list (and changes its description); no row: no such list.
+UPDATE lists SET name = $2, description = $3, updated_at = now() WHERE slug = $1
+RETURNING id, slug, name;
+
+-- name: list-archive
+-- Archive a list: off the public form, shown apart; readers keep their subscriptions. No row:
+-- no such list, or already archived.
+UPDATE lists SET archived_at = now(), public = false, updated_at = now()
+WHERE slug = $1 AND archived_at IS NULL
+RETURNING id, slug, name;
+
+-- name: list-restore
+-- Bring an archived list back (not public until an editor says so). No row: not archived.
+UPDATE lists SET archived_at = NULL, updated_at = now()
+WHERE slug = $1 AND archived_at IS NOT NULL
+RETURNING id, slug, name;

@@ -13,3 +13,8 @@ SELECT slug, name FROM roles ORDER BY name, slug;
 -- name: role-insert
 -- Add a role; a duplicate slug trips roles_pkey (409).
 INSERT INTO roles (slug, name) VALUES ($1, $2) RETURNING slug, name;
+
+-- name: console-roles
+-- Every role with how many readers name it.
+SELECT t.slug, t.name, (SELECT count(*) FROM subscribers s WHERE s.role = t.slug) AS readers
+FROM roles t ORDER BY t.name, t.slug;

@@ -139,3 +139,22 @@ WHERE s.id > $1
   AND ($6::text IS NULL OR s.email ILIKE $6 OR s.name ILIKE $6)
 ORDER BY s.id
 LIMIT $7;
+
+-- name: console-subscriber-search
+-- The console's readers in id order after $2, those whose address or name starts with $1 (a LIKE
+-- prefix, already escaped and lower-cased; NULL: everyone); $3 rows.
+SELECT s.id, s.email, s.name, s.status, a.name AS agency, r.name AS role, s.created_at
+FROM subscribers s
+LEFT JOIN agencies a ON a.slug = s.agency
+LEFT JOIN roles r ON r.slug = s.role
+WHERE s.id > $2
+  AND ($1::text IS NULL OR lower(s.email) LIKE $1 || '%' OR lower(s.name) LIKE $1 || '%')
+ORDER BY s.id
+LIMIT $3;
+
+-- name: console-readers-now
+-- Active readers now by organisation and by role (the month under way on the dashboard).
+SELECT GROUPING(agency) = 1 AS is_role, agency, role, count(*) AS readers
+FROM subscribers
+WHERE status = 'active'
+GROUP BY GROUPING SETS ((agency), (role));
