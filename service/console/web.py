@@ -19,7 +19,7 @@ from litestar.exceptions import HTTPException
 from litestar.response import Redirect, Template
 from litestar.types import ExceptionHandlersMap
 
-from ..errors import LetterboxError
+from ..errors import InvalidValue, LetterboxError
 
 log = structlog.get_logger(__name__)
 
@@ -95,6 +95,8 @@ def _error_page(_request: AnyRequest, exc: Exception) -> Response[Any]:
     elif isinstance(exc, LetterboxError):
         status, message = exc.status_code, exc.detail
         title = HTTPStatus(status).phrase
+    elif isinstance(exc, InvalidValue):  # a value the form's checks refused: say which and why
+        status, title, message = 400, HTTPStatus(400).phrase, exc.detail
     elif isinstance(exc, HTTPException):
         status = exc.status_code
         message = _MESSAGES.get(status, "The request could not be understood. Please go back and try again.")
@@ -108,4 +110,7 @@ def _error_page(_request: AnyRequest, exc: Exception) -> Response[Any]:
 
 def console_exception_handlers() -> ExceptionHandlersMap:
     """Signed out: to the sign-in page; every other error: a console page (never problem+json)."""
-    return {SignedOut: _signed_out, LetterboxError: _error_page, HTTPException: _error_page, Exception: _error_page}
+    return {
+        SignedOut: _signed_out, LetterboxError: _error_page, InvalidValue: _error_page, HTTPException: _error_page,
+        Exception: _error_page,
+    }
