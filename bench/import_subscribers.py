@@ -6,9 +6,11 @@ Starts an embedded PostgreSQL in a temporary folder (or uses
 LETTERBOX_BENCH_DATABASE_URL, a server where the user may CREATE DATABASE),
 creates a scratch database, runs Letterbox under uvicorn on a free port and
 streams the generated file to ``POST /v1/subscribers/import`` with httpx in
-64 KiB chunks.  The baseline is ``COPY`` of the same CSV into a plain table
-with no indexes, constraints or checks: the floor for getting these bytes
-into PostgreSQL at all.  The target is under 30 s for 100,000 rows.
+64 KiB chunks, twice: new people, then the same people again (a re-import).
+The baseline is ``COPY`` of the same CSV into a plain table with no indexes,
+constraints or checks: the floor for getting these bytes into PostgreSQL at
+all.  The target (issue 14) is 3 s for 100,000 rows, and at most 25 times the
+bare COPY of the same run, for each import.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ from service.db.pool import open_database
 from service.settings import Settings
 from service.subscribers.demo import AGENCIES, LISTS, ROLES, load_demo
 
-TARGET_SECONDS = 30.0
+TARGET_SECONDS = 3.0
+TARGET_RATIO = 25.0
 KEY = "bench-bootstrap-key-0123456789"
 CHUNK = 64 * 1024
 
@@ -182,8 +185,10 @@ async def run(dsn: str, count: int, fmt: str) -> bool:
     print(f"re-import same people (updated={second['updated']:,}):     {second_seconds:6.2f} s  "
           f"({count / second_seconds:,.0f} rows/s, {second_seconds / copy_seconds:.1f}x COPY)")
     invalid = first["invalid_total"]
-    met = first_seconds < TARGET_SECONDS and second_seconds < TARGET_SECONDS and invalid == 0
-    print(f"target    < {TARGET_SECONDS:.0f} s per import: {'met' if met else 'NOT MET'} (invalid rows: {invalid})")
+    slowest = max(first_seconds, second_seconds)
+    met = slowest <= TARGET_SECONDS and slowest <= TARGET_RATIO * copy_seconds and invalid == 0
+    print(f"target    <= {TARGET_SECONDS:.0f} s and <= {TARGET_RATIO:.0f}x COPY per import: "
+          f"{'met' if met else 'NOT MET'} (invalid rows: {invalid})")
     return met
 
 

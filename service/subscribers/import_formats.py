@@ -1,8 +1,10 @@
 """Reading an import body as it streams in: CSV or NDJSON, one row at a time, with line numbers.
 
-Both yield ``(line, fields)`` where ``fields`` is a dict of the row's values,
-or ``(line, message)`` when the line cannot be read at all.  Line numbers are
-physical lines of the body, as an editor shows them, counting from 1.
+Both yield lists of ``(line, fields)``, one list per piece of the body as it
+arrives (an async step per row cost more than reading the row), where
+``fields`` is a dict of the row's values, or ``(line, message)`` when the line
+cannot be read at all.  Line numbers are physical lines of the body, as an
+editor shows them, counting from 1.
 
 CSV: a header row names the columns.  ``email`` is required; ``name``,
 ``agency`` and ``role`` are optional; ``lists`` holds list slugs separated by
@@ -14,8 +16,7 @@ nothing).  Quoted cells may span lines.  A UTF-8 byte-order mark is ignored.
 from __future__ import annotations
 
 import csv
-import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import msgspec
@@ -24,16 +25,17 @@ from ..errors import PayloadTooLarge, Unprocessable
 
 MAX_LINE_BYTES = 1024 * 1024
 _KNOWN = ("email", "name", "agency", "role", "lists", "attributes")
-_LIST_SEPARATOR = re.compile(r"[;|]")
 # Lines are handed to the CSV parser in blocks of about this many, cut where a record ends.
 _BLOCK_LINES = 2000
 _MAX_BLOCK_LINES = 50 * _BLOCK_LINES
 
 Parsed = tuple[int, dict[str, Any] | str]
+Reader = Callable[[AsyncIterator[bytes]], AsyncIterator[list[Parsed]]]
+"""Reads an import body: its pieces in, lists of parsed rows out."""
 
 
-async def _lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """Physical lines without their line break; refuses a line that never ends."""
+async def _lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
+    """Physical lines without their line break, a list per piece; refuses a line that never ends."""
     carry = b""
     async for chunk in chunks:
         if not chunk:
@@ -42,43 +44,50 @@ async def _lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         carry = parts.pop()
         if len(carry) > MAX_LINE_BYTES:
             raise PayloadTooLarge(f"A line is longer than {MAX_LINE_BYTES} bytes.")
-        for part in parts:
-            yield part.removesuffix(b"\r")
+        if parts:
+            yield [part.removesuffix(b"\r") for part in parts]
     if carry:
-        yield carry.removesuffix(b"\r")
+        yield [carry.removesuffix(b"\r")]
 
 
-async def ndjson_rows(chunks: AsyncIterator[bytes]) -> AsyncIterator[Parsed]:
+async def ndjson_rows(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[Parsed]]:
     """One JSON object per line; blank lines are skipped."""
     number = 0
-    async for line in _lines(chunks):
-        number += 1
-        if number == 1:
-            line = line.removeprefix(b"\xef\xbb\xbf")
-        if not line.strip():
-            continue
-        try:
-            value = msgspec.json.decode(line)
-        except msgspec.DecodeError as exc:
-            yield number, f"not valid JSON: {exc}"
-            continue
-        yield number, value if isinstance(value, dict) else "a line must hold one JSON object"
+    decode = msgspec.json.decode
+    async for lines in _lines(chunks):
+        parsed: list[Parsed] = []
+        for line in lines:
+            number += 1
+            if number == 1:
+                line = line.removeprefix(b"\xef\xbb\xbf")
+            if not line.strip():
+                continue
+            try:
+                value = decode(line)
+            except msgspec.DecodeError as exc:
+                parsed.append((number, f"not valid JSON: {exc}"))
+                continue
+            parsed.append((number, value if isinstance(value, dict) else "a line must hold one JSON object"))
+        yield parsed
 
 
-async def csv_rows(chunks: AsyncIterator[bytes]) -> AsyncIterator[Parsed]:
+async def csv_rows(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[Parsed]]:
     """Rows of a CSV file with a header row, as dicts (see the module's docstring for the columns)."""
     header: list[str] | None = None
-    async for line, cells in _csv_records(chunks):
-        if isinstance(cells, str):
-            if header is None:
-                raise Unprocessable(f"The header row is not readable: {cells}.")
-            yield line, cells
-        elif header is None:
-            header = _header(cells)
-        elif len(cells) > len(header):
-            yield line, f"{len(cells)} cells, but the header names {len(header)} columns"
-        else:
-            yield line, _row(header, cells)
+    async for records in _csv_records(chunks):
+        parsed: list[Parsed] = []
+        for line, cells in records:
+            if isinstance(cells, str):
+                if header is None:
+                    raise Unprocessable(f"The header row is not readable: {cells}.")
+                parsed.append((line, cells))
+            elif header is None:
+                header = _header(cells)
+            elif len(cells) > len(header):
+                parsed.append((line, f"{len(cells)} cells, but the header names {len(header)} columns"))
+            else:
+                parsed.append((line, _row(header, cells)))
+        yield parsed
     if header is None:
         raise Unprocessable("The CSV has no header row; the first row must name the columns (email is required).")
 
@@ -99,17 +108,17 @@ def _row(header: list[str], cells: list[str]) -> dict[str, Any] | str:
     for name, cell in zip(header, cells, strict=False):
         value = cell.strip()
         if name == "lists":
-            row["lists"] = [s.strip() for s in _LIST_SEPARATOR.split(value) if s.strip()]
+            row["lists"] = [slug for part in value.replace("|", ";").split(";") if (slug := part.strip())]
+        elif not value:
+            continue
         elif name == "attributes":
-            if value:
-                try:
-                    row["attributes"] = msgspec.json.decode(value)
-                except msgspec.DecodeError:
-                    return "attributes: not valid JSON"
+            try:
+                row["attributes"] = msgspec.json.decode(value)
+            except msgspec.DecodeError:
+                return "attributes: not valid JSON"
         elif name in _KNOWN:
-            if value:
-                row[name] = value
-        elif value:
+            row[name] = value
+        else:
             extra[name] = value
     if extra:
         attributes = row.get("attributes", {})
@@ -119,30 +128,29 @@ def _row(header: list[str], cells: list[str]) -> dict[str, Any] | str:
     return row
 
 
-async def _csv_records(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[int, list[str] | str]]:
-    """CSV records with the number of the line each starts on; blank lines skipped."""
+async def _csv_records(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[tuple[int, list[str] | str]]]:
+    """CSV records with the number of the line each starts on, a list per block; blank lines skipped."""
     block: list[str] = []
     first = 1  # line number of block[0]
     bad: set[int] = set()
     odd_quotes = False  # inside a quoted cell at the end of the block so far
     number = 0
-    async for raw in _lines(chunks):
-        number += 1
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            text = raw.decode("utf-8", errors="replace")
-            bad.add(number)
-        block.append(text + "\n")
-        if text.count('"') % 2:
-            odd_quotes = not odd_quotes
-        # A stray quote in an unquoted cell fools the count; past the hard limit the block is cut anyway.
-        if (not odd_quotes and len(block) >= _BLOCK_LINES) or len(block) >= _MAX_BLOCK_LINES:
-            for record in _parse_block(block, first, bad):
-                yield record
-            first, block, bad, odd_quotes = number + 1, [], set(), False
-    for record in _parse_block(block, first, bad):
-        yield record
+    async for lines in _lines(chunks):
+        for raw in lines:
+            number += 1
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                text = raw.decode("utf-8", errors="replace")
+                bad.add(number)
+            block.append(text + "\n")
+            if text.count('"') % 2:
+                odd_quotes = not odd_quotes
+            # A stray quote in an unquoted cell fools the count; past the hard limit the block is cut anyway.
+            if (not odd_quotes and len(block) >= _BLOCK_LINES) or len(block) >= _MAX_BLOCK_LINES:
+                yield _parse_block(block, first, bad)
+                first, block, bad, odd_quotes = number + 1, [], set(), False
+    yield _parse_block(block, first, bad)
 
 
 def _parse_block(block: list[str], first: int, bad: set[int]) -> list[tuple[int, list[str] | str]]:
@@ -161,8 +169,8 @@ def _parse_block(block: list[str], first: int, bad: set[int]) -> list[tuple[int,
             continue
         end = first + reader.line_num
         consumed = reader.line_num
-        if any(start <= n < end for n in bad):
+        if bad and any(start <= n < end for n in bad):
             records.append((start, "not valid UTF-8"))
-        elif cells and any(c.strip() for c in cells):
+        elif "".join(cells).strip():
             records.append((start, cells))
     return records

@@ -132,6 +132,29 @@ async def test_batches_and_repeats_across_them(client: Client, db: Database, adm
     assert await value(db, "SELECT count(*) FROM import_staging") == 0, "staged rows never outlive the import"
 
 
+async def test_a_re_import_rewrites_only_people_whose_details_change(
+    client: Client, db: Database, admin_headers: Headers
+) -> None:
+    body = "".join(json.dumps({"email": f"p{i}@example.org", "name": f"P{i}", "lists": ["newsletter"]}) + "\n"
+                   for i in range(3)).encode()
+    await _import(client, admin_headers, body, NDJSON)
+    before = {r["email"]: r["version"] for r in await rows(db, "SELECT email, xmin::text AS version FROM subscribers")}
+    again = await _import(client, admin_headers, body.replace(b'"P1"', b'"Pat"'), NDJSON)
+    assert (again["created"], again["updated"], again["skipped"]) == (0, 3, 0), "unchanged people still count"
+    after = {r["email"]: r["version"] for r in await rows(db, "SELECT email, xmin::text AS version FROM subscribers")}
+    assert [email for email in before if before[email] != after[email]] == ["p1@example.org"]
+    assert await value(db, "SELECT name FROM subscribers WHERE email = 'p1@example.org'") == "Pat"
+    assert await value(db, "SELECT count(*) FROM consents") == 6, "every import records consent, changed or not"
+
+
+async def test_a_nul_in_attributes_refuses_only_its_line(client: Client, db: Database, admin_headers: Headers) -> None:
+    lines = [json.dumps({"email": "ann@example.org", "lists": ["newsletter"], "attributes": {"team": "a\u0000b"}}),
+             json.dumps({"email": "bob@example.org", "lists": ["newsletter"], "attributes": {"note": "\\u0000"}})]
+    result = await _import(client, admin_headers, "\n".join(lines).encode(), NDJSON)
+    assert result["invalid"] == [{"line": 1, "detail": "attributes: text cannot contain the NUL character (\\u0000)"}]
+    assert await value(db, "SELECT attributes FROM subscribers") == {"note": "\\u0000"}, "a backslash is no NUL"
+
+
 @pytest.mark.parametrize(
     ("body", "kind", "status"),
     [
