@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -25,6 +25,7 @@ from ..errors import PayloadTooLarge, Unprocessable
 
 MAX_LINE_BYTES = 1024 * 1024
 _KNOWN = ("email", "name", "agency", "role", "lists", "attributes")
+_TEXT = ("email", "name", "agency", "role")
 # Lines are handed to the CSV parser in blocks of about this many, cut where a record ends.
 _BLOCK_LINES = 2000
 _MAX_BLOCK_LINES = 50 * _BLOCK_LINES
@@ -74,6 +75,7 @@ async def ndjson_rows(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[Parsed
 async def csv_rows(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[Parsed]]:
     """Rows of a CSV file with a header row, as dicts (see the module's docstring for the columns)."""
     header: list[str] | None = None
+    layout = _Layout()
     async for records in _csv_records(chunks):
         parsed: list[Parsed] = []
         for line, cells in records:
@@ -83,10 +85,11 @@ async def csv_rows(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[Parsed]]:
                 parsed.append((line, cells))
             elif header is None:
                 header = _header(cells)
+                layout = _Layout.of(header)
             elif len(cells) > len(header):
                 parsed.append((line, f"{len(cells)} cells, but the header names {len(header)} columns"))
             else:
-                parsed.append((line, _row(header, cells)))
+                parsed.append((line, _row(layout, cells)))
         yield parsed
     if header is None:
         raise Unprocessable("The CSV has no header row; the first row must name the columns (email is required).")
@@ -102,24 +105,40 @@ def _header(cells: list[str]) -> list[str]:
     return names
 
 
-def _row(header: list[str], cells: list[str]) -> dict[str, Any] | str:
+class _Layout(NamedTuple):
+    """Where a CSV's header puts each kind of column, worked out once instead of per cell."""
+
+    text: tuple[tuple[int, str], ...] = ()
+    """email, name, agency and role: (index, name)."""
+    lists: int | None = None
+    attributes: int | None = None
+    extra: tuple[tuple[int, str], ...] = ()
+    """Every other column, a text attribute: (index, name)."""
+
+    @classmethod
+    def of(cls, header: list[str]) -> _Layout:
+        """The layout of a checked header."""
+        where = {name: i for i, name in enumerate(header)}
+        return cls(text=tuple((i, name) for i, name in enumerate(header) if name in _TEXT),
+                   lists=where.get("lists"), attributes=where.get("attributes"),
+                   extra=tuple((i, name) for i, name in enumerate(header) if name not in _KNOWN))
+
+
+def _row(layout: _Layout, cells: list[str]) -> dict[str, Any] | str:
+    """A record's values by name; a row shorter than the header lacks the missing columns."""
+    count = len(cells)
     row: dict[str, Any] = {}
-    extra: dict[str, str] = {}
-    for name, cell in zip(header, cells, strict=False):
-        value = cell.strip()
-        if name == "lists":
-            row["lists"] = [slug for part in value.replace("|", ";").split(";") if (slug := part.strip())]
-        elif not value:
-            continue
-        elif name == "attributes":
-            try:
-                row["attributes"] = msgspec.json.decode(value)
-            except msgspec.DecodeError:
-                return "attributes: not valid JSON"
-        elif name in _KNOWN:
+    for i, name in layout.text:
+        if i < count and (value := cells[i].strip()):
             row[name] = value
-        else:
-            extra[name] = value
+    if layout.lists is not None and layout.lists < count:
+        row["lists"] = [slug for part in cells[layout.lists].replace("|", ";").split(";") if (slug := part.strip())]
+    if layout.attributes is not None and layout.attributes < count and (value := cells[layout.attributes].strip()):
+        try:
+            row["attributes"] = msgspec.json.decode(value)
+        except msgspec.DecodeError:
+            return "attributes: not valid JSON"
+    extra = {name: value for i, name in layout.extra if i < count and (value := cells[i].strip())}
     if extra:
         attributes = row.get("attributes", {})
         if not isinstance(attributes, dict):
