@@ -147,6 +147,16 @@ async def test_a_re_import_rewrites_only_people_whose_details_change(
     assert await value(db, "SELECT count(*) FROM consents") == 6, "every import records consent, changed or not"
 
 
+async def test_a_re_import_moves_people_to_another_agency_and_role(
+    client: Client, db: Database, admin_headers: Headers
+) -> None:
+    first = b"email,agency,role,lists\nann@example.org,police,practitioner,newsletter\n"
+    await _import(client, admin_headers, first, CSV)
+    again = await _import(client, admin_headers, first.replace(b"police", b"health").replace(b"practitioner", b""), CSV)
+    assert (again["created"], again["updated"]) == (0, 1)
+    assert await value(db, "SELECT agency || '/' || role FROM subscribers") == "health/practitioner"
+
+
 async def test_a_nul_in_attributes_refuses_only_its_line(client: Client, db: Database, admin_headers: Headers) -> None:
     lines = [json.dumps({"email": "ann@example.org", "lists": ["newsletter"], "attributes": {"team": "a\u0000b"}}),
              json.dumps({"email": "bob@example.org", "lists": ["newsletter"], "attributes": {"note": "\\u0000"}})]
