@@ -23,7 +23,7 @@ import msgspec
 import structlog
 
 from ..db.queries import Queries
-from .import_formats import Reader, csv_rows, ndjson_rows
+from .import_formats import Parsed, Reader, csv_rows, ndjson_rows
 from .schemas import ImportResult, InvalidLine
 from .validation import InvalidValue, clean_name, holds_nul, normalise_email
 
@@ -87,7 +87,7 @@ async def import_stream(conn: asyncpg.Connection, q: Queries, rows: Reader,
                         invalid_total=tally.invalid_total)
 
 
-async def _checked(batches: AsyncIterator[list[tuple[int, dict[str, Any] | str]]], import_id: uuid.UUID,
+async def _checked(batches: AsyncIterator[list[Parsed]], import_id: uuid.UUID,
                    known: _Known, tally: _Tally) -> AsyncIterator[_Row]:
     """The rows worth staging, as COPY takes them; the others are counted and reported in ``tally``."""
     async for batch in batches:
