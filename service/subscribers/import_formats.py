@@ -1,7 +1,10 @@
 """Reading an import body as it streams in: CSV or NDJSON, one row at a time, with line numbers.
 
-Both yield lists of ``(line, fields)``, one list per piece of the body as it
-arrives (an async step per row cost more than reading the row), where
+Both yield, for each piece of the body as it arrives, an iterator of
+``(line, fields)`` (an async step per row cost more than reading the row).
+Rows are read as they are taken, not gathered into lists: a list of a
+thousand parsed rows outlives the garbage collector's young generation, and
+promoting them made full collections take half of an import's Python time.
 ``fields`` is a dict of the row's values, or ``(line, message)`` when the line
 cannot be read at all.  Line numbers are physical lines of the body, as an
 editor shows them, counting from 1.
@@ -16,7 +19,7 @@ nothing).  Quoted cells may span lines.  A UTF-8 byte-order mark is ignored.
 from __future__ import annotations
 
 import csv
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, NamedTuple
 
 import msgspec
@@ -31,8 +34,8 @@ _BLOCK_LINES = 2000
 _MAX_BLOCK_LINES = 50 * _BLOCK_LINES
 
 Parsed = tuple[int, dict[str, Any] | str]
-Reader = Callable[[AsyncIterator[bytes]], AsyncIterator[list[Parsed]]]
-"""Reads an import body: its pieces in, lists of parsed rows out."""
+Reader = Callable[[AsyncIterator[bytes]], AsyncIterator[Iterator[Parsed]]]
+"""Reads an import body: its pieces in, for each piece its rows, read as they are taken."""
 
 
 async def _lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
@@ -51,48 +54,62 @@ async def _lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
         yield [carry.removesuffix(b"\r")]
 
 
-async def ndjson_rows(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[Parsed]]:
+async def ndjson_rows(chunks: AsyncIterator[bytes]) -> AsyncIterator[Iterator[Parsed]]:
     """One JSON object per line; blank lines are skipped."""
     number = 0
-    decode = msgspec.json.decode
     async for lines in _lines(chunks):
-        parsed: list[Parsed] = []
-        for line in lines:
-            number += 1
-            if number == 1:
-                line = line.removeprefix(b"\xef\xbb\xbf")
-            if not line.strip():
-                continue
-            try:
-                value = decode(line)
-            except msgspec.DecodeError as exc:
-                parsed.append((number, f"not valid JSON: {exc}"))
-                continue
-            parsed.append((number, value if isinstance(value, dict) else "a line must hold one JSON object"))
-        yield parsed
+        yield _ndjson_lines(lines, number)
+        number += len(lines)
 
 
-async def csv_rows(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[Parsed]]:
+def _ndjson_lines(lines: list[bytes], before: int) -> Iterator[Parsed]:
+    """The rows of ``lines``, which follow line ``before`` of the body."""
+    decode = msgspec.json.decode
+    for number, line in enumerate(lines, before + 1):
+        if number == 1:
+            line = line.removeprefix(b"\xef\xbb\xbf")
+        if not line.strip():
+            continue
+        try:
+            value = decode(line)
+        except msgspec.DecodeError as exc:
+            yield number, f"not valid JSON: {exc}"
+            continue
+        yield number, value if isinstance(value, dict) else "a line must hold one JSON object"
+
+
+class _Columns:
+    """The header row once read, and where it puts each kind of column."""
+
+    def __init__(self) -> None:
+        self.header: list[str] | None = None
+        self.layout = _Layout()
+
+
+async def csv_rows(chunks: AsyncIterator[bytes]) -> AsyncIterator[Iterator[Parsed]]:
     """Rows of a CSV file with a header row, as dicts (see the module's docstring for the columns)."""
-    header: list[str] | None = None
-    layout = _Layout()
+    columns = _Columns()
     async for records in _csv_records(chunks):
-        parsed: list[Parsed] = []
-        for line, cells in records:
-            if isinstance(cells, str):
-                if header is None:
-                    raise Unprocessable(f"The header row is not readable: {cells}.")
-                parsed.append((line, cells))
-            elif header is None:
-                header = _header(cells)
-                layout = _Layout.of(header)
-            elif len(cells) > len(header):
-                parsed.append((line, f"{len(cells)} cells, but the header names {len(header)} columns"))
-            else:
-                parsed.append((line, _row(layout, cells)))
-        yield parsed
-    if header is None:
+        yield _csv_parsed(records, columns)
+    if columns.header is None:
         raise Unprocessable("The CSV has no header row; the first row must name the columns (email is required).")
+
+
+def _csv_parsed(records: Iterator[tuple[int, list[str] | str]], columns: _Columns) -> Iterator[Parsed]:
+    """Records as rows; the first record read is the header."""
+    for line, cells in records:
+        header = columns.header
+        if isinstance(cells, str):
+            if header is None:
+                raise Unprocessable(f"The header row is not readable: {cells}.")
+            yield line, cells
+        elif header is None:
+            columns.header = _header(cells)
+            columns.layout = _Layout.of(columns.header)
+        elif len(cells) > len(header):
+            yield line, f"{len(cells)} cells, but the header names {len(header)} columns"
+        else:
+            yield line, _row(columns.layout, cells)
 
 
 def _header(cells: list[str]) -> list[str]:
@@ -147,8 +164,8 @@ def _row(layout: _Layout, cells: list[str]) -> dict[str, Any] | str:
     return row
 
 
-async def _csv_records(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[tuple[int, list[str] | str]]]:
-    """CSV records with the number of the line each starts on, a list per block; blank lines skipped."""
+async def _csv_records(chunks: AsyncIterator[bytes]) -> AsyncIterator[Iterator[tuple[int, list[str] | str]]]:
+    """CSV records with the number of the line each starts on, a block at a time; blank lines skipped."""
     block: list[str] = []
     first = 1  # line number of block[0]
     bad: set[int] = set()
@@ -172,8 +189,7 @@ async def _csv_records(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[tuple
     yield _parse_block(block, first, bad)
 
 
-def _parse_block(block: list[str], first: int, bad: set[int]) -> list[tuple[int, list[str] | str]]:
-    records: list[tuple[int, list[str] | str]] = []
+def _parse_block(block: list[str], first: int, bad: set[int]) -> Iterator[tuple[int, list[str] | str]]:
     reader = csv.reader(block, strict=False)  # a stray quote in a cell is taken literally, as spreadsheets do
     consumed = 0
     while True:
@@ -184,12 +200,11 @@ def _parse_block(block: list[str], first: int, bad: set[int]) -> list[tuple[int,
             break
         except csv.Error as exc:
             consumed = reader.line_num
-            records.append((start, f"not valid CSV: {exc}"))
+            yield start, f"not valid CSV: {exc}"
             continue
         end = first + reader.line_num
         consumed = reader.line_num
         if bad and any(start <= n < end for n in bad):
-            records.append((start, "not valid UTF-8"))
+            yield start, "not valid UTF-8"
         elif "".join(cells).strip():
-            records.append((start, cells))
-    return records
+            yield start, cells

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
@@ -87,7 +87,7 @@ async def import_stream(conn: asyncpg.Connection, q: Queries, rows: Reader,
                         invalid_total=tally.invalid_total)
 
 
-async def _checked(batches: AsyncIterator[list[Parsed]], import_id: uuid.UUID,
+async def _checked(batches: AsyncIterator[Iterator[Parsed]], import_id: uuid.UUID,
                    known: _Known, tally: _Tally) -> AsyncIterator[_Row]:
     """The rows worth staging, as COPY takes them; the others are counted and reported in ``tally``."""
     async for batch in batches:
