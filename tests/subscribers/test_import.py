@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 
 from service.db.pool import Database
+from service.settings import Settings
+from service.subscribers.import_formats import ndjson_rows
+from service.subscribers.importer import import_stream
 from tests.subscribers.conftest import Client, rows, value
 from tests.subscribers.test_unsubscribe import confirmed_reader, subscription_statuses
 
@@ -200,3 +206,29 @@ async def test_import_needs_the_write_scope(client: Client, db: Database) -> Non
     reader = await key_with(db, "subscribers:read")
     response = await client.post("/v1/subscribers/import", content=b"email,lists\n", headers={**reader, **CSV})
     assert response.status_code == 403
+
+
+async def test_imports_side_by_side_do_not_wait_for_each_other(db: Database, settings: Settings) -> None:
+    async def body(prefix: str) -> AsyncIterator[bytes]:
+        yield "".join(json.dumps({"email": f"{prefix}{i}@example.org", "lists": ["newsletter"]}) + "\n"
+                      for i in range(3)).encode()
+
+    first, second = await asyncpg.connect(settings.database_url), await asyncpg.connect(settings.database_url)
+    try:
+        async with first.transaction():
+            await import_stream(first, db.q, ndjson_rows, body("a"))
+            async with second.transaction():
+                beside = asyncio.ensure_future(import_stream(second, db.q, ndjson_rows, body("b")))
+                for _ in range(3000):
+                    if beside.done():
+                        break
+                    if await value(db, "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1",
+                                  second.get_server_pid()):
+                        beside.cancel()
+                        raise AssertionError("the second import waited for the first to finish")
+                    await asyncio.sleep(0.01)
+                assert (await beside).created == 3
+    finally:
+        await first.close()
+        await second.close()
+    assert await value(db, "SELECT count(*) FROM subscribers") == 6

@@ -6,7 +6,9 @@ SELECT set_config('plan_cache_mode', 'force_custom_plan', true), set_config('wor
 -- name: import-staging-analyze
 -- Statistics that count the rows just staged, so that the merge is planned for them (only
 -- the columns the merge filters, groups and joins on: the others cost time and guide nothing).
-ANALYZE import_staging (import_id, line, email);
+-- ANALYZE holds its lock until the import commits; an import running beside another skips it
+-- rather than wait for the other to finish (its plans then lean on index lookups, still linear).
+ANALYZE (SKIP_LOCKED) import_staging (import_id, line, email);
 
 -- name: import-staging-settle
 -- Drop one import's ($1) staged rows that are not merged: a line superseded by a later line
