@@ -4,9 +4,10 @@ Each checked row is streamed into the unlogged ``import_staging`` table with
 one COPY that runs while the body is still arriving and being read, so that
 PostgreSQL stores rows on one core while Python reads them on the other. The
 rows are tagged with the import's id; at the end a few set-based statements
-merge them all (service/sql/queries/import.sql, subscribers.sql, consents.sql):
-superseded and suppressed rows are dropped, people are created or brought up
-to date, then their lists and consent records are written. The caller's
+merge them all (service/sql/queries/import_staging.sql, subscribers.sql,
+subscriptions.sql and consents.sql): superseded and suppressed rows are
+dropped, people are created or brought up to date, then their lists and
+consent records are written. The caller's
 transaction spans the whole import: a stream that breaks off leaves nothing
 half-imported.  An address repeated in the body: the last row wins.
 """
@@ -23,9 +24,10 @@ import msgspec
 import structlog
 
 from ..db.queries import Queries
+from ..errors import InvalidValue
 from .import_formats import Parsed, Reader, csv_rows, ndjson_rows
 from .schemas import ImportResult, InvalidLine
-from .validation import InvalidValue, clean_name, holds_nul, normalise_email
+from .validation import clean_name, holds_nul, normalise_email
 
 log = structlog.get_logger(__name__)
 

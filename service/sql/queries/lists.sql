@@ -1,18 +1,16 @@
--- name: agency-list
--- Every agency, for the form and the API, in name order.
-SELECT slug, name FROM agencies ORDER BY name, slug;
+-- name: demo-lists
+-- Add sample public lists (slugs, names, descriptions); existing slugs are left as they are.
+INSERT INTO lists (slug, name, description, public)
+SELECT slug, name, description, true FROM unnest($1::text[], $2::text[], $3::text[]) AS t(slug, name, description)
+ON CONFLICT DO NOTHING;
 
--- name: agency-insert
--- Add an agency; a duplicate slug trips agencies_pkey (409).
-INSERT INTO agencies (slug, name) VALUES ($1, $2) RETURNING slug, name;
+-- name: list-by-id
+-- A list's slug and name, for the List-Id header.
+SELECT id, slug, name FROM lists WHERE id = $1;
 
--- name: role-list
--- Every role, for the form and the API, in name order.
-SELECT slug, name FROM roles ORDER BY name, slug;
-
--- name: role-insert
--- Add a role; a duplicate slug trips roles_pkey (409).
-INSERT INTO roles (slug, name) VALUES ($1, $2) RETURNING slug, name;
+-- name: lists-by-slugs
+-- Resolve list slugs to ids, names and visibility; the caller finds unknown slugs.
+SELECT id, slug, name, public FROM lists WHERE slug = ANY ($1::text[]);
 
 -- name: list-all
 -- Every mailing list, public or not, in name order.
@@ -34,7 +32,3 @@ SET name = coalesce($2, name), description = coalesce($3, description), public =
     updated_at = now()
 WHERE slug = $1
 RETURNING id, slug, name, description, public, created_at;
-
--- name: list-ids-by-slugs
--- Resolve list slugs to ids; the caller compares counts to find unknown slugs.
-SELECT id, slug FROM lists WHERE slug = ANY($1::text[]);

@@ -1,3 +1,7 @@
+-- name: rate-limit-purge
+-- Forget rate-limit windows older than a day.
+DELETE FROM rate_limits WHERE window_start < now() - interval '1 day';
+
 -- name: rate-limit-hit
 -- Count one attempt in a fixed window shared by every replica; returns the count so far.
 INSERT INTO rate_limits (bucket, window_start, hits) VALUES ($1, to_timestamp($2), 1)
@@ -7,15 +11,3 @@ RETURNING hits;
 -- name: rate-limit-forget
 -- Drop a bucket's windows (erasure: the bucket is derived from the address).
 DELETE FROM rate_limits WHERE bucket = $1;
-
--- name: lists-by-slugs
--- Resolve list slugs to ids, names and visibility; the caller finds unknown slugs.
-SELECT id, slug, name, public FROM lists WHERE slug = ANY ($1::text[]);
-
--- name: agency-exists
--- Whether an agency slug is known.
-SELECT EXISTS (SELECT 1 FROM agencies WHERE slug = $1);
-
--- name: role-exists
--- Whether a role slug is known.
-SELECT EXISTS (SELECT 1 FROM roles WHERE slug = $1);
