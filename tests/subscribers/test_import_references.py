@@ -1,4 +1,4 @@
-"""The references the import's writes rely on, checked per statement (migration 0006), hold for every writer.
+"""The references the import's writes rely on, checked per statement (migration 0007), hold for every writer.
 
 Subscriptions and consent records name a subscriber (and a list); people name an agency and a
 role. Foreign keys used to check these row by row; set-based triggers check them now, and must
