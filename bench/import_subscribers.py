@@ -6,9 +6,14 @@ Starts an embedded PostgreSQL in a temporary folder (or uses
 LETTERBOX_BENCH_DATABASE_URL, a server where the user may CREATE DATABASE),
 creates a scratch database, runs Letterbox under uvicorn on a free port and
 streams the generated file to ``POST /v1/subscribers/import`` with httpx in
-64 KiB chunks.  The baseline is ``COPY`` of the same CSV into a plain table
-with no indexes, constraints or checks: the floor for getting these bytes
-into PostgreSQL at all.  The target is under 30 s for 100,000 rows.
+64 KiB chunks, twice: new people, then the same people again (a re-import).
+The baseline is ``COPY`` of the same CSV into a plain table with no indexes,
+constraints or checks: the floor for getting these bytes into PostgreSQL at
+all.  The target (issue 14) is 3 s for 100,000 rows, and at most 25 times the
+bare COPY of the same run, for each import.  Each figure also shows the CPU
+seconds it took, in this process (the app and the client) and in the
+database's backends, which other load on the machine changes far less than
+the elapsed time.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -42,7 +48,8 @@ from service.db.pool import open_database
 from service.settings import Settings
 from service.subscribers.demo import AGENCIES, LISTS, ROLES, load_demo
 
-TARGET_SECONDS = 30.0
+TARGET_SECONDS = 3.0
+TARGET_RATIO = 25.0
 KEY = "bench-bootstrap-key-0123456789"
 CHUNK = 64 * 1024
 
@@ -111,15 +118,46 @@ async def chunks(body: bytes) -> AsyncIterator[bytes]:
         yield body[start:start + CHUNK]
 
 
-async def baseline_copy(dsn: str, csv_body: bytes) -> float:
-    """Seconds for a bare COPY of the same CSV into an unindexed scratch table."""
+class Cost(NamedTuple):
+    """What one run took: elapsed seconds, and CPU seconds here and in the database's backends."""
+
+    seconds: float
+    app_cpu: float
+    db_cpu: float
+
+    def __str__(self) -> str:
+        return f"{self.seconds:6.2f} s  (cpu: app {self.app_cpu:.2f} s, postgres {self.db_cpu:.2f} s)"
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user and system) a local process has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def backends_cpu(monitor: asyncpg.Connection) -> float:
+    """CPU seconds used so far by the other backends connected to the monitor's database."""
+    pids = await monitor.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                               "AND pid <> pg_backend_pid()")
+    total = 0.0
+    for row in pids:
+        try:
+            total += process_cpu(row["pid"])
+        except (FileNotFoundError, ProcessLookupError):  # a backend that ended meanwhile
+            continue
+    return total
+
+
+async def baseline_copy(dsn: str, csv_body: bytes) -> Cost:
+    """A bare COPY of the same CSV into an unindexed scratch table."""
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute("CREATE TEMP TABLE scratch (email text, name text, agency text, role text, "
                            "lists text, attributes jsonb)")
-        started = time.perf_counter()
+        backend = conn.get_server_pid()
+        db_cpu, app_cpu, started = process_cpu(backend), time.process_time(), time.perf_counter()
         await conn.copy_to_table("scratch", source=io.BytesIO(csv_body), format="csv", header=True)
-        return time.perf_counter() - started
+        return Cost(time.perf_counter() - started, time.process_time() - app_cpu, process_cpu(backend) - db_cpu)
     finally:
         await conn.close()
 
@@ -131,16 +169,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def post_import(port: int, body: bytes, media_type: str) -> tuple[float, dict[str, object]]:
-    """Seconds to stream ``body`` to the import endpoint, and its answer."""
+async def post_import(port: int, body: bytes, media_type: str,
+                      monitor: asyncpg.Connection) -> tuple[Cost, dict[str, Any]]:
+    """What streaming ``body`` to the import endpoint took, and its answer."""
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
-        started = time.perf_counter()
+        db_cpu, app_cpu, started = await backends_cpu(monitor), time.process_time(), time.perf_counter()
         response = await client.post("/v1/subscribers/import", content=chunks(body),
                                      headers={"Authorization": f"Bearer {KEY}", "Content-Type": media_type})
-        elapsed = time.perf_counter() - started
+        cost = Cost(time.perf_counter() - started, time.process_time() - app_cpu,
+                    await backends_cpu(monitor) - db_cpu)
     response.raise_for_status()
-    result: dict[str, object] = response.json()
-    return elapsed, result
+    result: dict[str, Any] = response.json()
+    return cost, result
 
 
 async def run(dsn: str, count: int, fmt: str) -> bool:
@@ -152,7 +192,7 @@ async def run(dsn: str, count: int, fmt: str) -> bool:
     csv_body = as_csv(rows)
     body, media_type = (csv_body, "text/csv") if fmt == "csv" else (as_ndjson(rows), "application/x-ndjson")
 
-    copy_seconds = await baseline_copy(dsn, csv_body)
+    copy = await baseline_copy(dsn, csv_body)
     settings = Settings(database_url=dsn, secret_keys=("bench-secret-key-0123456789",), bootstrap_api_key=KEY,
                         var_dir=tempfile.mkdtemp(prefix="letterbox-bench-var-"), log_level="warning",
                         log_format="json")
@@ -166,24 +206,29 @@ async def run(dsn: str, count: int, fmt: str) -> bool:
         await asyncio.sleep(0.05)
     if not server.started:
         raise RuntimeError("uvicorn did not start")
+    monitor = await asyncpg.connect(dsn)
     try:
-        first_seconds, first = await post_import(port, body, media_type)
-        second_seconds, second = await post_import(port, body, media_type)
+        first_cost, first = await post_import(port, body, media_type, monitor)
+        second_cost, second = await post_import(port, body, media_type, monitor)
     finally:
+        await monitor.close()
         server.should_exit = True
         await serving
 
     size = len(body) / 1024 / 1024
-    print(f"rows: {count:,}  format: {fmt}  body: {size:.1f} MiB  cpus: {os.cpu_count()}")
-    print(f"baseline  bare COPY of the same rows, no indexes:  {copy_seconds:6.2f} s  "
-          f"({count / copy_seconds:,.0f} rows/s)")
-    print(f"import    new people (created={first['created']:,}):        {first_seconds:6.2f} s  "
-          f"({count / first_seconds:,.0f} rows/s, {first_seconds / copy_seconds:.1f}x COPY)")
-    print(f"re-import same people (updated={second['updated']:,}):     {second_seconds:6.2f} s  "
-          f"({count / second_seconds:,.0f} rows/s, {second_seconds / copy_seconds:.1f}x COPY)")
+    copy_seconds = copy.seconds
+    print(f"rows: {count:,}  format: {fmt}  body: {size:.1f} MiB  cpus: {os.cpu_count()}  "
+          f"load: {os.getloadavg()[0]:.1f}")
+    print(f"baseline  bare COPY of the same rows, no indexes:  {copy}")
+    print(f"import    new people (created={first['created']:,}):        {first_cost}  "
+          f"{first_cost.seconds / copy_seconds:.1f}x COPY")
+    print(f"re-import same people (updated={second['updated']:,}):     {second_cost}  "
+          f"{second_cost.seconds / copy_seconds:.1f}x COPY")
     invalid = first["invalid_total"]
-    met = first_seconds < TARGET_SECONDS and second_seconds < TARGET_SECONDS and invalid == 0
-    print(f"target    < {TARGET_SECONDS:.0f} s per import: {'met' if met else 'NOT MET'} (invalid rows: {invalid})")
+    slowest = max(first_cost.seconds, second_cost.seconds)
+    met = slowest <= TARGET_SECONDS and slowest <= TARGET_RATIO * copy_seconds and invalid == 0
+    print(f"target    <= {TARGET_SECONDS:.0f} s and <= {TARGET_RATIO:.0f}x COPY per import: "
+          f"{'met' if met else 'NOT MET'} (invalid rows: {invalid})")
     return met
 
 

@@ -6,6 +6,7 @@ one is accepted by all.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -62,6 +63,7 @@ def _normalised(raw: str) -> str:
     return f"{valid.local_part}@{valid.ascii_domain}"
 
 
+@functools.lru_cache(maxsize=4096)  # an import meets the same few domains 100,000 times
 def _special_use(domain: str) -> bool:
     """Whether ``domain`` is, or is under, a special-use name (RFC 6761) that mail cannot use."""
     return any(domain == name or domain.endswith("." + name) for name in _SPECIAL_USE)

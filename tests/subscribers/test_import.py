@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 
 from service.db.pool import Database
+from service.settings import Settings
+from service.subscribers.import_formats import ndjson_rows
+from service.subscribers.importer import import_stream
 from tests.subscribers.conftest import Client, rows, value
 from tests.subscribers.test_unsubscribe import confirmed_reader, subscription_statuses
 
@@ -132,6 +138,39 @@ async def test_batches_and_repeats_across_them(client: Client, db: Database, adm
     assert await value(db, "SELECT count(*) FROM import_staging") == 0, "staged rows never outlive the import"
 
 
+async def test_a_re_import_rewrites_only_people_whose_details_change(
+    client: Client, db: Database, admin_headers: Headers
+) -> None:
+    body = "".join(json.dumps({"email": f"p{i}@example.org", "name": f"P{i}", "lists": ["newsletter"]}) + "\n"
+                   for i in range(3)).encode()
+    await _import(client, admin_headers, body, NDJSON)
+    before = {r["email"]: r["version"] for r in await rows(db, "SELECT email, xmin::text AS version FROM subscribers")}
+    again = await _import(client, admin_headers, body.replace(b'"P1"', b'"Pat"'), NDJSON)
+    assert (again["created"], again["updated"], again["skipped"]) == (0, 3, 0), "unchanged people still count"
+    after = {r["email"]: r["version"] for r in await rows(db, "SELECT email, xmin::text AS version FROM subscribers")}
+    assert [email for email in before if before[email] != after[email]] == ["p1@example.org"]
+    assert await value(db, "SELECT name FROM subscribers WHERE email = 'p1@example.org'") == "Pat"
+    assert await value(db, "SELECT count(*) FROM consents") == 6, "every import records consent, changed or not"
+
+
+async def test_a_re_import_moves_people_to_another_agency_and_role(
+    client: Client, db: Database, admin_headers: Headers
+) -> None:
+    first = b"email,agency,role,lists\nann@example.org,police,practitioner,newsletter\n"
+    await _import(client, admin_headers, first, CSV)
+    again = await _import(client, admin_headers, first.replace(b"police", b"health").replace(b"practitioner", b""), CSV)
+    assert (again["created"], again["updated"]) == (0, 1)
+    assert await value(db, "SELECT agency || '/' || role FROM subscribers") == "health/practitioner"
+
+
+async def test_a_nul_in_attributes_refuses_only_its_line(client: Client, db: Database, admin_headers: Headers) -> None:
+    lines = [json.dumps({"email": "ann@example.org", "lists": ["newsletter"], "attributes": {"team": "a\u0000b"}}),
+             json.dumps({"email": "bob@example.org", "lists": ["newsletter"], "attributes": {"note": "\\u0000"}})]
+    result = await _import(client, admin_headers, "\n".join(lines).encode(), NDJSON)
+    assert result["invalid"] == [{"line": 1, "detail": "attributes: text cannot contain the NUL character (\\u0000)"}]
+    assert await value(db, "SELECT attributes FROM subscribers") == {"note": "\\u0000"}, "a backslash is no NUL"
+
+
 @pytest.mark.parametrize(
     ("body", "kind", "status"),
     [
@@ -167,3 +206,29 @@ async def test_import_needs_the_write_scope(client: Client, db: Database) -> Non
     reader = await key_with(db, "subscribers:read")
     response = await client.post("/v1/subscribers/import", content=b"email,lists\n", headers={**reader, **CSV})
     assert response.status_code == 403
+
+
+async def test_imports_side_by_side_do_not_wait_for_each_other(db: Database, settings: Settings) -> None:
+    async def body(prefix: str) -> AsyncIterator[bytes]:
+        yield "".join(json.dumps({"email": f"{prefix}{i}@example.org", "lists": ["newsletter"]}) + "\n"
+                      for i in range(3)).encode()
+
+    first, second = await asyncpg.connect(settings.database_url), await asyncpg.connect(settings.database_url)
+    try:
+        async with first.transaction():
+            await import_stream(first, db.q, ndjson_rows, body("a"))
+            async with second.transaction():
+                beside = asyncio.ensure_future(import_stream(second, db.q, ndjson_rows, body("b")))
+                for _ in range(3000):
+                    if beside.done():
+                        break
+                    if await value(db, "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1",
+                                  second.get_server_pid()):
+                        beside.cancel()
+                        raise AssertionError("the second import waited for the first to finish")
+                    await asyncio.sleep(0.01)
+                assert (await beside).created == 3
+    finally:
+        await first.close()
+        await second.close()
+    assert await value(db, "SELECT count(*) FROM subscribers") == 6

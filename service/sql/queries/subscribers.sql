@@ -158,3 +158,34 @@ SELECT GROUPING(agency) = 1 AS is_role, agency, role, count(*) AS readers
 FROM subscribers
 WHERE status = 'active'
 GROUP BY GROUPING SETS ((agency), (role));
+
+-- name: subscribers-import
+-- Merge the people of import $1 (its staged rows, one per address once settled): new people
+-- become active and confirmed; pending and active people take the row's details (empty values
+-- keep theirs) and are confirmed; people who unsubscribed, bounced or complained here are left
+-- alone (another list's consent does not override ours). An active person whose details would
+-- not change is not rewritten (a re-import rewrote 100,000 rows and their seven index entries
+-- each), but is still locked, as every person merged, until the import ends.
+-- Returns how many people were created.
+WITH merged AS (
+    INSERT INTO subscribers AS s (email, name, agency, role, attributes, status, confirmed_at)
+    SELECT email, coalesce(name, ''), agency, role, coalesce(attributes::jsonb, '{}'::jsonb), 'active', now()
+    FROM import_staging
+    WHERE import_id = $1
+    ON CONFLICT (lower(email)) DO UPDATE
+    SET name = coalesce(nullif(excluded.name, ''), s.name),
+        agency = coalesce(excluded.agency, s.agency),
+        role = coalesce(excluded.role, s.role),
+        attributes = s.attributes || excluded.attributes,
+        status = 'active',
+        confirmed_at = coalesce(s.confirmed_at, now()),
+        updated_at = now()
+    WHERE s.status = 'pending'
+       OR s.status = 'active'
+          AND (s.confirmed_at IS NULL
+               OR (s.name, s.agency, s.role, s.attributes) IS DISTINCT FROM
+                  (coalesce(nullif(excluded.name, ''), s.name), coalesce(excluded.agency, s.agency),
+                   coalesce(excluded.role, s.role), s.attributes || excluded.attributes))
+    RETURNING s.xmax = 0 AS created
+)
+SELECT count(*) FILTER (WHERE created) FROM merged;

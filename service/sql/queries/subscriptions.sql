@@ -80,3 +80,13 @@ SELECT l.id, l.slug, l.name, l.description, l.public, sub.status
 FROM subscriptions sub JOIN lists l ON l.id = sub.list_id
 WHERE sub.subscriber_id = $1
 ORDER BY l.name, l.slug;
+
+-- name: subscriptions-import
+-- The lists of import $1's people (staged rows noted with a person by import-staging-members)
+-- join as confirmed, except lists the person left.
+INSERT INTO subscriptions AS sub (list_id, subscriber_id, status)
+SELECT l.id, t.subscriber_id, 'confirmed'
+FROM import_staging t CROSS JOIN unnest(t.list_ids) AS l(id)
+WHERE t.import_id = $1 AND t.subscriber_id IS NOT NULL
+ON CONFLICT (list_id, subscriber_id) DO UPDATE SET status = 'confirmed', updated_at = now()
+WHERE sub.status = 'pending';

@@ -1,0 +1,139 @@
+"""The references the import's writes rely on, checked per statement (migration 0009), hold for every writer.
+
+Subscriptions and consent records name a subscriber (and a list); people name an agency and a
+role. Foreign keys used to check these row by row; set-based triggers check them now, and must
+refuse, cascade and lock as the foreign keys did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from service.db.pool import Database
+from service.settings import Settings
+from tests.subscribers.conftest import value
+from tests.subscribers.test_unsubscribe import confirmed_reader, list_id
+
+pytestmark = pytest.mark.usefixtures("demo")
+
+
+@pytest.fixture
+async def other(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """A second connection of the test's own, for a transaction that runs beside another."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def _refused(db: Database, constraint: str, query: str, *args: object) -> None:
+    with pytest.raises(asyncpg.ForeignKeyViolationError) as caught:
+        await db.pool.execute(query, *args)
+    assert caught.value.constraint_name == constraint
+
+
+async def test_rows_naming_what_does_not_exist_are_refused(db: Database) -> None:
+    reader = await confirmed_reader(db, "ann@example.org", ("newsletter",))
+    training = await list_id(db, "training")
+    await _refused(db, "subscriptions_subscriber_id_fkey",
+                   "INSERT INTO subscriptions (list_id, subscriber_id, status) VALUES ($1, $2, 'confirmed')",
+                   training, reader + 1000)
+    await _refused(db, "subscriptions_list_id_fkey",
+                   "INSERT INTO subscriptions (list_id, subscriber_id, status) VALUES ($1, $2, 'confirmed')",
+                   training + 1000, reader)
+    await _refused(db, "consents_subscriber_id_fkey",
+                   "INSERT INTO consents (subscriber_id, action, source) VALUES ($1, 'import', 'test')", reader + 1000)
+    await _refused(db, "subscribers_agency_fkey",
+                   "INSERT INTO subscribers (email, agency) VALUES ('bob@example.org', 'mi5')")
+    await _refused(db, "subscribers_role_fkey",
+                   "INSERT INTO subscribers (email, role) VALUES ('bob@example.org', 'spy')")
+    # One bad row among good ones refuses the whole statement.
+    await _refused(db, "subscriptions_subscriber_id_fkey",
+                   "INSERT INTO subscriptions (list_id, subscriber_id, status) "
+                   "SELECT $1, s, 'confirmed' FROM unnest($2::bigint[]) s", training, [reader, reader + 1000])
+    # Changing a reference later is checked too.
+    await _refused(db, "subscriptions_list_id_fkey",
+                   "UPDATE subscriptions SET list_id = $1 WHERE subscriber_id = $2", training + 1000, reader)
+    await _refused(db, "subscribers_agency_fkey", "UPDATE subscribers SET agency = 'mi5' WHERE id = $1", reader)
+    await _refused(db, "subscribers_role_fkey", "UPDATE subscribers SET role = 'spy' WHERE id = $1", reader)
+    assert await value(db, "SELECT count(*) FROM subscriptions") == 1
+    assert await value(db, "SELECT count(*) FROM consents") == 0
+    assert await value(db, "SELECT count(*) FROM subscribers") == 1
+
+
+async def test_deleting_a_person_or_a_list_deletes_what_names_it(db: Database) -> None:
+    ann = await confirmed_reader(db, "ann@example.org", ("newsletter", "training"))
+    bob = await confirmed_reader(db, "bob@example.org", ("newsletter",))
+    await db.pool.execute("INSERT INTO consents (subscriber_id, action, source) SELECT unnest($1::bigint[]), "
+                          "'import', 'test'", [ann, bob])
+    await db.pool.execute("DELETE FROM subscribers WHERE id = $1", ann)
+    assert await value(db, "SELECT array_agg(DISTINCT subscriber_id) FROM subscriptions") == [bob]
+    assert await value(db, "SELECT array_agg(subscriber_id) FROM consents") == [bob]
+    await db.pool.execute("DELETE FROM lists WHERE slug = 'newsletter'")
+    assert await value(db, "SELECT count(*) FROM subscriptions") == 0
+    await confirmed_reader(db, "cat@example.org", ("training",))
+    with pytest.raises(asyncpg.FeatureNotSupportedError):
+        await db.pool.execute("TRUNCATE lists")
+    await db.pool.execute("TRUNCATE lists, subscriptions")
+
+
+async def test_agencies_and_roles_rename_onto_people_and_cannot_go_while_named(db: Database) -> None:
+    ann = await confirmed_reader(db, "ann@example.org", ("newsletter",))
+    await db.pool.execute("UPDATE subscribers SET agency = 'police', role = 'practitioner' WHERE id = $1", ann)
+    await db.pool.execute("UPDATE agencies SET slug = 'constabulary' WHERE slug = 'police'")
+    await db.pool.execute("UPDATE roles SET slug = 'frontline' WHERE slug = 'practitioner'")
+    assert await value(db, "SELECT agency || '/' || role FROM subscribers WHERE id = $1", ann) == "constabulary/frontline"
+    await _refused(db, "subscribers_agency_fkey", "DELETE FROM agencies WHERE slug = 'constabulary'")
+    await _refused(db, "subscribers_role_fkey", "DELETE FROM roles WHERE slug = 'frontline'")
+    with pytest.raises(asyncpg.FeatureNotSupportedError):
+        await db.pool.execute("TRUNCATE roles")
+    await db.pool.execute("DELETE FROM agencies WHERE slug = 'health'")  # named by no one
+    await db.pool.execute("UPDATE subscribers SET agency = NULL, role = NULL WHERE id = $1", ann)
+    await db.pool.execute("DELETE FROM agencies WHERE slug = 'constabulary'")
+
+
+async def _waiting_for_a_lock(db: Database, pid: int) -> None:
+    """Return once backend ``pid`` waits for a row lock (what a foreign key's check makes a delete do)."""
+    for _ in range(500):
+        if await value(db, "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the delete never waited for the inserting transaction")
+
+
+async def test_a_delete_racing_an_insert_leaves_no_orphan(db: Database, other: asyncpg.Connection) -> None:
+    reader = await confirmed_reader(db, "ann@example.org", ("newsletter",))
+    training = await list_id(db, "training")
+    async with db.pool.acquire() as inserting, inserting.transaction():
+        await inserting.execute("INSERT INTO subscriptions (list_id, subscriber_id, status) "
+                                "VALUES ($1, $2, 'confirmed')", training, reader)
+        await inserting.execute("INSERT INTO consents (subscriber_id, action, source) VALUES ($1, 'import', 'x')",
+                                reader)
+        deleting = asyncio.ensure_future(other.execute("DELETE FROM subscribers WHERE id = $1", reader))
+        await _waiting_for_a_lock(db, other.get_server_pid())
+    await deleting
+    assert await value(db, "SELECT count(*) FROM subscriptions") == 0
+    assert await value(db, "SELECT count(*) FROM consents") == 0
+
+
+async def test_an_insert_racing_a_delete_is_refused(db: Database, other: asyncpg.Connection) -> None:
+    reader = await confirmed_reader(db, "ann@example.org", ("newsletter",))
+    training = await list_id(db, "training")
+    deleting = other.transaction()
+    await deleting.start()
+    await other.execute("DELETE FROM subscribers WHERE id = $1", reader)
+    async with db.pool.acquire() as inserting:
+        pid = inserting.get_server_pid()
+        refused = asyncio.ensure_future(inserting.execute(
+            "INSERT INTO subscriptions (list_id, subscriber_id, status) VALUES ($1, $2, 'confirmed')",
+            training, reader))
+        await _waiting_for_a_lock(db, pid)
+        await deleting.commit()
+        with pytest.raises(asyncpg.ForeignKeyViolationError):
+            await refused
+    assert await value(db, "SELECT count(*) FROM subscriptions") == 0
