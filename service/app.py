@@ -12,7 +12,6 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import asyncpg
 from litestar import Litestar, Router
@@ -20,7 +19,6 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template import TemplateConfig
 
 from .auth import require_scope
@@ -39,11 +37,11 @@ from .problem_docs import ProblemDocs
 from .segments import routes as segment_routes
 from .settings import Settings
 from .subscribers import routes as subscriber_routes
+from .subscribers.web import template_engine
 from .supervision import Supervision
 from .taxonomy import TaxonomyController
 from .tokens import TokenSigner
 
-TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 API_VERSION = "0.1.0"
 
 
@@ -165,7 +163,7 @@ def create_app(
         middleware=[RequestIdMiddleware, HttpMetricsMiddleware],
         plugins=[ProblemDocs()],
         request_max_body_size=settings.max_body_bytes,
-        template_config=TemplateConfig(directory=TEMPLATES_DIR, engine=JinjaTemplateEngine),
+        template_config=TemplateConfig(instance=template_engine()),
         openapi_config=OpenAPIConfig(
             title="Letterbox",
             version=API_VERSION,

@@ -19,3 +19,14 @@ SELECT EXISTS (SELECT 1 FROM agencies WHERE slug = $1);
 -- name: role-exists
 -- Whether a role slug is known.
 SELECT EXISTS (SELECT 1 FROM roles WHERE slug = $1);
+
+-- name: form-choices
+-- What the public forms offer, in one round trip: every agency and role, and the public lists, each in name order.
+SELECT
+    (SELECT coalesce(json_agg(json_build_object('slug', slug, 'name', name) ORDER BY name, slug), '[]')
+     FROM agencies) AS agencies,
+    (SELECT coalesce(json_agg(json_build_object('slug', slug, 'name', name) ORDER BY name, slug), '[]')
+     FROM roles) AS roles,
+    (SELECT coalesce(json_agg(json_build_object('id', id, 'slug', slug, 'name', name, 'public', public,
+                                                'description', description) ORDER BY name, slug), '[]')
+     FROM lists WHERE public) AS lists;

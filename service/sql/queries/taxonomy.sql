@@ -18,10 +18,6 @@ INSERT INTO roles (slug, name) VALUES ($1, $2) RETURNING slug, name;
 -- Every mailing list, public or not, in name order.
 SELECT id, slug, name, description, public, created_at FROM lists ORDER BY name, slug;
 
--- name: list-public
--- The lists offered on the public form.
-SELECT id, slug, name, description, public, created_at FROM lists WHERE public ORDER BY name, slug;
-
 -- name: list-insert
 -- Add a mailing list; a duplicate slug trips lists_slug_key (409).
 INSERT INTO lists (slug, name, description, public) VALUES ($1, $2, $3, $4)
