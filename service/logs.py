@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import re
 import secrets
 import sys
@@ -60,6 +61,7 @@ def configure_logging(settings: Settings) -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_pid,
             structlog.processors.add_log_level,
             timestamper,
             structlog.processors.format_exc_info,
@@ -75,6 +77,7 @@ def configure_logging(settings: Settings) -> None:
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[
                 structlog.contextvars.merge_contextvars,
+                add_pid,
                 structlog.stdlib.add_logger_name,
                 structlog.processors.add_log_level,
                 timestamper,
@@ -91,6 +94,12 @@ def configure_logging(settings: Settings) -> None:
     root.handlers = [h for h in root.handlers if not isinstance(h, _StdlibHandler)] + [handler]
     # Libraries' info and debug lines (aiosmtplib's would quote every RCPT TO) stay off at any level of ours.
     root.setLevel(max(level, logging.WARNING))
+
+
+def add_pid(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: the process id, which tells the processes of one ``serve`` apart (service/serving.py)."""
+    event_dict["pid"] = os.getpid()
+    return event_dict
 
 
 def _json(event: EventDict, **_: Any) -> str:
