@@ -61,7 +61,7 @@ def configure_logging(settings: Settings) -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
-            add_pid,
+            add_process,
             structlog.processors.add_log_level,
             timestamper,
             structlog.processors.format_exc_info,
@@ -69,7 +69,9 @@ def configure_logging(settings: Settings) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
+        # One write per line, newline included (print() writes the newline apart): lines of the
+        # processes of one `serve` share standard error and must not run into each other.
+        logger_factory=structlog.WriteLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
     handler = _StdlibHandler(_Stderr())
@@ -77,7 +79,7 @@ def configure_logging(settings: Settings) -> None:
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[
                 structlog.contextvars.merge_contextvars,
-                add_pid,
+                add_process,
                 structlog.stdlib.add_logger_name,
                 structlog.processors.add_log_level,
                 timestamper,
@@ -96,9 +98,13 @@ def configure_logging(settings: Settings) -> None:
     root.setLevel(max(level, logging.WARNING))
 
 
-def add_pid(_: Any, __: str, event_dict: EventDict) -> EventDict:
-    """structlog processor: the process id, which tells the processes of one ``serve`` apart (service/serving.py)."""
-    event_dict["pid"] = os.getpid()
+def add_process(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: ``process``, the id of the process that logged the line.
+
+    It tells the processes of one ``serve`` apart (service/serving.py); ``pid`` stays free for
+    lines about another process (the embedded PostgreSQL's postmaster).
+    """
+    event_dict["process"] = os.getpid()
     return event_dict
 
 

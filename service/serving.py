@@ -15,10 +15,10 @@ and starts:
 
 What happens when a child ends:
 
-- a web process that had been serving is replaced: the others kept answering, and
-  losing the capacity of one for good would be worse than starting another. One
-  that ends before it ever answered stops ``serve`` (status 1): a fault at start
-  would only repeat;
+- a web process that ends is replaced: the others kept answering, and losing the
+  capacity of one for good would be worse than starting another. When they keep
+  ending before they ever answer (five within a minute), a fault at start would
+  only repeat: ``serve`` stops (status 1);
 - the background process ending stops ``serve`` (status 1), as a failed worker does
   in one process (service/supervision.py), for the supervisor to restart the lot;
 - SIGTERM or SIGINT stops every child (SIGTERM, then SIGKILL after the grace
@@ -58,6 +58,9 @@ log = structlog.get_logger(__name__)
 
 STOP_GRACE_SECONDS = 60.0
 """How long children get to drain requests and hand back leased copies before SIGKILL."""
+START_FAILURES = 5
+START_FAILURE_WINDOW_SECONDS = 60.0
+"""That many web processes ending before they serve within this window stop ``serve``: a fault at start."""
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
@@ -130,6 +133,7 @@ def serve_many(settings: Settings, *, workers: int, run_worker: bool) -> int:
 
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     failure: str | None = None
+    failed_starts: list[float] = []
     try:
         for _ in range(workers):
             start("web")
@@ -142,11 +146,17 @@ def serve_many(settings: Settings, *, workers: int, run_worker: bool) -> int:
                 children.remove(child)
                 _forget(child, metrics_dir)
                 code = child.process.exitcode
-                if child.kind == "web" and child.ready.is_set():
-                    log.warning("web_worker_replaced", child_pid=child.process.pid, exit_code=code)
+                if child.kind == "web" and not child.ready.is_set():
+                    failed_starts = [t for t in failed_starts if t > time.monotonic() - START_FAILURE_WINDOW_SECONDS]
+                    failed_starts.append(time.monotonic())
+                    if len(failed_starts) >= START_FAILURES:
+                        failure = f"HTTP worker processes keep exiting before they serve (last status {code})"
+                        break
+                    time.sleep(1)  # a database that blinked at the wrong moment: try again, not at once
+                if child.kind == "web":
+                    log.warning("web_worker_replaced", child_pid=child.process.pid, exit_code=code,
+                                had_served=child.ready.is_set())
                     start("web")
-                elif child.kind == "web":
-                    failure = f"an HTTP worker process exited with status {code} before it could serve"
                 else:
                     failure = f"the delivery worker process exited with status {code}"
         log.error("process_failing", reason=failure)

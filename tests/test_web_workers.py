@@ -29,6 +29,7 @@ pytestmark = pytest.mark.slow
 
 
 def _lines(served: Served) -> list[dict[str, object]]:
+    # Every line is one JSON object, whichever process wrote it: lines never run into each other.
     return [json.loads(line) for line in served.log().splitlines() if line.startswith("{")]
 
 
@@ -39,7 +40,7 @@ def _started(served: Served, kind: str) -> list[int]:
 
 def _ready(served: Served) -> list[int]:
     """Pids of the web processes that have said they serve."""
-    return [int(str(e["pid"])) for e in _lines(served) if e["event"] == "web_worker_ready"]
+    return [int(str(e["process"])) for e in _lines(served) if e["event"] == "web_worker_ready"]
 
 
 def _alive(pid: int) -> bool:
@@ -103,7 +104,7 @@ async def test_two_processes_answer_and_metrics_count_both(settings: Settings) -
         asked = 0
         for _ in range(20):
             asked += await asyncio.to_thread(spread)
-            pids = {e["pid"] for e in _lines(served) if e["event"] == "request" and e.get("path") == "/healthz"}
+            pids = {e["process"] for e in _lines(served) if e["event"] == "request" and e.get("path") == "/healthz"}
             if len(pids) == 2:
                 break
         assert len(pids) == 2, "both HTTP processes answer"
@@ -153,7 +154,7 @@ async def test_the_delivery_worker_runs_in_its_own_process_and_sends(
         assert posted.status_code == 202, posted.text
         await smtp_sink.wait_for(3, within=60)
         (background,) = _started(served, "background")
-        senders = {e["pid"] for e in _lines(served) if str(e["event"]).startswith("worker_")}
+        senders = {e["process"] for e in _lines(served) if str(e["event"]).startswith("worker_")}
         assert senders == {background}, "the worker's lines come from the background process only"
     finally:
         assert served.stop() == 0
