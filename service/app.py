@@ -1,9 +1,9 @@
 """``create_app(settings)``: routes, dependencies, lifespan and error mapping in one place.
 
-Nothing happens at import time.  The lifespan opens the one database pool
-(migrating and checking every named query first), keeps it on ``app.state``
-with the settings, the token signer and the metrics, and, when asked, runs
-the delivery worker in the same process.
+Nothing happens at import time.  The lifespan opens the one runtime (the database
+pool, migrated and with every named query checked, the settings, the token signer,
+links and metrics: service/runtime.py), keeps it as ``app.state.runtime`` for the
+dependencies to hand out, and, when asked, runs the delivery worker in the same process.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 from litestar import Litestar, Router
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.template import TemplateConfig
@@ -24,16 +24,18 @@ from litestar.template import TemplateConfig
 from .auth import require_scope
 from .bounces import routes as bounce_routes
 from .bounces.receiver import BounceReceiver
-from .bounces.webhook_config import load_webhook_secrets
-from .db.pool import Database, open_database
+from .bounces.webhooks import check_webhook_secrets
+from .db.pool import Database
 from .editions.routes import EditionController
 from .errors import exception_handlers
 from .events.routes import EventEndpointController
 from .health import healthz, metrics, readyz
 from .http_metrics import HttpMetricsMiddleware
+from .links import Links
 from .logs import RequestIdMiddleware
 from .metrics import Metrics
 from .problem_docs import ProblemDocs
+from .runtime import Runtime, open_runtime, runtime_of
 from .segments import routes as segment_routes
 from .settings import Settings
 from .subscribers import routes as subscriber_routes
@@ -45,31 +47,40 @@ from .tokens import TokenSigner
 API_VERSION = "0.1.0"
 
 
-async def provide_conn(state: State) -> AsyncGenerator[asyncpg.Connection, None]:
+def provide_runtime(state: State) -> Runtime:
+    """The one runtime (see service/runtime.py)."""
+    return runtime_of(state)
+
+
+async def provide_conn(runtime: NamedDependency[Runtime]) -> AsyncGenerator[asyncpg.Connection, None]:
     """One connection and one transaction per request: committed on success, rolled back on error."""
-    db: Database = state.db
-    async with db.transaction() as conn:
+    async with runtime.db.transaction() as conn:
         yield conn
 
 
-def provide_db(state: State) -> Database:
+def provide_db(runtime: NamedDependency[Runtime]) -> Database:
     """The shared pool and named queries."""
-    return state.db  # type: ignore[no-any-return]
+    return runtime.db
 
 
-def provide_settings(state: State) -> Settings:
+def provide_settings(runtime: NamedDependency[Runtime]) -> Settings:
     """The one settings object."""
-    return state.settings  # type: ignore[no-any-return]
+    return runtime.settings
 
 
-def provide_signer(state: State) -> TokenSigner:
+def provide_signer(runtime: NamedDependency[Runtime]) -> TokenSigner:
     """The one token signer."""
-    return state.signer  # type: ignore[no-any-return]
+    return runtime.signer
 
 
-def provide_metrics(state: State) -> Metrics:
+def provide_links(runtime: NamedDependency[Runtime]) -> Links:
+    """Every personal link in mail and pages, signed by the one signer."""
+    return runtime.links
+
+
+def provide_metrics(runtime: NamedDependency[Runtime]) -> Metrics:
     """The app's metrics."""
-    return state.metrics  # type: ignore[no-any-return]
+    return runtime.metrics
 
 
 def api_router() -> Router:
@@ -98,49 +109,39 @@ def create_app(
     uses it to shut the process down with a non-zero status.
     """
     if not settings.database_url or not settings.secret_keys:
-        raise ValueError("create_app needs a database URL and secret keys; see service/runtime.py")
+        raise ValueError("create_app needs a database URL and secret keys; see service/startup.py")
+    check_webhook_secrets(settings.webhooks)  # a secret that cannot work stops the app being built
+    supervision = Supervision(on_fatal)
+
+    def provide_supervision() -> Supervision:
+        return supervision
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
-        db = await open_database(settings.database_url or "", pool_size=settings.db_pool_size)
-        app.state.db = db
-        worker_task: asyncio.Task[None] | None = None
-        receiver: BounceReceiver | None = None
-        stop = asyncio.Event()
-        try:
-            if settings.bounce_smtp_port is not None:
-                # Started here, not as a task: a port already taken stops the start.
-                receiver = BounceReceiver(settings, db, app.state.signer, app.state.metrics)
-                await receiver.start()
-            if run_worker:
-                from .delivery.worker import run_worker as worker_main
+        async with open_runtime(settings, clock=clock) as runtime:
+            app.state.runtime = runtime
+            worker_task: asyncio.Task[None] | None = None
+            receiver: BounceReceiver | None = None
+            stop = asyncio.Event()
+            try:
+                if settings.bounce_smtp_port is not None:
+                    # Started here, not as a task: a port already taken stops the start.
+                    receiver = BounceReceiver(runtime.settings, runtime.db, runtime.signer, runtime.metrics)
+                    await receiver.start()
+                if run_worker:
+                    from .delivery.worker import run_worker as worker_main
 
-                worker_task = asyncio.create_task(
-                    worker_main(settings, db, app.state.metrics, app.state.signer, stop), name="letterbox-worker"
-                )
-                supervision.watch(worker_task, stop)
-            yield
-        finally:
-            stop.set()
-            if receiver is not None:
-                await receiver.stop()
-            if worker_task is not None:
-                # A crashed worker was reported when it ended; shutting down must not raise it again.
-                await asyncio.gather(worker_task, return_exceptions=True)
-            await db.close()
+                    worker_task = asyncio.create_task(worker_main(runtime, stop), name="letterbox-worker")
+                    supervision.watch(worker_task, stop)
+                yield
+            finally:
+                stop.set()
+                if receiver is not None:
+                    await receiver.stop()
+                if worker_task is not None:
+                    # A crashed worker was reported when it ended; shutting down must not raise it again.
+                    await asyncio.gather(worker_task, return_exceptions=True)
 
-    supervision = Supervision(on_fatal)
-
-    state = State(
-        {
-            "settings": settings,
-            "signer": TokenSigner(settings.secret_keys, now=clock),
-            "metrics": Metrics(),
-            "clock": clock,
-            "supervision": supervision,
-            "webhook_secrets": load_webhook_secrets(settings),
-        }
-    )
     return Litestar(
         route_handlers=[
             healthz,
@@ -151,12 +152,14 @@ def create_app(
             api_router(),
         ],
         lifespan=[lifespan],
-        state=state,
         dependencies={
+            "runtime": Provide(provide_runtime, sync_to_thread=False),
+            "supervision": Provide(provide_supervision, sync_to_thread=False),
             "conn": Provide(provide_conn),
             "db": Provide(provide_db, sync_to_thread=False),
             "settings": Provide(provide_settings, sync_to_thread=False),
             "signer": Provide(provide_signer, sync_to_thread=False),
+            "links": Provide(provide_links, sync_to_thread=False),
             "metrics": Provide(provide_metrics, sync_to_thread=False),
         },
         exception_handlers=exception_handlers(),

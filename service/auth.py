@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 from litestar.connection import ASGIConnection
@@ -21,6 +21,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from .db.pool import Database
 from .errors import Forbidden, Unauthorized
+from .runtime import runtime_of
 
 SCOPES: Final = (
     "editions:write",
@@ -91,11 +92,12 @@ async def authenticate(db: Database, authorization: str | None, bootstrap_key: s
     raise Unauthorized("The API key is not valid or has been revoked.")
 
 
-async def require_scope(connection: ASGIConnection, handler: BaseRouteHandler) -> None:  # type: ignore[type-arg]
+async def require_scope(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """Litestar guard for every ``/v1`` route: authenticate, then check the route's scope."""
     scope: str = handler.opt.get("scope", "admin")
-    state = connection.app.state
-    principal = await authenticate(state.db, connection.headers.get("authorization"), state.settings.bootstrap_api_key)
+    runtime = runtime_of(connection.app.state)
+    authorization = connection.headers.get("authorization")
+    principal = await authenticate(runtime.db, authorization, runtime.settings.bootstrap_api_key)
     if not principal.allows(scope):
         raise Forbidden(f"This API key lacks the '{scope}' scope needed here.")
     connection.state.principal = principal

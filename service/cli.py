@@ -17,16 +17,16 @@ from pathlib import Path
 import asyncpg
 
 from .auth import generate_key, validate_scopes
-from .bounces.webhook_config import load_webhook_secrets
+from .bounces.webhooks import check_webhook_secrets
 from .db.embedded import EmbeddedPostgresError
 from .db.migrations import MigrationError, migrate
-from .db.pool import Database, open_database
 from .db.queries import QueryError
 from .db.sql_files import MIGRATIONS_DIR
 from .delivery.preflight import check_mail_settings
 from .logs import configure_logging
-from .runtime import database_url, ensure_secret_keys
+from .runtime import Runtime, open_runtime
 from .settings import Settings, SettingsError, load_settings
+from .startup import database_url, ensure_secret_keys
 
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
@@ -75,19 +75,16 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_until_signal(settings: Settings, body: Callable[[Database, asyncio.Event], Awaitable[None]]) -> int:
-    """Open the database, run ``body`` until SIGTERM/SIGINT sets its stop event, close the database."""
+def _run_until_signal(settings: Settings, body: Callable[[Runtime, asyncio.Event], Awaitable[None]]) -> int:
+    """Open the runtime, run ``body`` until SIGTERM/SIGINT sets its stop event, close the runtime."""
 
     async def main() -> None:
-        db = await open_database(settings.database_url or "", pool_size=settings.db_pool_size)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            await body(db, stop)
-        finally:
-            await db.close()
+        async with open_runtime(settings) as runtime:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            await body(runtime, stop)
 
     asyncio.run(main())
     return 0
@@ -95,34 +92,27 @@ def _run_until_signal(settings: Settings, body: Callable[[Database, asyncio.Even
 
 def _worker(settings: Settings, _: argparse.Namespace) -> int:
     from .delivery.worker import run_worker
-    from .metrics import Metrics
     from .metrics_server import metrics_endpoint
-    from .tokens import TokenSigner
 
-    metrics = Metrics()
-
-    async def body(db: Database, stop: asyncio.Event) -> None:
-        async with metrics_endpoint(settings, metrics, db):
-            await run_worker(settings, db, metrics, TokenSigner(settings.secret_keys), stop)
+    async def body(runtime: Runtime, stop: asyncio.Event) -> None:
+        async with metrics_endpoint(settings, runtime.metrics, runtime.db):
+            await run_worker(runtime, stop)
 
     return _run_until_signal(settings, body)
 
 
 def _bounce_receiver(settings: Settings, _: argparse.Namespace) -> int:
     from .bounces.receiver import run_receiver
-    from .metrics import Metrics
     from .metrics_server import metrics_endpoint
-    from .tokens import TokenSigner
 
     if settings.bounce_smtp_port is None:
         print("letterbox: LETTERBOX_BOUNCE_SMTP_PORT: set it to the port to receive bounce mail on", file=sys.stderr)
         return EXIT_CONFIG
-    metrics = Metrics()
 
-    async def body(db: Database, stop: asyncio.Event) -> None:
+    async def body(runtime: Runtime, stop: asyncio.Event) -> None:
         # Its own counters only: the queue figures come from the API and the workers.
-        async with metrics_endpoint(settings, metrics, None):
-            await run_receiver(settings, db, TokenSigner(settings.secret_keys), metrics, stop)
+        async with metrics_endpoint(settings, runtime.metrics, None):
+            await run_receiver(runtime, stop)
 
     return _run_until_signal(settings, body)
 
@@ -142,8 +132,8 @@ def _migrate(settings: Settings, _: argparse.Namespace) -> int:
 
 def _api_key(settings: Settings, args: argparse.Namespace) -> int:
     async def main() -> int:
-        db = await open_database(settings.database_url or "", pool_size=2)
-        try:
+        async with open_runtime(settings, pool_size=2) as runtime:
+            db = runtime.db
             if args.action == "create":
                 try:
                     scopes = validate_scopes(args.scope)
@@ -165,8 +155,6 @@ def _api_key(settings: Settings, args: argparse.Namespace) -> int:
                     return 1
                 print(f"revoked {revoked['prefix']} ({revoked['name']})")
             return 0
-        finally:
-            await db.close()
 
     return asyncio.run(main())
 
@@ -175,11 +163,8 @@ def _demo(settings: Settings, _: argparse.Namespace) -> int:
     from .subscribers.demo import load_demo
 
     async def main() -> None:
-        db = await open_database(settings.database_url or "", pool_size=2)
-        try:
-            await load_demo(db)
-        finally:
-            await db.close()
+        async with open_runtime(settings, pool_size=2) as runtime:
+            await load_demo(runtime.db)
 
     asyncio.run(main())
     print("loaded the sample safeguarding-partnership agencies, roles and lists")
@@ -252,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         env["LETTERBOX_PORT"] = str(args.port)
     try:
         settings = load_settings(env)
-        load_webhook_secrets(settings)  # certificates and keys must parse before anything starts
+        check_webhook_secrets(settings.webhooks)  # certificates and keys must parse before anything starts
     except SettingsError as exc:
         print(f"letterbox: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -172,56 +172,54 @@ def is_unavailable(exc: BaseException | None) -> bool:
     if isinstance(exc, DATABASE_UNAVAILABLE):
         return True
     return isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
-def _database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    outages = request.app.state.get("outage_log")
-    if outages is None:
-        outages = request.app.state["outage_log"] = OutageLog("database_unavailable", "refused_requests")
-    outages.note(exc)
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-    # Imported here: both modules import this one. Public pages answer people with a page.
-    from .problem_docs import ERROR_PAGES
-    from .subscribers.web import page
-
-    if request.route_handler.opt.get(ERROR_PAGES):
-        return page(request, "unavailable.html", status=503, token_page=True, headers=headers)
-    return problem(503, "The database is unavailable just now; nothing was changed. Try again shortly.",
-                   headers=headers)
-
-
-def _interface_error(request: Request[Any, Any, Any], exc: asyncpg.InterfaceError) -> Response[Any]:
-    if is_unavailable(exc):
-        return _database_unavailable(request, exc)
-    return _unexpected(request, exc)
-
-
-def _exception_group(request: Request[Any, Any, Any], exc: ExceptionGroup[Exception]) -> Response[Any]:
-    # Litestar groups the errors raised while closing a request's dependencies (its transaction)
-    # and chains the handler's own error as the cause: a connection that dropped fails both.
-    cause = exc.__cause__
-    if is_unavailable(cause) or all(is_unavailable(member) for member in exc.exceptions):
-        return _database_unavailable(request, cause if isinstance(cause, Exception) else exc.exceptions[0])
-    # Anything else is handled as any other unexpected error of this route (a page on public pages).
-    fallback = request.route_handler.resolve_exception_handlers()[Exception]
-    return fallback(request, exc)
-
-
 def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.error("unhandled_error", exc_info=exc)
     return problem(500, "Something went wrong on our side; it has been logged.")
 
 
 def exception_handlers() -> ExceptionHandlersMap:
-    """The app's exception handlers: every error becomes problem+json."""
+    """The app's exception handlers: every error becomes problem+json (a page on public pages).
+
+    Built once per app: the outage log (one warning per database outage) is the app's own.
+    """
+    outages = OutageLog("database_unavailable", "refused_requests")
+
+    def database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+        outages.note(exc)
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        # Imported here: both modules import this one. Public pages answer people with a page.
+        from .problem_docs import ERROR_PAGES
+        from .subscribers.web import page
+
+        if request.route_handler.opt.get(ERROR_PAGES):
+            return page(request, "unavailable.html", status=503, token_page=True, headers=headers)
+        return problem(503, "The database is unavailable just now; nothing was changed. Try again shortly.",
+                       headers=headers)
+
+    def interface_error(request: Request[Any, Any, Any], exc: asyncpg.InterfaceError) -> Response[Any]:
+        if is_unavailable(exc):
+            return database_unavailable(request, exc)
+        return _unexpected(request, exc)
+
+    def exception_group(request: Request[Any, Any, Any], exc: ExceptionGroup[Exception]) -> Response[Any]:
+        # Litestar groups the errors raised while closing a request's dependencies (its transaction)
+        # and chains the handler's own error as the cause: a connection that dropped fails both.
+        cause = exc.__cause__
+        if is_unavailable(cause) or all(is_unavailable(member) for member in exc.exceptions):
+            return database_unavailable(request, cause if isinstance(cause, Exception) else exc.exceptions[0])
+        # Anything else is handled as any other unexpected error of this route (a page on public pages).
+        fallback = request.route_handler.resolve_exception_handlers()[Exception]
+        return fallback(request, exc)
+
     return {
         LetterboxError: _letterbox_error,
         HTTPException: _http_exception,
         asyncpg.UniqueViolationError: _unique_violation,
         asyncpg.DataError: _data_error,
         RecursionError: _too_deep,
-        **dict.fromkeys(DATABASE_UNAVAILABLE, _database_unavailable),
-        asyncpg.InterfaceError: _interface_error,
-        ExceptionGroup: _exception_group,
+        **dict.fromkeys(DATABASE_UNAVAILABLE, database_unavailable),
+        asyncpg.InterfaceError: interface_error,
+        ExceptionGroup: exception_group,
         Exception: _unexpected,
     }
-
 

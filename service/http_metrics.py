@@ -17,7 +17,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Counter, Histogram
 
-from .metrics import Metrics
+from .runtime import runtime_of
 
 
 class HttpMetricsMiddleware:
@@ -51,7 +51,7 @@ class HttpMetricsMiddleware:
         counter = self._counters.get((method, route, status))
         timer = self._timers.get((method, route))
         if counter is None or timer is None:
-            metrics: Metrics = scope["app"].state.metrics
+            metrics = runtime_of(scope["app"].state).metrics
             counter = self._counters[(method, route, status)] = metrics.http_requests.labels(method, route, str(status))
             timer = self._timers[(method, route)] = metrics.http_duration.labels(method, route)
         counter.inc()

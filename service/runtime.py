@@ -1,65 +1,77 @@
-"""Turning settings into a place to run: the generated secret and the embedded database.
+"""The one typed runtime: what every part of a running process shares.
 
-Both are done by the CLI before the event loop starts (the embedded server
-must be started from the main thread; see service/db/embedded.py).  The
-embedded server is supervised: if its postmaster dies it is started again, and
-if it cannot be, the process is asked to stop (SIGTERM, so requests drain) and
-the command exits non-zero, for its own supervisor to restart it.
+``open_runtime`` builds it, for the HTTP app's lifespan and for every CLI
+command alike; the app hands it to handlers as the ``runtime`` dependency (and
+its parts as ``db``, ``settings``, ``signer``, ``links`` and ``metrics``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import secrets
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import msgspec
+from litestar.datastructures import State
 
-from .db.embedded import EmbeddedPostgres, EmbeddedPostgresError
-from .db.pool import ensure_database
-from .settings import Settings
-
-EMBEDDED_DATABASE = "letterbox"
-
-
-def ensure_secret_keys(settings: Settings) -> Settings:
-    """Use ``LETTERBOX_SECRET_KEYS``, or a key generated once into ``var/secret`` (mode 0600)."""
-    if settings.secret_keys:
-        return settings
-    path = settings.var_path / "secret"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        # O_EXCL: two processes starting together must not both write a different key.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(48) + "\n")
-    keys = tuple(k.strip() for k in path.read_text().split(",") if k.strip())
-    return msgspec.structs.replace(settings, secret_keys=keys)
+from .bounces.webhooks import check_webhook_secrets
+from .db.pool import Database, open_database
+from .links import Links
+from .metrics import Metrics
+from .settings import Settings, WebhookSecrets
+from .tokens import TokenSigner
 
 
-@contextmanager
-def database_url(settings: Settings) -> Iterator[Settings]:
-    """Yield settings with ``database_url`` set, starting the embedded server for the duration if needed.
+class Runtime(msgspec.Struct, frozen=True, kw_only=True):
+    """Settings, the database, the token signer and the links it signs, metrics and the clock."""
 
-    Raises :class:`EmbeddedPostgresError` on the way out when the embedded server died and
-    could not be started again, whatever ended the body (the stop that failure asked for).
+    settings: Settings
+    db: Database
+    signer: TokenSigner
+    links: Links
+    metrics: Metrics
+    clock: Callable[[], float]
+
+    @property
+    def webhooks(self) -> WebhookSecrets:
+        """The provider webhooks' secrets (a group of the settings)."""
+        return self.settings.webhooks
+
+
+def assemble(
+    settings: Settings, db: Database, *, clock: Callable[[], float] = time.time, metrics: Metrics | None = None
+) -> Runtime:
+    """The runtime over an open database: the one place a signer and its links are made."""
+    signer = TokenSigner(settings.secret_keys, now=clock)
+    links = Links(settings, signer)
+    return Runtime(settings=settings, db=db, signer=signer, links=links, metrics=metrics or Metrics(), clock=clock)
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings,
+    *,
+    clock: Callable[[], float] = time.time,
+    metrics: Metrics | None = None,
+    pool_size: int | None = None,
+) -> AsyncIterator[Runtime]:
+    """Open the database (migrating it and checking every named query) and yield the runtime; close on exit.
+
+    ``settings.database_url`` and ``settings.secret_keys`` must be resolved (service/startup.py does it).
     """
-    if settings.database_url:
-        yield settings
-        return
-    server = EmbeddedPostgres(settings.var_path / "postgres")
-    server.start()
+    if not settings.database_url or not settings.secret_keys:
+        raise ValueError("a runtime needs a database URL and secret keys; see service/startup.py")
+    check_webhook_secrets(settings.webhooks)
+    db = await open_database(settings.database_url, pool_size=pool_size or settings.db_pool_size)
     try:
-        asyncio.run(ensure_database(server.dsn(), EMBEDDED_DATABASE))
-        server.supervise(lambda _reason: os.kill(os.getpid(), signal.SIGTERM))
-        yield msgspec.structs.replace(settings, database_url=server.dsn(EMBEDDED_DATABASE))
+        yield assemble(settings, db, clock=clock, metrics=metrics)
     finally:
-        server.stop()
-        if server.failure is not None:
-            raise EmbeddedPostgresError(server.failure)
+        await db.close()
+
+
+def runtime_of(state: State) -> Runtime:
+    """The runtime a started app keeps in its state (the one place that state is read)."""
+    runtime = getattr(state, "runtime", None)
+    if not isinstance(runtime, Runtime):
+        raise RuntimeError("the app has not started: its runtime is opened by the lifespan")
+    return runtime

@@ -251,11 +251,9 @@ def _web_child(settings: Settings, ready: Event, _run_worker: bool) -> None:
 def _background_child(settings: Settings, ready: Event, run_worker: bool) -> None:
     """The delivery worker and the bounce receiver, until SIGTERM/SIGINT; any other end is an error."""
     from .bounces.receiver import BounceReceiver
-    from .db.pool import open_database
     from .delivery.worker import run_worker as worker_main
     from .logs import configure_logging
-    from .metrics import Metrics
-    from .tokens import TokenSigner
+    from .runtime import open_runtime
 
     configure_logging(settings)
     log = structlog.get_logger(__name__)  # after configure_logging: lines go through the scrubber
@@ -266,22 +264,20 @@ def _background_child(settings: Settings, ready: Event, run_worker: bool) -> Non
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         _watch_parent(stop.set)
-        db = await open_database(settings.database_url or "", pool_size=settings.db_pool_size)
-        metrics, signer = Metrics(), TokenSigner(settings.secret_keys)
-        receiver = None
-        try:
-            if settings.bounce_smtp_port is not None:
-                receiver = BounceReceiver(settings, db, signer, metrics)
-                await receiver.start()
-            ready.set()
-            if run_worker:
-                await worker_main(settings, db, metrics, signer, stop)
-            else:
-                await stop.wait()
-        finally:
-            if receiver is not None:
-                await receiver.stop()
-            await db.close()
+        async with open_runtime(settings) as runtime:
+            receiver = None
+            try:
+                if settings.bounce_smtp_port is not None:
+                    receiver = BounceReceiver(settings, runtime.db, runtime.signer, runtime.metrics)
+                    await receiver.start()
+                ready.set()
+                if run_worker:
+                    await worker_main(runtime, stop)
+                else:
+                    await stop.wait()
+            finally:
+                if receiver is not None:
+                    await receiver.stop()
         if not stop.is_set():
             raise RuntimeError("the delivery worker returned without being asked to stop")
 

@@ -30,6 +30,24 @@ class SettingsError(ValueError):
         self.message = message
 
 
+class WebhookSecrets(msgspec.Struct, frozen=True, kw_only=True):
+    """How each provider's bounce webhook proves who sent it: field ``x`` is ``LETTERBOX_X``.
+
+    A provider whose secret is unset is not configured: its webhook answers 401.  Each
+    provider checks its own values at start (service/bounces/webhooks/).
+    """
+
+    sns_cert_file: str | None = None
+    """PEM certificate(s) Amazon SNS signs with; unset refuses the ``ses`` webhook (SigningCertURL is never fetched)."""
+    postmark_webhook_user: str | None = None
+    """HTTP Basic user Postmark sends (set together with the password)."""
+    postmark_webhook_password: str | None = None
+    sendgrid_webhook_public_key: str | None = None
+    """SendGrid's Signed Event Webhook verification key: base64 DER (as SendGrid shows it) or PEM."""
+    mailgun_webhook_signing_key: str | None = None
+    """Mailgun's HTTP webhook signing key."""
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Runtime configuration. Build it with :func:`load_settings`."""
 
@@ -85,13 +103,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """How long a copy that keeps failing temporarily is retried (a relay down for an afternoon loses nothing)."""
     edition_max_lateness_hours: float = 24.0
     """A scheduled edition found later than this after its ``send_at`` is cancelled, not sent."""
-    sns_cert_file: str | None = None
-    """PEM certificate(s) Amazon SNS signs with; unset refuses the ``ses`` webhook (SigningCertURL is never fetched)."""
-    postmark_webhook_user: str | None = None
-    postmark_webhook_password: str | None = None
-    sendgrid_webhook_public_key: str | None = None
-    """SendGrid's Signed Event Webhook verification key: base64 DER or PEM."""
-    mailgun_webhook_signing_key: str | None = None
+    webhooks: WebhookSecrets = msgspec.field(default_factory=WebhookSecrets)
+    """The provider webhooks' secrets, a group of their own."""
     worker_batch_size: int = 200
     lease_seconds: int = 10
     """A live worker renews its leases every third of this; a dead worker's copies are free again after it."""
@@ -232,16 +245,6 @@ _INTS = {
 }
 
 
-# Checked further (certificates and keys parse) by service/bounces/webhook_config.py at start.
-_WEBHOOK_SECRETS = (
-    "sns_cert_file",
-    "postmark_webhook_user",
-    "postmark_webhook_password",
-    "sendgrid_webhook_public_key",
-    "mailgun_webhook_signing_key",
-)
-
-
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read settings from ``env`` (default: ``os.environ``); raise :class:`SettingsError` on a bad value."""
     source = os.environ if env is None else env
@@ -284,7 +287,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             values[name] = _float(PREFIX + name.upper(), v)
     if (v := get("edition_max_lateness_hours")) is not None:
         values["edition_max_lateness_hours"] = _float("LETTERBOX_EDITION_MAX_LATENESS_HOURS", v)
-    plain = ("dkim_selector", "dkim_key_file", "bootstrap_api_key", "var_dir", "trusted_proxies", *_WEBHOOK_SECRETS)
+    plain = ("dkim_selector", "dkim_key_file", "bootstrap_api_key", "var_dir", "trusted_proxies")
     for name in plain:
         if (v := get(name)) is not None:
             values[name] = v
@@ -301,6 +304,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             values[name] = _int(PREFIX + name.upper(), v, minimum=minimum)
     values.update(_limits(get))
     values.update(_events(get))
+    # Checked further (certificates and keys parse) by each provider at start: service/bounces/webhooks/.
+    secrets = {f.name: v for f in msgspec.structs.fields(WebhookSecrets) if (v := get(f.name)) is not None}
+    if secrets:
+        values["webhooks"] = secrets
     values.setdefault("web_workers", available_cores())
     # Derived defaults (DESIGN.md "Configuration"): links follow the bind, mail names follow the links.
     if "public_url" not in values:

@@ -18,8 +18,9 @@ from structlog.testing import capture_logs
 from service.app import create_app
 from service.db.embedded import EmbeddedPostgres
 from service.db.pool import ensure_database, open_database
+from service.runtime import runtime_of
 from service.settings import Settings
-from service.tokens import Purpose
+from service.tokens import Purpose, TokenSigner
 from tests.conftest import replace_settings
 from tests.editions.test_posting import edition
 from tests.support.seed import seed_readers
@@ -133,7 +134,7 @@ async def test_postgres_outage_is_a_503_with_one_warning_and_heals(
 ) -> None:
     await seed_readers(restartable_url, 1)
     app = create_app(replace_settings(settings, database_url=restartable_url))
-    unsubscribe = "/unsubscribe/" + app.state.signer.sign(Purpose.UNSUBSCRIBE, 1, None, None)
+    unsubscribe = "/unsubscribe/" + TokenSigner(settings.secret_keys).sign(Purpose.UNSUBSCRIBE, 1, None, None)
     async with AsyncTestClient(app, base_url="https://news.example.org") as client:
         assert (await client.get("/v1/lists", headers=admin_headers)).status_code == 200
         assert (await client.get("/subscribe")).status_code == 200
@@ -168,7 +169,7 @@ async def test_a_connection_cut_mid_request_is_a_503_not_a_500(
     # The server ends this request's own connection mid-statement, as a crash or failover would;
     # closing the transaction then finds the connection closed too.
     for name in ("list-all", "form-choices"):
-        app.state.db.q._queries[name] = "SELECT pg_terminate_backend(pg_backend_pid())"
+        runtime_of(app.state).db.q._queries[name] = "SELECT pg_terminate_backend(pg_backend_pid())"
     response = await client.get("/v1/lists", headers=admin_headers)
     assert response.status_code == 503, response.text
     assert response.headers["retry-after"] == "5"

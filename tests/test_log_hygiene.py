@@ -32,6 +32,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from service.logs import configure_logging
+from service.runtime import runtime_of
 from service.settings import Settings
 from tests.conftest import BOOTSTRAP_KEY, SECRET, replace_settings
 from tests.support.processes import Served, settings_env
@@ -261,7 +262,7 @@ async def test_exceptions_and_library_loggers_are_scrubbed_too(
     (address,) = await seed_readers(settings.database_url or "", 1, prefix="hygiene.crash")
     reader_id = (await client.get("/v1/subscribers", headers=admin_headers)).json()["items"][0]["id"]
     # A fault nobody planned for, whose PostgreSQL error quotes the reader's row in its DETAIL line.
-    app.state.db.q._queries["subscriber-get"] = (
+    runtime_of(app.state).db.q._queries["subscriber-get"] = (
         "INSERT INTO lists (slug, name) SELECT email, name FROM subscribers WHERE id = $1 RETURNING *"
     )
     crashed = await client.get(f"/v1/subscribers/{reader_id}", headers=admin_headers)

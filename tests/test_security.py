@@ -11,6 +11,7 @@ from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
 from service.auth import SCOPES, generate_key
+from service.runtime import runtime_of
 from service.settings import Settings
 
 Client = AsyncTestClient[Litestar]
@@ -73,7 +74,7 @@ async def test_webhook_routes_without_a_valid_signature_are_401(client: Client, 
 
 async def test_an_internal_failure_is_a_bare_500(client: Client, app: Litestar, admin_headers: dict[str, str]) -> None:
     # Break a query after start-up, as a bad deploy or a dropped column would.
-    queries = app.state.db.q._queries
+    queries = runtime_of(app.state).db.q._queries
     queries["list-all"] = "SELECT definitely_not_a_column FROM lists"
     response = await client.get("/v1/lists", headers=admin_headers)
     assert response.status_code == 500

@@ -6,7 +6,7 @@ findings of any way in (mail, webhook, API, send time) into classified events.
 Readers are tried from the most to the least structured:
 
 1. complaints: RFC 5965 ARF and its look-alikes (``formats/arf.py``);
-2. Amazon SES notifications by mail (``formats/ses.py``);
+2. Amazon SES notifications by mail (``formats/ses_notification.py``);
 3. RFC 3464 delivery status notifications (``formats/dsn.py``);
 4. RFC 3834 auto-replies, which are not bounces (``formats/autoreply.py``);
 5. prose bounces from everything else (``formats/prose.py``).
@@ -34,7 +34,7 @@ import msgspec
 
 from service.bounces.classify import Kind, classify, find_status
 from service.bounces.finding import Finding
-from service.bounces.formats import arf, autoreply, dsn, notice, prose, ses
+from service.bounces.formats import arf, autoreply, dsn, notice, prose, ses_notification
 from service.bounces.formats.common import embedded_message, header_values, trim
 
 __all__ = ["Kind", "Ours", "ParsedEvent", "ParsedReport", "events", "parse_report"]
@@ -121,7 +121,7 @@ def _report(msg: Message, tokens: list[str], ours: Ours) -> ParsedReport:
     if complaints is not None:
         complaint_tokens = _complaint_tokens(msg, tokens)
         return ParsedReport(events=events(complaints, ours), verp_tokens=complaint_tokens, auto_reply=False)
-    findings = _guarded(lambda: ses.read(msg), None)
+    findings = _guarded(lambda: ses_notification.read(msg), None)
     if findings is None:
         findings = _guarded(lambda: dsn.read(msg), None)
         if findings:

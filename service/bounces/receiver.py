@@ -36,6 +36,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from ..db.pool import Database
 from ..metrics import Metrics
+from ..runtime import Runtime
 from ..settings import Settings, SettingsError
 from ..subscribers import lifecycle
 from ..tokens import Purpose, TokenInvalid, TokenSigner
@@ -284,12 +285,7 @@ class BounceReceiver:
         await self.stop()
 
 
-async def run_receiver(
-    settings: Settings, db: Database, signer: TokenSigner, metrics: Metrics, stop: asyncio.Event
-) -> None:
-    """Receive bounce mail on ``LETTERBOX_BOUNCE_SMTP_PORT`` until ``stop`` is set.
-
-    For ``letterbox serve`` (next to the API, sharing its pool) and ``letterbox bounce-receiver``.
-    """
-    async with BounceReceiver(settings, db, signer, metrics):
+async def run_receiver(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Receive bounce mail on ``LETTERBOX_BOUNCE_SMTP_PORT`` until ``stop`` is set (``letterbox bounce-receiver``)."""
+    async with BounceReceiver(runtime.settings, runtime.db, runtime.signer, runtime.metrics):
         await stop.wait()

@@ -10,7 +10,6 @@ request proves itself by its provider's signature or credentials instead.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 from litestar import Controller, Request, post
@@ -21,6 +20,7 @@ from litestar.types import ControllerRouterHandler
 from ..db.pool import Database
 from ..errors import NotFound, Unprocessable, UnsupportedMediaType
 from ..metrics import Metrics
+from ..runtime import Runtime
 from ..settings import Settings
 from ..subscribers.validation import InvalidValue, normalise_email
 from ..tokens import TokenSigner
@@ -29,7 +29,6 @@ from .ingest import copies_named, count, drop_bounced_signups, ingest_events, me
 from .parse import events, parse_report
 from .schemas import BounceEvents, BounceIn, BounceMatched, ProviderBody, RawMailBody
 from .suppressions import SuppressionController
-from .webhook_config import WebhookSecrets
 from .webhooks import PROVIDERS
 
 WRITE = {"scope": "bounces:write"}
@@ -123,9 +122,7 @@ async def provider_webhook(
     request: Request[Any, Any, Any],
     provider: FromPath[str],
     db: NamedDependency[Database],
-    settings: NamedDependency[Settings],
-    signer: NamedDependency[TokenSigner],
-    metrics: NamedDependency[Metrics],
+    runtime: NamedDependency[Runtime],
 ) -> BounceEvents:
     """``provider`` is ``ses``, ``postmark``, ``sendgrid`` or ``mailgun``; see the README for setting each up.
 
@@ -133,23 +130,21 @@ async def provider_webhook(
     it fails or the provider is not configured); then each event is matched (by our Message-ID when
     the provider quotes it, else by address) and acted on.
     """
-    reader = PROVIDERS.get(provider)
-    if reader is None:
+    webhook = PROVIDERS.get(provider)
+    if webhook is None:
         raise NotFound(f"There is no webhook for '{provider}'; providers: {', '.join(PROVIDERS)}.")
-    state = request.app.state
-    secrets: WebhookSecrets = state.get("webhook_secrets") or WebhookSecrets()
-    now: float = state.get("clock", time.time)()
+    db, settings = runtime.db, runtime.settings
     body = await request.body()
-    found = events(reader(body, request.headers, secrets, now), ours(settings))
+    found = events(webhook.read(body, request.headers, settings.webhooks, runtime.clock()), ours(settings))
     # A connection is taken only once the request is verified: unverified traffic cannot drain the pool.
     async with db.transaction() as conn:
         # Providers that pass on our Message-ID (SES, SendGrid, Mailgun) let us tie events to the exact copy.
         # A batch may quote copies of other people's mail (a "delivered" event), so only same-address ties count.
-        named = await copies_named(conn, db.q, signer, message_ids=message_id_candidates(body)) if found else []
+        named = await copies_named(conn, db.q, runtime.signer, message_ids=message_id_candidates(body)) if found else []
         addresses = {event.email for event in found}
         copies = [c for c in named if c.email is not None and c.email.lower() in addresses]
         outcomes = await ingest_events(conn, db.q, settings, found, source=f"webhook-{provider}", copies=copies)
-    count(metrics, outcomes)
+    count(runtime.metrics, outcomes)
     return BounceEvents(events=outcomes)
 
 

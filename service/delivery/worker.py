@@ -28,9 +28,9 @@ from ..events.outbox import emit_edition
 from ..events.sender import EventSender
 from ..links import Links
 from ..metrics import Metrics
+from ..runtime import Runtime
 from ..settings import Settings
 from ..subscribers.signups import decide_left_behind
-from ..tokens import TokenSigner
 from .addresses import sender_domain, wire_address
 from .compose import EditionMail, Personalisation, PreparedMail, format_date, prepare
 from .dkim_keys import DkimKeys
@@ -306,16 +306,9 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
-async def run_worker(
-    settings: Settings,
-    db: Database,
-    metrics: Metrics,
-    signer: TokenSigner,
-    stop: asyncio.Event,
-    *,
-    transport: Transport | None = None,
-) -> None:
+async def run_worker(runtime: Runtime, stop: asyncio.Event, *, transport: Transport | None = None) -> None:
     """Run one worker until ``stop`` is set (used by ``serve`` and by ``letterbox worker``)."""
-    worker = Worker(settings, db, metrics, Links(settings, signer), transport or make_transport(settings))
+    settings, metrics = runtime.settings, runtime.metrics
+    worker = Worker(settings, runtime.db, metrics, runtime.links, transport or make_transport(settings))
     with metrics.worker_alive():
         await worker.run(stop)

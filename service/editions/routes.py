@@ -13,12 +13,11 @@ from litestar.params import FromQuery, HeaderParameter, JSONBody, QueryParameter
 from ..db.pool import Database
 from ..errors import Conflict, NotFound
 from ..events.outbox import emit_edition
-from ..links import Links
 from ..pagination import decode_cursor, encode_cursor
 from ..problem_docs import PROBLEMS
+from ..runtime import Runtime
 from ..schemas import RowId
 from ..settings import Settings
-from ..tokens import TokenSigner
 from .checks import CheckReport, check_edition
 from .posting import post_edition
 from .proofs import ProofIn, ProofSent, send_proofs
@@ -60,16 +59,15 @@ class EditionController(Controller):
         conn: NamedDependency[asyncpg.Connection],
         db: NamedDependency[Database],
         settings: NamedDependency[Settings],
-        signer: NamedDependency[TokenSigner],
+        runtime: NamedDependency[Runtime],
         data: JSONBody[ProofIn],
     ) -> ProofSent:
         """Send up to ten copies at once, composed as edition copies and marked ``X-Letterbox-Proof: yes``.
 
         No edition or delivery is recorded; the proof's unsubscribe link shows the page and changes nothing.
         """
-        links = Links(settings, signer)
-        now = request.app.state.clock()
-        return await send_proofs(conn, db, settings, links, request.state.principal, now, data)
+        now = runtime.clock()
+        return await send_proofs(conn, db, settings, runtime.links, request.state.principal, now, data)
 
     @get("/{edition_id:int}/report", opt=READ, summary="An edition's copies by agency and by role")
     async def report(

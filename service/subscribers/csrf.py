@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from litestar.connection import ASGIConnection
 
+from ..runtime import runtime_of
 from ..tokens import Purpose, TokenInvalid, TokenSigner
 
 FIELD = "csrf"
@@ -67,7 +68,7 @@ def same_site(request: ASGIConnection[Any, Any, Any, Any]) -> bool:
     origin = request.headers.get("origin")
     if origin is None:
         return True
-    own = _host_port(request.app.state.settings.public_url)
+    own = _host_port(runtime_of(request.app.state).settings.public_url)
     return (found := _host_port(origin)) is not None and (found == own or _is_request_host(found, request))
 
 

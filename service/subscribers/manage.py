@@ -23,7 +23,6 @@ from ..db.pool import Database
 from ..db.queries import Queries
 from ..links import Links
 from ..problem_docs import PROBLEMS
-from ..settings import Settings
 from ..tokens import Purpose, TokenInvalid, TokenSigner
 from . import csrf, lifecycle
 from .forms import Choices, Entered, FieldError, check_preferences, entered, load_choices
@@ -62,7 +61,7 @@ async def unsubscribe_submit(
     token: FromPath[str],
     conn: NamedDependency[asyncpg.Connection],
     db: NamedDependency[Database],
-    settings: NamedDependency[Settings],
+    links: NamedDependency[Links],
     signer: NamedDependency[TokenSigner],
 ) -> Template:
     """Leave the list the mail was for, or every list when asked; count it against the edition."""
@@ -75,7 +74,7 @@ async def unsubscribe_submit(
     everything = list_id is None or form_text(form.get("scope")) == "all"
     left = await lifecycle.unsubscribe(conn, db.q, subscriber_id, None if everything else list_id, edition_id,
                                        actor(request, "one-click" if one_click else "link"))
-    return await _unsubscribed(request, conn, db.q, settings, signer, subscriber_id, gone=left is None,
+    return await _unsubscribed(request, conn, db.q, links, subscriber_id, gone=left is None,
                                everything=everything)
 
 
@@ -106,7 +105,7 @@ async def preferences_submit(
     token: FromPath[str],
     conn: NamedDependency[asyncpg.Connection],
     db: NamedDependency[Database],
-    settings: NamedDependency[Settings],
+    links: NamedDependency[Links],
     signer: NamedDependency[TokenSigner],
 ) -> Template:
     """Save name, organisation, role and lists; or, with the other button, leave everything."""
@@ -121,7 +120,7 @@ async def preferences_submit(
         raise LinkExpired(GONE)
     if form_text(form.get("action")) == "leave":
         await lifecycle.unsubscribe(conn, db.q, subscriber_id, None, None, actor(request, "link"))
-        return await _unsubscribed(request, conn, db.q, settings, signer, subscriber_id, gone=False, everything=True)
+        return await _unsubscribed(request, conn, db.q, links, subscriber_id, gone=False, everything=True)
 
     choices, _ = await _choices_for(conn, db.q, subscriber_id)
     values = entered(form)
@@ -178,14 +177,14 @@ def _preferences(request: AnyRequest, signer: TokenSigner, subscriber_id: int, c
     return page(request, "preferences.html", context, status=status, token_page=True)
 
 
-async def _unsubscribed(request: AnyRequest, conn: asyncpg.Connection, q: Queries, settings: Settings,
-                        signer: TokenSigner, subscriber_id: int, *, gone: bool, everything: bool) -> Template:
+async def _unsubscribed(request: AnyRequest, conn: asyncpg.Connection, q: Queries, links: Links,
+                        subscriber_id: int, *, gone: bool, everything: bool) -> Template:
     remaining = [] if gone else [
         r["name"] for r in await conn.fetch(q["subscriber-memberships"], subscriber_id) if r["status"] == "confirmed"
     ]
     context = {
         "everything": everything or not remaining,
         "remaining": remaining,
-        "preferences_url": None if gone else Links(settings, signer).preferences_url(subscriber_id),
+        "preferences_url": None if gone else links.preferences_url(subscriber_id),
     }
     return page(request, "unsubscribed.html", context, token_page=True)

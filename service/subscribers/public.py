@@ -24,6 +24,7 @@ from ..db.pool import Database
 from ..errors import BadRequest
 from ..links import Links
 from ..problem_docs import PROBLEMS
+from ..runtime import Runtime
 from ..settings import Settings
 from ..tokens import Purpose, TokenSigner
 from . import csrf, lifecycle, ratelimit, signups
@@ -54,6 +55,7 @@ async def subscribe_submit(
     db: NamedDependency[Database],
     settings: NamedDependency[Settings],
     signer: NamedDependency[TokenSigner],
+    runtime: NamedDependency[Runtime],
 ) -> Template:
     """Check the form and start double opt-in; the answer never says whether the address is known.
 
@@ -69,7 +71,7 @@ async def subscribe_submit(
         log.info("subscribe_honeypot")
         return page(request, "check_inbox.html")
 
-    now = request.app.state.clock()
+    now = runtime.clock()
     choices = await load_choices(db.pool, db.q)
     values = entered(form)
     sign_up, errors = check_subscribe(values, choices)
@@ -117,6 +119,7 @@ async def confirm_submit(
     db: NamedDependency[Database],
     settings: NamedDependency[Settings],
     signer: NamedDependency[TokenSigner],
+    links: NamedDependency[Links],
 ) -> Template:
     """Confirm every pending list of the person; pressing the button again is harmless."""
     (subscriber_id,) = read_token(signer, Purpose.CONFIRM, token, fields=1,
@@ -124,7 +127,7 @@ async def confirm_submit(
     assert subscriber_id is not None, "read_token checks the first field"
     if not await lifecycle.confirm(conn, db.q, subscriber_id, actor(request, "link", WORDING_VERSION)):
         raise LinkExpired("This link no longer works.")
-    context = {"preferences_url": Links(settings, signer).preferences_url(subscriber_id)}
+    context = {"preferences_url": links.preferences_url(subscriber_id)}
     return page(request, "confirmed.html", context, token_page=True)
 
 

@@ -22,7 +22,6 @@ from ..db.pool import Database
 from ..delivery.compose import PLACEHOLDERS
 from ..links import Links
 from ..problem_docs import PROBLEMS
-from ..settings import Settings
 from ..tokens import Purpose, TokenSigner
 from .web import AnyRequest, LinkExpired, PageError, read_token
 
@@ -60,8 +59,8 @@ async def view_page(
     token: FromPath[str],
     conn: NamedDependency[asyncpg.Connection],
     db: NamedDependency[Database],
-    settings: NamedDependency[Settings],
     signer: NamedDependency[TokenSigner],
+    links: NamedDependency[Links],
 ) -> Response[str]:
     """The edition as this reader was sent it; 400 for a forged link, 410 once the reader or edition is gone."""
     subscriber_id, edition_id = read_token(signer, Purpose.VIEW, token, fields=2)
@@ -75,7 +74,6 @@ async def view_page(
         raise LinkExpired("We no longer hold any details for this link: you are not on any of our lists.")
     if copy["delivery_id"] is None:
         raise NoCopy("There is no copy of this edition for this link.")
-    links = Links(settings, signer)
     values = {
         "name": copy["name"] or "",
         "unsubscribe_url": links.unsubscribe_url(links.unsubscribe_token(subscriber_id, copy["list_id"], edition_id)),

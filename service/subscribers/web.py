@@ -24,7 +24,7 @@ from litestar.response import Template
 from litestar.types import ExceptionHandlersMap
 
 from ..errors import LetterboxError
-from ..settings import Settings
+from ..runtime import runtime_of
 from ..tokens import Purpose, TokenExpired, TokenInvalid, TokenSigner
 from .lifecycle import Actor
 
@@ -111,7 +111,7 @@ def site_name(from_addr: str) -> str:
 def page(request: AnyRequest, template: str, context: dict[str, Any] | None = None, *, status: int = 200,
          token_page: bool = False, headers: dict[str, str] | None = None) -> Template:
     """Render a public page with the security headers (``token_page``: reached through a signed link)."""
-    settings: Settings = request.app.state.settings
+    settings = runtime_of(request.app.state).settings
     return Template(
         template_name=template,
         context={"site_name": site_name(settings.from_addr), **(context or {})},

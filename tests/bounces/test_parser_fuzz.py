@@ -15,7 +15,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.bounces.formats import arf, autoreply, dsn, prose, ses
+from service.bounces.formats import arf, autoreply, dsn, prose, ses_notification
 from service.bounces.parse import ParsedReport, parse_report, verp_tokens
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "bounce-corpus" / "eml"
@@ -37,7 +37,7 @@ def check(raw: bytes) -> None:
         assert event.diagnostic is None or len(event.diagnostic) <= 1000
     msg = email.message_from_bytes(raw, policy=email.policy.compat32)
     verp_tokens(msg)
-    for reader in (arf.read, ses.read, dsn.read, autoreply.is_auto_reply, prose.read):
+    for reader in (arf.read, ses_notification.read, dsn.read, autoreply.is_auto_reply, prose.read):
         reader(msg)
 
 

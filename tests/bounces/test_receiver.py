@@ -16,6 +16,7 @@ from litestar.testing import AsyncTestClient
 from service.bounces.receiver import BounceReceiver, run_receiver
 from service.db.pool import Database, open_database
 from service.metrics import Metrics
+from service.runtime import assemble
 from service.settings import Settings, SettingsError
 from service.tokens import Purpose, TokenSigner
 from tests.bounces.sends import corpus_mail, fetch, reader_state, sent_edition, value
@@ -234,14 +235,11 @@ async def test_mailto_unsubscribe_of_a_real_edition(
 
 
 async def test_run_receiver_listens_until_stopped(settings: Settings, db: Database) -> None:
-    signer = TokenSigner(settings.secret_keys)
     with pytest.raises(SettingsError, match="LETTERBOX_BOUNCE_SMTP_PORT"):
-        await run_receiver(settings, db, signer, Metrics(), asyncio.Event())
+        await run_receiver(assemble(settings, db), asyncio.Event())
     port = free_port()
     stop = asyncio.Event()
-    task = asyncio.create_task(
-        run_receiver(replace_settings(settings, bounce_smtp_port=port), db, signer, Metrics(), stop)
-    )
+    task = asyncio.create_task(run_receiver(assemble(replace_settings(settings, bounce_smtp_port=port), db), stop))
     for _ in range(100):
         try:
             async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, timeout=2) as smtp:

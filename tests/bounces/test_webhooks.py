@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -20,9 +21,10 @@ from cryptography.x509.oid import NameOID
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from service.bounces.webhook_config import WebhookSecrets, load_webhook_secrets
-from service.bounces.webhooks.ses import canonical_string
-from service.settings import Settings, SettingsError, load_settings
+from service.app import create_app
+from service.bounces.webhooks import check_webhook_secrets
+from service.bounces.webhooks.sns import canonical_string
+from service.settings import Settings, SettingsError, WebhookSecrets, load_settings
 from tests.bounces.sends import fetch, reader_state, sent_edition, value
 from tests.support.clock import FakeClock
 from tests.support.seed import seed_readers
@@ -103,15 +105,22 @@ def ses_complaint(recipient: str) -> str:
     )
 
 
+def load_webhook_secrets(env: dict[str, str]) -> WebhookSecrets:
+    """The webhook secrets as ``serve`` takes them from the environment: loaded, then checked."""
+    secrets = load_settings(env).webhooks
+    check_webhook_secrets(secrets)
+    return secrets
+
+
 @pytest.fixture
-def secrets(app: Litestar, tmp_path: Path) -> tuple[WebhookSecrets, Sns, ec.EllipticCurvePrivateKey]:
-    """Every provider configured, as if from the environment, and installed on the app."""
+def secrets(tmp_path: Path) -> tuple[WebhookSecrets, Sns, ec.EllipticCurvePrivateKey]:
+    """Every provider configured, as if from the environment (the app below is built with them)."""
     sns = Sns(tmp_path)
     sendgrid_key = ec.generate_private_key(ec.SECP256R1())
     public_der = sendgrid_key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    loaded = load_webhook_secrets(load_settings(
+    loaded = load_webhook_secrets(
         {
             "LETTERBOX_SNS_CERT_FILE": str(sns.cert_file),
             "LETTERBOX_POSTMARK_WEBHOOK_USER": "postmark",
@@ -119,9 +128,17 @@ def secrets(app: Litestar, tmp_path: Path) -> tuple[WebhookSecrets, Sns, ec.Elli
             "LETTERBOX_SENDGRID_WEBHOOK_PUBLIC_KEY": base64.b64encode(public_der).decode(),
             "LETTERBOX_MAILGUN_WEBHOOK_SIGNING_KEY": MAILGUN_KEY,
         }
-    ))
-    app.state.webhook_secrets = loaded
+    )
     return loaded, sns, sendgrid_key
+
+
+@pytest.fixture
+def app(settings: Settings, clock: FakeClock, request: pytest.FixtureRequest) -> Litestar:
+    """The app, with every provider configured when the test asks for ``secrets``."""
+    if "secrets" in request.fixturenames:
+        loaded: WebhookSecrets = request.getfixturevalue("secrets")[0]
+        settings = msgspec.structs.replace(settings, webhooks=loaded)
+    return create_app(settings, clock=clock)
 
 
 async def _nothing_written(url: str) -> None:
@@ -416,7 +433,7 @@ async def test_webhooks_need_no_api_key_but_tie_edition_copies(
 )  # fmt: skip
 def test_bad_webhook_settings_name_the_variable(env: dict[str, str], variable: str) -> None:
     with pytest.raises(SettingsError) as raised:
-        load_webhook_secrets(load_settings(env))
+        load_webhook_secrets(env)
     assert raised.value.variable == variable
 
 
@@ -424,8 +441,8 @@ def test_a_file_without_a_certificate_is_refused(tmp_path: Path) -> None:
     not_a_cert = tmp_path / "sns.pem"
     not_a_cert.write_text("hello")
     with pytest.raises(SettingsError, match="LETTERBOX_SNS_CERT_FILE"):
-        load_webhook_secrets(load_settings({"LETTERBOX_SNS_CERT_FILE": str(not_a_cert)}))
-    assert load_webhook_secrets(load_settings({})) == WebhookSecrets()
+        load_webhook_secrets({"LETTERBOX_SNS_CERT_FILE": str(not_a_cert)})
+    assert load_webhook_secrets({}) == WebhookSecrets()
 
 
 async def test_our_message_id_quoted_by_a_provider_ties_the_exact_copy(

@@ -27,6 +27,7 @@ from service.db.pool import open_database
 from service.delivery.housekeeping import LOST_LEASE_LIMIT, housekeeping
 from service.delivery.transport import Outcome, SmtpTransport
 from service.delivery.worker import run_worker
+from service.runtime import assemble, runtime_of
 from service.settings import Settings
 from tests.conftest import replace_settings
 from tests.editions.test_posting import edition
@@ -88,7 +89,7 @@ class _Worker:
     async def start(self, transport: Any = None) -> None:
         self.db = await open_database(self.settings.database_url or "", pool_size=4, run_migrations=False)
         self.task = asyncio.create_task(
-            run_worker(self.settings, self.db, self.app.state.metrics, self.app.state.signer, self.stop,
+            run_worker(assemble(self.settings, self.db, metrics=runtime_of(self.app.state).metrics), self.stop,
                        transport=transport)
         )
 

@@ -11,6 +11,7 @@ import pytest
 from litestar import Litestar
 
 from service.db.pool import Database
+from service.runtime import runtime_of
 from service.subscribers import lifecycle
 from service.tokens import Purpose
 from tests.bounces.sends import dsn_mail, sent_edition
@@ -39,17 +40,23 @@ async def _subscriber_id(db: Database, email: str) -> int:
     return int(await db.pool.fetchval("SELECT id FROM subscribers WHERE email = $1", email))
 
 
+
+def _database_url(app: Litestar) -> str:
+    url = runtime_of(app.state).settings.database_url
+    assert url is not None
+    return url
+
 async def test_confirming_fires_subscriber_confirmed(
     client: Client, app: Litestar, admin_headers: Headers, db: Database, receiver: Receiver
 ) -> None:
-    await seed_readers(app.state.settings.database_url, 0)  # the lists
+    await seed_readers(_database_url(app), 0)  # the lists
     endpoint = await register(client, admin_headers, receiver.url(), ["subscriber.confirmed"])
     asked = await client.post("/v1/subscriptions", headers=admin_headers,
                               json={"email": "Ada@Example.org", "name": "Ada", "lists": ["news", "training"]})
     assert asked.status_code == 202
     subscriber_id = await _subscriber_id(db, "Ada@example.org")
     assert await outbox(db) == [], "asking is not confirming"
-    token = app.state.signer.sign(Purpose.CONFIRM, subscriber_id)
+    token = runtime_of(app.state).signer.sign(Purpose.CONFIRM, subscriber_id)
     assert (await client.post(f"/confirm/{token}")).status_code == 200
     assert (await client.post(f"/confirm/{token}")).status_code == 200, "pressing again is harmless"
     (body,) = await _delivered(client, app, admin_headers, receiver, endpoint, 1)
@@ -64,12 +71,12 @@ async def test_confirming_fires_subscriber_confirmed(
 async def test_one_click_unsubscribe_fires_subscriber_unsubscribed(
     client: Client, app: Litestar, admin_headers: Headers, db: Database, receiver: Receiver
 ) -> None:
-    (email,) = await seed_readers(app.state.settings.database_url, 1, lists=("news", "training"))
+    (email,) = await seed_readers(_database_url(app), 1, lists=("news", "training"))
     subscriber_id = await _subscriber_id(db, email)
-    edition_id, _ = await sent_edition(app.state.settings.database_url, [email])
+    edition_id, _ = await sent_edition(_database_url(app), [email])
     news = await db.pool.fetchval("SELECT id FROM lists WHERE slug = 'news'")
     endpoint = await register(client, admin_headers, receiver.url(), ["subscriber.unsubscribed"])
-    token = app.state.signer.sign(Purpose.UNSUBSCRIBE, subscriber_id, news, edition_id)
+    token = runtime_of(app.state).signer.sign(Purpose.UNSUBSCRIBE, subscriber_id, news, edition_id)
     form = {"content-type": "application/x-www-form-urlencoded"}
     for _ in range(2):  # the second press changes nothing and fires nothing
         response = await client.post(f"/unsubscribe/{token}", content=b"List-Unsubscribe=One-Click", headers=form)
@@ -85,7 +92,7 @@ async def test_one_click_unsubscribe_fires_subscriber_unsubscribed(
 async def test_erasure_fires_subscriber_erased_without_the_address_and_scrubs_earlier_messages(
     client: Client, app: Litestar, admin_headers: Headers, db: Database, receiver: Receiver
 ) -> None:
-    (email,) = await seed_readers(app.state.settings.database_url, 1)
+    (email,) = await seed_readers(_database_url(app), 1)
     subscriber_id = await _subscriber_id(db, email)
     endpoint = await register(client, admin_headers, receiver.url(), ["subscriber.unsubscribed", "subscriber.erased"])
     unsubscribed = await client.patch(f"/v1/subscribers/{subscriber_id}", json={"status": "unsubscribed"},
@@ -107,13 +114,13 @@ async def test_erasure_fires_subscriber_erased_without_the_address_and_scrubs_ea
 async def test_bounces_and_complaints_fire_once_each(
     client: Client, app: Litestar, admin_headers: Headers, db: Database, receiver: Receiver
 ) -> None:
-    url = app.state.settings.database_url
+    url = _database_url(app)
     hard, soft, complaint, delayed = await seed_readers(url, 4)
     endpoint = await register(client, admin_headers, receiver.url(), ["bounce.hard", "bounce.soft", "complaint"])
     edition_id, copies = await sent_edition(url, [hard, soft, complaint, delayed])
 
     async def raw(copy: int, email: str, **fields: str) -> None:
-        verp = f"bounce+{app.state.signer.sign(Purpose.VERP, copy)}@news.example.org"
+        verp = f"bounce+{runtime_of(app.state).signer.sign(Purpose.VERP, copy)}@news.example.org"
         response = await client.post("/v1/bounces/raw", content=dsn_mail(verp, email, **fields),
                                      headers={**admin_headers, **RFC822})
         assert response.status_code == 200, response.text
@@ -142,11 +149,11 @@ async def test_bounces_and_complaints_fire_once_each(
 async def test_a_hard_bounce_after_a_soft_one_of_the_same_copy_fires_as_it_suppresses(
     client: Client, app: Litestar, admin_headers: Headers, db: Database, receiver: Receiver
 ) -> None:
-    url = app.state.settings.database_url
+    url = _database_url(app)
     (email,) = await seed_readers(url, 1)
     endpoint = await register(client, admin_headers, receiver.url(), ["bounce.hard", "bounce.soft"])
     _, (copy,) = await sent_edition(url, [email])
-    verp = f"bounce+{app.state.signer.sign(Purpose.VERP, copy)}@news.example.org"
+    verp = f"bounce+{runtime_of(app.state).signer.sign(Purpose.VERP, copy)}@news.example.org"
     for fields in ({"status": "4.2.2", "diagnostic": "452 Mailbox full"},
                    {"status": "5.1.1", "diagnostic": "550 User unknown"},
                    {"status": "5.1.1", "diagnostic": "550 User unknown"}):
@@ -160,7 +167,7 @@ async def test_a_hard_bounce_after_a_soft_one_of_the_same_copy_fires_as_it_suppr
 async def test_an_edition_done_and_paused_fire(
     client: Client, app: Litestar, admin_headers: Headers, db: Database, receiver: Receiver, smtp_sink: SmtpSink
 ) -> None:
-    await seed_readers(app.state.settings.database_url, 2)
+    await seed_readers(_database_url(app), 2)
     endpoint = await register(client, admin_headers, receiver.url(), ["edition.done", "edition.paused"])
     later = await client.post("/v1/editions", headers={**admin_headers, "Idempotency-Key": "later"},
                               json={"subject": "Later", "html": "<p>Hi</p>", "lists": ["news"],
@@ -186,7 +193,7 @@ async def test_an_edition_done_and_paused_fire(
 async def test_the_worker_pausing_an_edition_fires_edition_paused(
     client: Client, app: Litestar, admin_headers: Headers, receiver: Receiver, smtp_sink: SmtpSink
 ) -> None:
-    await seed_readers(app.state.settings.database_url, 2)
+    await seed_readers(_database_url(app), 2)
     endpoint = await register(client, admin_headers, receiver.url(), ["edition.paused", "edition.done"])
     smtp_sink.mail_reply = "550 5.7.1 Sender address rejected: not owned by user"
     posted = await client.post("/v1/editions", headers={**admin_headers, "Idempotency-Key": "refused"},
@@ -199,7 +206,7 @@ async def test_the_worker_pausing_an_edition_fires_edition_paused(
 async def test_a_change_that_rolls_back_leaves_no_event(
     client: Client, app: Litestar, admin_headers: Headers, db: Database, receiver: Receiver
 ) -> None:
-    (email,) = await seed_readers(app.state.settings.database_url, 1)
+    (email,) = await seed_readers(_database_url(app), 1)
     subscriber_id = await _subscriber_id(db, email)
     await register(client, admin_headers, receiver.url())
     actor = lifecycle.Actor.of("api", None, None)
@@ -212,7 +219,7 @@ async def test_a_change_that_rolls_back_leaves_no_event(
 
     async def erase_then_fail() -> None:
         async with db.transaction() as conn:
-            assert await lifecycle.erase(conn, db.q, app.state.settings, subscriber_id)
+            assert await lifecycle.erase(conn, db.q, runtime_of(app.state).settings, subscriber_id)
             raise RuntimeError("a later step of the same change fails")
 
     with pytest.raises(RuntimeError):
@@ -226,7 +233,7 @@ async def test_a_change_that_rolls_back_leaves_no_event(
 async def test_the_complaint_guard_pausing_an_edition_fires_edition_paused(
     client: Client, app: Litestar, admin_headers: Headers, receiver: Receiver
 ) -> None:
-    settings = app.state.settings
+    settings = runtime_of(app.state).settings
     endpoint = await register(client, admin_headers, receiver.url(), ["edition.paused"])
     edition_id, emails = await _sending_edition(client, settings, admin_headers, 21)
     await _report(client, admin_headers, emails[0], "complaint", edition_id)

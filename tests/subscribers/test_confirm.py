@@ -9,6 +9,7 @@ from litestar.testing import AsyncTestClient
 
 from service.app import create_app
 from service.db.pool import Database
+from service.runtime import runtime_of
 from service.settings import Settings
 from service.tokens import Purpose, TokenSigner
 from tests.conftest import replace_settings
@@ -134,7 +135,7 @@ async def test_tampered_and_expired_links(
     token = confirm.removeprefix("/confirm/")
     tampered = "/confirm/" + token[:-2] + ("AA" if not token.endswith("AA") else "BB")
     other_id = "/confirm/" + "2" + token[1:]
-    unsubscribe_token = TokenSigner(app.state.settings.secret_keys).sign(Purpose.UNSUBSCRIBE, 1, None, None)
+    unsubscribe_token = TokenSigner(runtime_of(app.state).settings.secret_keys).sign(Purpose.UNSUBSCRIBE, 1, None, None)
     for path in (tampered, other_id, "/confirm/nonsense", f"/confirm/{unsubscribe_token}"):
         for method in ("GET", "POST"):
             response = await client.request(method, path)
@@ -154,7 +155,7 @@ async def test_tampered_and_expired_links(
 
 async def test_a_confirmation_link_for_someone_no_longer_on_file_has_expired(client: Client, db: Database,
                                                                              app: Litestar) -> None:
-    token = TokenSigner(app.state.settings.secret_keys, now=app.state.clock).sign(Purpose.CONFIRM, 999)
+    token = TokenSigner(runtime_of(app.state).settings.secret_keys, now=runtime_of(app.state).clock).sign(Purpose.CONFIRM, 999)
     response = await client.post(f"/confirm/{token}")
     assert response.status_code == 410
 

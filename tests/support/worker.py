@@ -10,6 +10,7 @@ from litestar import Litestar
 
 from service.db.pool import open_database
 from service.delivery.worker import run_worker
+from service.runtime import assemble, runtime_of
 from service.settings import Settings
 
 
@@ -20,10 +21,11 @@ async def running_worker(app: Litestar, settings: Settings | None = None) -> Asy
     The test client runs the app on its own event loop, so the worker gets its
     own pool on the test's loop. Leaving the block stops the worker and waits for it.
     """
-    settings = settings or app.state.settings
+    settings = settings or runtime_of(app.state).settings
     db = await open_database(settings.database_url or "", pool_size=4, run_migrations=False)
     stop = asyncio.Event()
-    task = asyncio.create_task(run_worker(settings, db, app.state.metrics, app.state.signer, stop))
+    shared = runtime_of(app.state)
+    task = asyncio.create_task(run_worker(assemble(settings, db, metrics=shared.metrics, clock=shared.clock), stop))
     try:
         yield stop
     finally:

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...errors import BadRequest
+from ...settings import WebhookSecrets
 from ..finding import Finding
-from ..webhook_config import WebhookSecrets
 from .common import WebhookRefused, address, decode_json, diagnostic, event_id, label, status_field
 
 MAX_AGE_SECONDS = 300

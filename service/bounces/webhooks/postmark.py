@@ -16,8 +16,8 @@ import binascii
 import hmac
 from collections.abc import Mapping
 
+from ...settings import SettingsError, WebhookSecrets
 from ..finding import Finding
-from ..webhook_config import WebhookSecrets
 from .common import WebhookRefused, address, decode_json, diagnostic, event_id, label
 
 _CHALLENGE = 'Basic realm="letterbox-webhooks"'
@@ -59,3 +59,14 @@ def _credentials_match(header: str, user: str, password: str) -> bool:
         return False
     expected = f"{user}:{password}".encode()
     return hmac.compare_digest(given, expected)
+
+
+def check(secrets: WebhookSecrets) -> None:
+    """At start: user and password come together, and the user is a valid HTTP Basic name."""
+    if (secrets.postmark_webhook_user is None) != (secrets.postmark_webhook_password is None):
+        raise SettingsError(
+            "LETTERBOX_POSTMARK_WEBHOOK_PASSWORD",
+            "set LETTERBOX_POSTMARK_WEBHOOK_USER and LETTERBOX_POSTMARK_WEBHOOK_PASSWORD together",
+        )
+    if secrets.postmark_webhook_user is not None and ":" in secrets.postmark_webhook_user:
+        raise SettingsError("LETTERBOX_POSTMARK_WEBHOOK_USER", "HTTP Basic user names cannot contain ':'")

@@ -14,15 +14,17 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 
 from ...errors import BadRequest
+from ...settings import SettingsError, WebhookSecrets
 from ..finding import Finding
-from ..webhook_config import WebhookSecrets, sendgrid_public_key
 from .common import WebhookRefused, address, decode_json, diagnostic, event_id, label, status_field
 
 SIGNATURE_HEADER = "x-twilio-email-event-webhook-signature"
@@ -77,3 +79,27 @@ def _event(item: dict[str, Any]) -> Finding | None:
         email, status=status_field(item.get("status")), diagnostic=diagnostic(reason, str(name)),
         action="delayed" if name == "deferred" else None, hint=hint, event_id=the_id,
     )  # fmt: skip
+
+
+def check(secrets: WebhookSecrets) -> None:
+    """At start: the verification key, when set, must be an ECDSA P-256 public key."""
+    if secrets.sendgrid_webhook_public_key is not None:
+        try:
+            sendgrid_public_key(secrets.sendgrid_webhook_public_key)
+        except ValueError as exc:
+            raise SettingsError("LETTERBOX_SENDGRID_WEBHOOK_PUBLIC_KEY", str(exc)) from exc
+
+
+@lru_cache(maxsize=4)
+def sendgrid_public_key(text: str) -> ec.EllipticCurvePublicKey:
+    """SendGrid's P-256 verification key from base64 DER or PEM; :class:`ValueError` otherwise."""
+    try:
+        if "-----BEGIN" in text:
+            key = load_pem_public_key(text.encode())
+        else:
+            key = load_der_public_key(base64.b64decode("".join(text.split()), validate=True))
+    except (ValueError, binascii.Error, TypeError) as exc:
+        raise ValueError("expected a base64 DER or PEM public key") from exc
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise ValueError("expected an ECDSA P-256 public key")
+    return key

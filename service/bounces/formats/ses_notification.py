@@ -1,5 +1,5 @@
 """Amazon SES notifications: the one reader of their JSON, by mail (an SNS e-mail
-subscription) and by webhook (``webhooks/ses.py`` passes the verified notification here)."""
+subscription) and by webhook (``webhooks/sns.py`` passes the verified notification here)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ a pinned one does not).  Without that file the webhook is refused.
 ``SubscriptionConfirmation``: verified, then its SubscribeURL is logged for
 the operator to open (we make no outbound requests).  ``Notification``: its
 ``Message`` is the SES notification JSON, read by the same reader as SES
-notifications received by mail (``formats/ses.py``); each bounced, delayed or
+notifications received by mail (``formats/ses_notification.py``); each bounced, delayed or
 complained recipient is a finding.  Other SES notification types (deliveries)
 are ignored.
 """
@@ -19,17 +19,19 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import structlog
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from ...errors import BadRequest
+from ...settings import SettingsError, WebhookSecrets
 from ..finding import Finding
-from ..formats import ses
-from ..webhook_config import WebhookSecrets, sns_certificates
+from ..formats import ses_notification
 from .common import WebhookRefused, decode_json
 
 log = structlog.get_logger(__name__)
@@ -60,7 +62,7 @@ def read(body: bytes, headers: Mapping[str, str], secrets: WebhookSecrets, now: 
     if notification is None:
         log.info("sns_message_ignored", topic=message.get("TopicArn"), reason="not an SES notification")
         return []
-    return ses.findings(notification) or []
+    return ses_notification.findings(notification) or []
 
 
 def canonical_string(message: Mapping[str, str]) -> bytes:
@@ -115,3 +117,32 @@ def _notification(text: str) -> dict[str, Any] | None:
     except BadRequest:
         return None
     return notification if isinstance(notification, dict) else None
+
+
+def check(secrets: WebhookSecrets) -> None:
+    """At start: the certificate file, when set, must hold an RSA certificate."""
+    if secrets.sns_cert_file is not None:
+        try:
+            sns_certificates(secrets.sns_cert_file)
+        except ValueError as exc:
+            raise SettingsError("LETTERBOX_SNS_CERT_FILE", str(exc)) from exc
+
+
+def sns_certificates(path: str) -> list[rsa.RSAPublicKey]:
+    """The RSA public keys of the certificates in ``path``; :class:`ValueError` when there are none.
+
+    Read at each use, so a rotated certificate file takes effect without a restart.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path!r}: {exc.strerror or exc}") from exc
+    try:
+        certificates = x509.load_pem_x509_certificates(data)
+    except ValueError as exc:
+        raise ValueError(f"{path!r} holds no PEM certificate") from exc
+    keys = [c.public_key() for c in certificates]
+    rsa_keys = [k for k in keys if isinstance(k, rsa.RSAPublicKey)]
+    if not rsa_keys:
+        raise ValueError(f"{path!r} holds no RSA certificate (SNS signs with RSA)")
+    return rsa_keys
