@@ -5,8 +5,9 @@ connections for a few seconds per row: Letterbox (``serve --no-worker``, the
 production log level and format) with ``LETTERBOX_WEB_WORKERS=1`` and ``=2``,
 and beside each the bare app in as many processes (uvicorn, same options):
 ``POST /bare`` decodes a msgspec body and runs one INSERT, ``GET /bare``
-returns JSON and touches nothing.  Public POSTs are compared with the bare
-POST, public pages and ``/healthz`` with the bare GET.
+returns JSON and touches nothing; it runs before and after Letterbox and its
+figure is the mean of the two.  Public POSTs are compared with the bare POST,
+public pages and ``/healthz`` with the bare GET.
 
 Every sign-up uses a new address, every one-click unsubscribe and every
 confirmation a token of its own, signed before the run.  Non-2xx answers are
@@ -164,6 +165,11 @@ class Result(msgspec.Struct, frozen=True):
         return f"{self.rate:,.0f} req/s, p99 {self.p99_ms:,.1f} ms{errors}"
 
 
+def mean(first: Result, second: Result) -> Result:
+    """The mean of two runs of the same row."""
+    return Result((first.rate + second.rate) / 2, (first.p99_ms + second.p99_ms) / 2, first.errors + second.errors)
+
+
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
@@ -266,6 +272,13 @@ def measure_bare(base: str, seconds: int, connections: int, run: str) -> tuple[R
     return (wrk(f"{base}/bare", seconds, connections, [*body, run]), wrk(f"{base}/bare", seconds, connections))
 
 
+def run_bare(url: str, workers: int, var_dir: Path, args: argparse.Namespace, run: str) -> tuple[Result, Result]:
+    """Start the bare app with ``workers`` processes, measure its POST and GET, stop it."""
+    port = _free_port()
+    with bare(url, port, workers, var_dir):
+        return measure_bare(f"http://127.0.0.1:{port}", args.seconds, args.connections, run)
+
+
 def table(workers: int, ours: dict[str, Result], bare_post: Result, bare_get: Result) -> str:
     """The issue's table for one number of processes."""
     plural = "es" if workers > 1 else ""
@@ -292,21 +305,19 @@ def main() -> int:
         print("bench/http.py needs wrk: apt-get install -y wrk (Debian's package)", file=sys.stderr)
         return 2
     run = str(int(time.time()))
-    tables = []
     with bench_database("letterbox_bench_http") as url, tempfile.TemporaryDirectory() as tmp:
         var_dir = Path(tmp)
         files = asyncio.run(prepare(url, args.tokens, len(args.workers), var_dir))
         for index, workers in enumerate(args.workers):
+            # The baseline runs before and after Letterbox and counts as their mean, so that a change in
+            # the machine's load during the run falls on both sides alike.
+            post_1, get_1 = run_bare(url, workers, var_dir, args, f"{run}-{workers}-before")
             port = _free_port()
             with letterbox(url, port, workers, var_dir):
                 ours = measure_letterbox(f"http://127.0.0.1:{port}", args.seconds, args.connections,
                                          files[index], f"{run}-{workers}")
-            port = _free_port()
-            with bare(url, port, workers, var_dir):
-                bare_post, bare_get = measure_bare(f"http://127.0.0.1:{port}", args.seconds, args.connections,
-                                                   f"{run}-{workers}")
-            tables.append(table(workers, ours, bare_post, bare_get))
-            print(tables[-1] + "\n", flush=True)
+            post_2, get_2 = run_bare(url, workers, var_dir, args, f"{run}-{workers}-after")
+            print(table(workers, ours, mean(post_1, post_2), mean(get_1, get_2)) + "\n", flush=True)
     return 0
 
 
