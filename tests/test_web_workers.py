@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from service.serving import listening_socket
 from service.settings import Settings
 from tests.editions.test_posting import edition
 from tests.support.processes import Served
@@ -88,6 +90,29 @@ def _counted(metrics: str, route: str) -> float:
     pattern = rf'^letterbox_http_requests_total\{{method="GET",route="{re.escape(route)}",status="200"\}} (\S+)$'
     found = re.search(pattern, metrics, re.M)
     return float(found[1]) if found else 0.0
+
+
+async def test_connections_to_a_web_process_send_without_delay() -> None:
+    # asyncio sets TCP_NODELAY only when the listening socket says IPPROTO_TCP; without it a response
+    # written in two parts (head, body) waits for the client's delayed ACK, 40 ms a request.
+    listening = listening_socket(Settings(port=0))
+    nodelay: list[int] = []
+
+    def accepted(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nodelay.append(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+
+    server = await asyncio.start_server(accepted, sock=listening)
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", listening.getsockname()[1])
+        for _ in range(100):
+            if nodelay:
+                break
+            await asyncio.sleep(0.05)
+        writer.close()
+    finally:
+        server.close()
+    assert nodelay and nodelay[0] != 0
 
 
 async def test_two_processes_answer_and_metrics_count_both(settings: Settings) -> None:
