@@ -3,7 +3,8 @@
 In one run, against the same PostgreSQL, with wrk (Debian's ``wrk``) at 32
 connections for a few seconds per row: Letterbox (``serve --no-worker``, the
 production log level and format) with ``LETTERBOX_WEB_WORKERS=1`` and ``=2``,
-and beside each the bare app in as many processes (uvicorn, same options):
+and beside each the bare app in as many processes (uvicorn, same options, each
+process on its own ``SO_REUSEPORT`` socket as ``serve``'s are):
 ``POST /bare`` decodes a msgspec body and runs one INSERT, ``GET /bare``
 returns JSON and touches nothing; it runs before and after Letterbox and its
 figure is the mean of the two.  Public POSTs are compared with the bare POST,
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import html
+import multiprocessing
 import os
 import re
 import shutil
@@ -40,6 +42,8 @@ import msgspec
 from litestar import Litestar, get, post
 
 from bench.common import bench_database
+from service.serving import listening_socket
+from service.settings import Settings
 from service.tokens import Purpose, TokenSigner
 
 SECRET = "bench-secret-key-0123456789abcdef"
@@ -142,11 +146,38 @@ def letterbox(url: str, port: int, workers: int, var_dir: Path) -> AbstractConte
 
 
 def bare(url: str, port: int, workers: int, var_dir: Path) -> AbstractContextManager[None]:
-    """The bare app under uvicorn with Letterbox's options (no access log, no server header)."""
+    """The bare app in ``workers`` processes laid out as ``serve`` lays out its own (see :func:`serve_bare`)."""
     env = {**os.environ, _BARE_URL: url}
-    command = [sys.executable, "-m", "uvicorn", "--factory", "bench.http:bare_app", "--port", str(port),
-               "--workers", str(workers), "--no-access-log", "--no-server-header", "--log-level", "warning"]
+    command = [sys.executable, "-m", "bench.http", "--serve-bare", str(port), "--workers", str(workers)]
     return _running(command, env, f"http://127.0.0.1:{port}/bare", var_dir / "bare.log")
+
+
+def serve_bare(port: int, workers: int) -> None:
+    """Run the bare app under uvicorn with Letterbox's options, in ``workers`` processes on one port.
+
+    Not ``uvicorn --workers``: its shared socket leaves Nagle on (each answer then waits 40 ms for a
+    delayed ACK). Each process listens on a socket of its own, as ``serve``'s web processes do.
+    """
+    processes = [multiprocessing.get_context("spawn").Process(target=_bare_process, args=(port,))
+                 for _ in range(workers)]
+    for process in processes:
+        process.start()
+    try:
+        for process in processes:
+            process.join()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for process in processes:
+            process.terminate()
+            process.join()
+
+
+def _bare_process(port: int) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(bare_app(), log_config=None, access_log=False, server_header=False, lifespan="on")
+    uvicorn.Server(config).run(sockets=[listening_socket(Settings(port=port))])
 
 
 # -- wrk ---------------------------------------------------------------------------------------------------
@@ -300,7 +331,12 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="HTTP processes, one table each")
     parser.add_argument("--tokens", type=int, default=30_000, help="one-click and confirm tokens per table")
+    parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_bare is not None:  # the bench's own child: the bare app on PORT
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        serve_bare(args.serve_bare, args.workers[0])
+        return 0
     if shutil.which("wrk") is None:
         print("bench/http.py needs wrk: apt-get install -y wrk (Debian's package)", file=sys.stderr)
         return 2
