@@ -314,7 +314,7 @@ def table(workers: int, ours: dict[str, Result], bare_post: Result, bare_get: Re
     """The issue's table for one number of processes."""
     plural = "es" if workers > 1 else ""
     lines = [
-        f"{workers} HTTP process{plural} each (LETTERBOX_WEB_WORKERS={workers}; bare: uvicorn --workers {workers})",
+        f"{workers} HTTP process{plural} each (LETTERBOX_WEB_WORKERS={workers}; the bare app in as many)",
         "| endpoint | Letterbox | baseline in the same run | ratio |",
         "| --- | --- | --- | --- |",
     ]
