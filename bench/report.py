@@ -63,7 +63,7 @@ async def seed_copies(url: str) -> int:
             "SELECT $1, id FROM subscribers WHERE id % 200 = 11",
             edition_id,
         )
-        # Erased readers: their copies stay, unlinked, as erasure.sql leaves them.
+        # Erased readers: their copies stay, unlinked, as erasure leaves them (erasure-scrub-deliveries).
         await conn.execute(
             "UPDATE deliveries SET subscriber_id = NULL WHERE edition_id = $1 AND subscriber_id % 500 = 13", edition_id
         )

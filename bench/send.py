@@ -28,7 +28,7 @@ from litestar.testing import AsyncTestClient
 from bench.common import bench_database, seed
 from bench.smtp_sink import Sink
 from service.app import create_app
-from service.delivery.compose import EditionMail, Personalisation, prepare
+from service.mail.compose import EditionMail, Personalisation, prepare
 from service.settings import Settings
 
 SECRET = "bench-secret-key-0123456789abcdef"

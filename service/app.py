@@ -39,9 +39,9 @@ from .runtime import Runtime, open_runtime, runtime_of
 from .segments import routes as segment_routes
 from .settings import Settings
 from .subscribers import routes as subscriber_routes
-from .subscribers.web import template_engine
+from .subscribers.web import template_engine, unavailable_page
 from .supervision import Supervision
-from .taxonomy import TaxonomyController
+from .taxonomy.routes import TaxonomyController
 from .tokens import TokenSigner
 
 API_VERSION = "0.1.0"
@@ -129,7 +129,7 @@ def create_app(
                     receiver = BounceReceiver(runtime.settings, runtime.db, runtime.signer, runtime.metrics)
                     await receiver.start()
                 if run_worker:
-                    from .delivery.worker import run_worker as worker_main
+                    from .background import run_worker as worker_main
 
                     worker_task = asyncio.create_task(worker_main(runtime, stop), name="letterbox-worker")
                     supervision.watch(worker_task, stop)
@@ -162,7 +162,7 @@ def create_app(
             "links": Provide(provide_links, sync_to_thread=False),
             "metrics": Provide(provide_metrics, sync_to_thread=False),
         },
-        exception_handlers=exception_handlers(),
+        exception_handlers=exception_handlers(unavailable_page),
         middleware=[RequestIdMiddleware, HttpMetricsMiddleware],
         plugins=[ProblemDocs()],
         request_max_body_size=settings.max_body_bytes,

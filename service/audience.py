@@ -1,8 +1,8 @@
 """Who an edition reaches: the one definition shared by the segment preview and the fan-out.
 
-The audience queries in ``sql/queries/audience.sql`` carry a marker where the
-compiled segment filter goes.  The compiled filter is our own constant SQL
-text with ``$n`` placeholders; user values only ever travel as parameters.
+The audience queries (``audience-count`` in ``sql/queries/subscriptions.sql``, ``audience-fan-out``
+in ``deliveries.sql``) carry a marker where the compiled segment filter goes.  The compiled filter
+is our own constant SQL text with ``$n`` placeholders; user values only ever travel as parameters.
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ def _run_until_signal(settings: Settings, body: Callable[[Runtime, asyncio.Event
 
 
 def _worker(settings: Settings, _: argparse.Namespace) -> int:
-    from .delivery.worker import run_worker
+    from .background import run_worker
     from .metrics_server import metrics_endpoint
 
     async def body(runtime: Runtime, stop: asyncio.Event) -> None:

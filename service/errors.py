@@ -10,6 +10,7 @@ than a traceback per request.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -24,6 +25,11 @@ from .db.outage_log import OutageLog
 log = structlog.get_logger("letterbox.errors")
 
 PROBLEM_JSON = "application/problem+json"
+# Set (via a router's ``opt``) on routes whose errors are HTML pages rather than problem+json.
+ERROR_PAGES = "error_pages"
+
+UnavailablePage = Callable[[Request[Any, Any, Any], dict[str, str]], Response[Any]]
+"""Renders the 503 page for people (the public pages' look), given the headers to send."""
 
 
 class LetterboxError(Exception):
@@ -75,6 +81,25 @@ class Unprocessable(LetterboxError):
     status_code = 422
 
 
+class InvalidValue(ValueError):
+    """A value is not acceptable; the message is a sentence for the person who sent it.
+
+    Raised by checking code that knows nothing of HTTP (and caught by the importer, which
+    reports it per line). Let through a handler, it is a 422 whose detail names ``field``
+    when the raiser gave one: the one mapping, in :func:`exception_handlers`.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.extra = extra or {}
+
+    @property
+    def detail(self) -> str:
+        """The message, prefixed with the field it is about."""
+        return f"{self.field}: {self}" if self.field else str(self)
+
+
 # Unique constraints a client can trip, by name, and what to tell them.
 _UNIQUE_MESSAGES = {
     "lists_slug_key": "A list with this slug already exists.",
@@ -94,6 +119,10 @@ def problem(status: int, detail: str, *, headers: dict[str, str] | None = None, 
 
 def _letterbox_error(_: Request[Any, Any, Any], exc: LetterboxError) -> Response[Any]:
     return problem(exc.status_code, exc.detail, headers=exc.headers, **exc.extra)
+
+
+def _invalid_value(_: Request[Any, Any, Any], exc: InvalidValue) -> Response[Any]:
+    return problem(422, exc.detail, **exc.extra)
 
 
 def _validation_detail(exc: ValidationException) -> str:
@@ -177,22 +206,19 @@ def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     return problem(500, "Something went wrong on our side; it has been logged.")
 
 
-def exception_handlers() -> ExceptionHandlersMap:
+def exception_handlers(unavailable_page: UnavailablePage | None = None) -> ExceptionHandlersMap:
     """The app's exception handlers: every error becomes problem+json (a page on public pages).
 
     Built once per app: the outage log (one warning per database outage) is the app's own.
+    ``unavailable_page`` answers people on routes marked :data:`ERROR_PAGES` when the database is away.
     """
     outages = OutageLog("database_unavailable", "refused_requests")
 
     def database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         outages.note(exc)
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-        # Imported here: both modules import this one. Public pages answer people with a page.
-        from .problem_docs import ERROR_PAGES
-        from .subscribers.web import page
-
-        if request.route_handler.opt.get(ERROR_PAGES):
-            return page(request, "unavailable.html", status=503, token_page=True, headers=headers)
+        if unavailable_page is not None and request.route_handler.opt.get(ERROR_PAGES):
+            return unavailable_page(request, headers)
         return problem(503, "The database is unavailable just now; nothing was changed. Try again shortly.",
                        headers=headers)
 
@@ -213,6 +239,7 @@ def exception_handlers() -> ExceptionHandlersMap:
 
     return {
         LetterboxError: _letterbox_error,
+        InvalidValue: _invalid_value,
         HTTPException: _http_exception,
         asyncpg.UniqueViolationError: _unique_violation,
         asyncpg.DataError: _data_error,

@@ -23,10 +23,8 @@ from litestar.plugins import ReceiveRoutePlugin
 from litestar.routes import BaseRoute, HTTPRoute
 
 from .auth import require_scope
-from .errors import PROBLEM_JSON
+from .errors import ERROR_PAGES, PROBLEM_JSON
 
-# Set (via a router's ``opt``) on routes whose errors are HTML pages rather than problem+json.
-ERROR_PAGES = "error_pages"
 # Handler ``opt`` key: further statuses the handler answers with an error.
 PROBLEMS = "problems"
 

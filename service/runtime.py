@@ -14,7 +14,6 @@ from contextlib import asynccontextmanager
 import msgspec
 from litestar.datastructures import State
 
-from .bounces.webhooks import check_webhook_secrets
 from .db.pool import Database, open_database
 from .links import Links
 from .metrics import Metrics
@@ -57,11 +56,11 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     """Open the database (migrating it and checking every named query) and yield the runtime; close on exit.
 
-    ``settings.database_url`` and ``settings.secret_keys`` must be resolved (service/startup.py does it).
+    ``settings.database_url`` and ``settings.secret_keys`` must be resolved (service/startup.py does it),
+    and the webhook secrets checked (``check_webhook_secrets``, by the CLI and by ``create_app``).
     """
     if not settings.database_url or not settings.secret_keys:
         raise ValueError("a runtime needs a database URL and secret keys; see service/startup.py")
-    check_webhook_secrets(settings.webhooks)
     db = await open_database(settings.database_url, pool_size=pool_size or settings.db_pool_size)
     try:
         yield assemble(settings, db, clock=clock, metrics=metrics)

@@ -1,11 +1,11 @@
-"""Every JSON request and response body of the API, as msgspec Structs.
+"""The types every package's request and response bodies are built from: slugs, row ids, names, ``Input``.
 
-Inputs forbid unknown fields so a misspelt field is a 422, not silently ignored.
+Each package keeps its own bodies (``service/*/schemas.py``). Inputs forbid unknown fields so a
+misspelt field is a 422, not silently ignored.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 import msgspec
@@ -24,47 +24,3 @@ Description = Annotated[str, Meta(max_length=2000)]
 
 class Input(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Base of request bodies."""
-
-
-# -- taxonomy: agencies, roles, lists -------------------------------------------
-
-
-class TermIn(Input):
-    """An agency or a role."""
-
-    slug: Slug
-    name: Name
-
-
-class Term(msgspec.Struct, kw_only=True):
-    """An agency or a role as stored."""
-
-    slug: str
-    name: str
-
-
-class ListIn(Input):
-    """A new mailing list."""
-
-    slug: Slug
-    name: Name
-    description: Description = ""
-    public: bool = True
-
-
-class ListPatch(Input):
-    """Changes to a list; absent fields stay as they are."""
-
-    name: Name | None = None
-    description: Description | None = None
-    public: bool | None = None
-
-
-class MailingList(msgspec.Struct, kw_only=True):
-    """A mailing list as stored."""
-
-    slug: str
-    name: str
-    description: str
-    public: bool
-    created_at: datetime

@@ -253,8 +253,8 @@ def _web_child(settings: Settings, ready: Event, _run_worker: bool) -> None:
 
 def _background_child(settings: Settings, ready: Event, run_worker: bool) -> None:
     """The delivery worker and the bounce receiver, until SIGTERM/SIGINT; any other end is an error."""
+    from .background import run_worker as worker_main
     from .bounces.receiver import BounceReceiver
-    from .delivery.worker import run_worker as worker_main
     from .logs import configure_logging
     from .runtime import open_runtime
 

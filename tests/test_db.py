@@ -106,6 +106,25 @@ async def test_a_broken_query_stops_the_check(database_url: str, tmp_path: Path)
         await conn.close()
 
 
+async def test_queries_are_checked_again_when_they_or_the_schema_change(database_url: str, tmp_path: Path) -> None:
+    # A process checks a set of queries against a schema once; a changed query, or the same
+    # queries on a schema with another migration history, is prepared again.
+    _write(tmp_path, "a.sql", "-- name: one\nSELECT id FROM lists;\n")
+    conn = await asyncpg.connect(database_url)
+    try:
+        await check_queries(conn, load_queries(tmp_path))
+        _write(tmp_path, "a.sql", "-- name: one\nSELECT nope FROM lists;\n")
+        with pytest.raises(QueryError, match="one"):
+            await check_queries(conn, load_queries(tmp_path))
+        _write(tmp_path, "a.sql", "-- name: one\nSELECT id FROM lists;\n")
+        await conn.execute("ALTER TABLE lists RENAME COLUMN id TO list_id")
+        await conn.execute("UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1")
+        with pytest.raises(QueryError, match="one"):
+            await check_queries(conn, load_queries(tmp_path))
+    finally:
+        await conn.close()
+
+
 def test_query_files_must_name_every_query(tmp_path: Path) -> None:
     _write(tmp_path, "a.sql", "SELECT 1;\n")
     with pytest.raises(QueryError, match="name"):

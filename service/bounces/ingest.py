@@ -126,7 +126,7 @@ async def copies_named(
     for delivery_id, message_id in wanted:
         if any(c.delivery_id == delivery_id for c in copies) or delivery_id > 2**63 - 1:
             continue
-        row = await conn.fetchrow(q["bounce-delivery-owner"], delivery_id)
+        row = await conn.fetchrow(q["delivery-for-bounce"], delivery_id)
         if row is not None and (message_id is None or row["message_id"] == message_id):
             copies.append(Copy(row["id"], row["email"]))
     return copies

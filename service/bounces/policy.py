@@ -16,7 +16,8 @@ import asyncpg
 import msgspec
 
 from ..db.queries import Queries
-from ..events.outbox import emit_bounce
+from ..events.outbox import emit_subscriber
+from ..events.types import BOUNCE_EVENTS
 from ..settings import Settings
 from .classify import Kind
 
@@ -68,5 +69,21 @@ async def apply_bounce(conn: asyncpg.Connection, q: Queries, settings: Settings,
         if count is not None and count >= settings.soft_bounce_limit:
             await conn.execute(q["suppression-add"], email, "soft_bounce", f"{count} soft bounces: {detail}")
             await conn.execute(q["subscriber-set-bounced"], person["id"])
-    await emit_bounce(conn, q, facts, person["id"], person["status"], edition_id, counted=recorded["counted"])
+    await _emit_bounce(conn, q, facts, person["id"], person["status"], edition_id, counted=recorded["counted"])
     return True
+
+
+async def _emit_bounce(conn: asyncpg.Connection, q: Queries, facts: BounceFacts, subscriber_id: int, status_before: str,
+                      edition_id: int | None, *, counted: bool) -> None:
+    """Record ``bounce.hard``, ``bounce.soft`` or ``complaint`` for a report that was acted on (not a replay).
+
+    A bounce fires when it counted (a second report about the same copy does not), and a hard
+    bounce also when it is what makes the reader ``bounced`` (a copy that bounced soft first);
+    every complaint fires. A delay warning or an unclassified report fires nothing.
+    """
+    event_type = BOUNCE_EVENTS.get(facts.kind)
+    suppresses = event_type == "bounce.hard" and status_before not in ("bounced", "complained")
+    if event_type is None or not (counted or suppresses or event_type == "complaint"):
+        return
+    await emit_subscriber(conn, q, event_type, subscriber_id, edition_id=edition_id, status=facts.status,
+                          diagnostic=facts.diagnostic, source=facts.source)

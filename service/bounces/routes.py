@@ -22,7 +22,7 @@ from ..errors import NotFound, Unprocessable, UnsupportedMediaType
 from ..metrics import Metrics
 from ..runtime import Runtime
 from ..settings import Settings
-from ..subscribers.validation import InvalidValue, normalise_email
+from ..subscribers.validation import normalise_email
 from ..tokens import TokenSigner
 from .finding import Finding
 from .ingest import copies_named, count, drop_bounced_signups, ingest_events, message_id_candidates, ours
@@ -51,10 +51,7 @@ class BounceController(Controller):
     ) -> BounceMatched:
         """Classify it like any report (``kind`` is a hint; a code in ``reason`` decides) and act on it;
         ``matched`` is false (and nothing changes) for an unknown address."""
-        try:
-            email = normalise_email(data.email).lower()
-        except InvalidValue as exc:
-            raise Unprocessable(str(exc)) from exc
+        email = normalise_email(data.email, field="email").lower()
         complaint = data.kind == "complaint"
         finding = Finding(
             email, diagnostic=data.reason, complaint=complaint, feedback_type="abuse" if complaint else None,

@@ -9,8 +9,6 @@ here: a ``bounced`` reader is made active again with ``PATCH
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import asyncpg
@@ -22,14 +20,13 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from ..db.pool import Database
 from ..errors import NotFound, Unprocessable
 from ..logs import mask_email
+from ..pagination import decode_time_cursor, encode_time_cursor
 from .schemas import Suppression, SuppressionPage
 
 log = structlog.get_logger(__name__)
 
 READ = {"scope": "subscribers:read"}
 WRITE = {"scope": "subscribers:write"}  # admin keys have every scope
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_CURSOR = re.compile(r"(\d{1,17})-([0-9a-f]{64})")
 
 
 class SuppressionController(Controller):
@@ -47,13 +44,16 @@ class SuppressionController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> SuppressionPage:
         """Newest first; keyset pagination with ``cursor``. ``email`` is null for erased people."""
-        after, after_hash = _read_cursor(cursor)
+        after, after_hash = decode_time_cursor(cursor)
         rows = await conn.fetch(db.q["suppression-page"], after, after_hash, limit + 1)
         items = [
             Suppression(email=r["email"], reason=r["reason"], detail=r["detail"], created_at=r["created_at"])
             for r in rows[:limit]
         ]
-        next_cursor = _make_cursor(rows[limit - 1]) if len(rows) > limit else None
+        next_cursor = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            next_cursor = encode_time_cursor(last["created_at"], bytes(last["email_hash"]))
         return SuppressionPage(items=items, next_cursor=next_cursor)
 
     @delete("/{email:str}", opt=WRITE, summary="Lift an address's suppression")
@@ -69,16 +69,3 @@ class SuppressionController(Controller):
             raise NotFound("This address is not suppressed.")
         log.info("suppression_lifted", email=mask_email(address), reason=reason)
 
-
-def _make_cursor(row: asyncpg.Record) -> str:
-    micros = (row["created_at"] - _EPOCH) // timedelta(microseconds=1)
-    return f"{micros}-{bytes(row['email_hash']).hex()}"
-
-
-def _read_cursor(cursor: str | None) -> tuple[datetime | None, bytes | None]:
-    if cursor is None:
-        return None, None
-    match = _CURSOR.fullmatch(cursor)
-    if match is None:
-        raise Unprocessable("'cursor' is not one this API gave out.")
-    return _EPOCH + timedelta(microseconds=int(match[1])), bytes.fromhex(match[2])

@@ -10,7 +10,6 @@ import structlog
 from ..db.pool import Database
 from ..events.outbox import emit_edition
 from ..settings import Settings
-from ..subscribers.purge import purge_pending
 
 log = structlog.get_logger(__name__)
 
@@ -20,7 +19,7 @@ LOST_LEASE_LIMIT = 3
 
 async def housekeeping(db: Database, settings: Settings) -> None:
     """Release due scheduled editions, cancel stale ones, pause those the complaint guard stops, close
-    finished ones, reclaim dead leases, purge sign-ups never confirmed."""
+    finished ones, reclaim dead leases, forget old rate-limit windows."""
     lateness = settings.edition_max_lateness_hours * 3600
     async with db.pool.acquire() as conn:
         cancelled = await conn.fetch(db.q["edition-cancel-stale"], lateness)
@@ -43,4 +42,3 @@ async def housekeeping(db: Database, settings: Settings) -> None:
         if reclaimed != "UPDATE 0":
             log.warning("leases_expired", reclaimed=int(reclaimed.split()[1]))
         await conn.execute(db.q["rate-limit-purge"])
-    await purge_pending(db, settings)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import structlog
 
 from ..links import Links
+from ..mail.addresses import sender_domain
+from ..mail.compose import EditionMail, Personalisation, compose_simple, prepare
 from ..settings import Settings, SettingsError
 from ..tokens import TokenSigner
-from .addresses import sender_domain
-from .compose import EditionMail, Personalisation, compose_simple, prepare
 from .dkim import signable_domain
 from .dkim_keys import DkimKeys
 

@@ -18,8 +18,8 @@ import aiosmtplib
 import msgspec
 import structlog
 
+from ..mail.addresses import needs_smtputf8
 from ..settings import Settings
-from .addresses import needs_smtputf8
 
 log = structlog.get_logger(__name__)
 

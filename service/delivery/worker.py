@@ -18,6 +18,7 @@ import secrets
 import socket
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 import structlog
@@ -27,12 +28,11 @@ from ..db.pool import DATABASE_TROUBLE, Database
 from ..events.outbox import emit_edition
 from ..events.sender import EventSender
 from ..links import Links
+from ..mail.addresses import sender_domain, wire_address
+from ..mail.compose import EditionMail, Personalisation, PreparedMail, format_date, prepare
 from ..metrics import Metrics
 from ..runtime import Runtime
 from ..settings import Settings
-from ..subscribers.signups import decide_left_behind
-from .addresses import sender_domain, wire_address
-from .compose import EditionMail, Personalisation, PreparedMail, format_date, prepare
 from .dkim_keys import DkimKeys
 from .housekeeping import housekeeping
 from .leases import LeaseKeeper
@@ -56,10 +56,30 @@ class EditionHalted(Exception):
         self.reason = reason
 
 
+Chore = Callable[[], Awaitable[int]]
+"""Work of a package above this one that the loop also does (deciding sign-ups, purging): it returns how
+much it did, 0 when it had nothing to do.  Handed in by service/background.py, so that delivery never
+imports the packages that use it."""
+
+
 class Worker:
     """One worker: its transport, its prepared-edition cache and its lease name."""
 
-    def __init__(self, settings: Settings, db: Database, metrics: Metrics, links: Links, transport: Transport) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        metrics: Metrics,
+        links: Links,
+        transport: Transport,
+        *,
+        chores: Sequence[Chore] = (),
+        periodic: Sequence[Chore] = (),
+    ) -> None:
+        self.chores = tuple(chores)
+        """Done on every pass of the loop."""
+        self.periodic = tuple(periodic)
+        """Done with the housekeeping, every few seconds."""
         self.settings = settings
         self.db = db
         self.q = db.q
@@ -97,8 +117,12 @@ class Worker:
             try:
                 if time.monotonic() - last_housekeeping > _HOUSEKEEPING_SECONDS:
                     await housekeeping(self.db, self.settings)
+                    for job in self.periodic:
+                        await job()
                     last_housekeeping = time.monotonic()
-                busy = await decide_left_behind(self.db, self.settings, self.links.signer)
+                busy = 0
+                for chore in self.chores:
+                    busy += await chore()
                 busy += await self.send_system_mails(stop)
                 busy += await self.send_batch(stop)
                 busy += await self.events.send_due()
@@ -306,9 +330,19 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
-async def run_worker(runtime: Runtime, stop: asyncio.Event, *, transport: Transport | None = None) -> None:
-    """Run one worker until ``stop`` is set (used by ``serve`` and by ``letterbox worker``)."""
+async def run_delivery(
+    runtime: Runtime,
+    stop: asyncio.Event,
+    *,
+    transport: Transport | None = None,
+    chores: Sequence[Chore] = (),
+    periodic: Sequence[Chore] = (),
+) -> None:
+    """Run one worker until ``stop`` is set; service/background.py adds the other packages' chores."""
     settings, metrics = runtime.settings, runtime.metrics
-    worker = Worker(settings, runtime.db, metrics, runtime.links, transport or make_transport(settings))
+    worker = Worker(
+        settings, runtime.db, metrics, runtime.links, transport or make_transport(settings),
+        chores=chores, periodic=periodic,
+    )  # fmt: skip
     with metrics.worker_alive():
         await worker.run(stop)

@@ -7,7 +7,7 @@ person who wrote the edition, what is wrong and where: ``html line 12, <img
 src="…">``, or ``text part``.
 
 The size check measures the HTML part as the composer sends it, quoted-printable
-encoded (service/delivery/compose.py), because that is what Gmail counts
+encoded (service/mail/compose.py), because that is what Gmail counts
 towards its 102 KB clipping limit; the per-reader values (name, links) add a
 little more to every copy.
 """
@@ -22,8 +22,8 @@ from typing import Literal
 
 import msgspec
 
-from ..delivery.compose import PLACEHOLDERS
-from ..delivery.compose import _derive_text as derive_text
+from ..mail.compose import PLACEHOLDERS
+from ..mail.compose import _derive_text as derive_text
 from .schemas import EditionIn
 
 Level = Literal["error", "warning"]

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ..delivery.addresses import UnsendableAddress, sender_domain
-from ..delivery.compose import EditionMail, HeaderInjectionError, PreparedMail, prepare
 from ..delivery.dkim import signable_domain
 from ..errors import Unprocessable
+from ..mail.addresses import UnsendableAddress, sender_domain
+from ..mail.compose import EditionMail, HeaderInjectionError, PreparedMail, prepare
 from ..settings import Settings
 
 

@@ -16,10 +16,8 @@ from ..audience import with_filter
 from ..db.pool import Database
 from ..errors import BadRequest, Conflict, Unprocessable
 from ..segments.compile import compile_filter
-from ..segments.filter import parse_filter
-from ..segments.routes import list_ids as resolve_list_ids
-from ..segments.routes import resolve_segment
 from ..segments.statement_timeout import statement_timeout
+from ..segments.targets import resolve_target
 from ..settings import Settings
 from .composition import compose_posted, one_line
 from .schemas import EditionAccepted, EditionIn
@@ -45,17 +43,9 @@ async def post_edition(
     if existing is not None:
         return _replay(existing, digest)
 
-    if body.segment is not None:
-        if body.lists or body.filter is not None:
-            raise Unprocessable("Give either 'segment' or 'lists' (with an optional 'filter'), not both.")
-        slugs, node = await resolve_segment(conn, db, body.segment)
-    else:
-        if not body.lists:
-            raise Unprocessable("'lists' must name at least one list (or give a 'segment').")
-        slugs, node = body.lists, parse_filter(body.filter)
+    target = await resolve_target(conn, db.q, segment=body.segment, lists=body.lists, filter_=body.filter)
     from_addr = one_line("from", body.from_ or settings.from_addr)
     compose_posted(body, from_addr, settings)  # what the worker would refuse is refused now
-    list_ids = await resolve_list_ids(conn, db, slugs)
 
     if body.send_at is not None and body.send_at.tzinfo is None:
         raise Unprocessable("'send_at' needs a time zone (e.g. 2026-12-01T09:00:00Z).")
@@ -64,34 +54,37 @@ async def post_edition(
             raise Unprocessable("'expires_at' needs a time zone (e.g. 2026-12-08T09:00:00Z).")
         if body.expires_at <= (body.send_at or datetime.now(UTC)):
             raise Unprocessable("'expires_at' must be later than 'send_at' (or now, when the edition goes at once).")
-    created = await conn.fetchrow(
-        db.q["edition-insert"],
-        key,
-        digest,
-        body.subject,
-        body.html,
-        body.text,
-        from_addr,
-        body.reply_to,
-        list_ids,
-        body.filter,
-        body.segment,
-        body.send_at,
-        body.expires_at,
-        body.priority,
+    insert, arguments = db.q.bind(
+        "edition-insert",
+        idempotency_key=key,
+        request_hash=digest,
+        subject=body.subject,
+        html=body.html,
+        text_body=body.text,
+        from_addr=from_addr,
+        reply_to=body.reply_to,
+        list_ids=target.list_ids,
+        filter=body.filter,
+        segment=body.segment,
+        send_at=body.send_at,
+        expires_at=body.expires_at,
+        priority=body.priority,
     )
+    created = await conn.fetchrow(insert, *arguments)
     if created is None:  # another request with this key committed first
         raced = await conn.fetchrow(db.q["edition-by-key"], key)
         assert raced is not None
         return _replay(raced, digest)
     edition_id, status = created["id"], created["status"]
 
-    fragment, params = compile_filter(node, first_param=3)
+    fragment, params = compile_filter(target.filter, first_param=3)
     async with statement_timeout(
         conn, db, settings.fan_out_timeout_seconds, variable="LETTERBOX_FAN_OUT_TIMEOUT_SECONDS",
         what="Freezing this edition's recipients",
     ):  # fmt: skip
-        result = await conn.execute(with_filter(db.q["audience-fan-out"], fragment), list_ids, edition_id, *params)
+        result = await conn.execute(
+            with_filter(db.q["audience-fan-out"], fragment), target.list_ids, edition_id, *params
+        )
     recipients = int(result.rsplit(" ", 1)[1])
     await conn.execute(db.q["edition-set-recipients"], edition_id, recipients)
     return EditionAccepted(id=edition_id, status=status, recipients=recipients)

@@ -20,15 +20,15 @@ from msgspec import Meta
 
 from ..auth import Principal
 from ..db.pool import Database
-from ..delivery.addresses import UnsendableAddress, wire_address
-from ..delivery.compose import HeaderInjectionError, Personalisation
 from ..delivery.dkim_keys import DkimKeys
 from ..delivery.transport import Outcome, make_transport
 from ..errors import LetterboxError, Unprocessable
 from ..links import Links
+from ..mail.addresses import UnsendableAddress, wire_address
+from ..mail.compose import HeaderInjectionError, Personalisation
 from ..settings import Settings
 from ..subscribers.ratelimit import Limit, hit
-from ..subscribers.validation import InvalidValue, normalise_email
+from ..subscribers.validation import normalise_email
 from .composition import compose_posted, one_line
 from .schemas import Address, Subject
 
@@ -78,10 +78,7 @@ def _recipients(addresses: list[str]) -> list[str]:
     """Each address in its normal form, or a 422 naming the one that is not an address."""
     found: list[str] = []
     for index, raw in enumerate(addresses):
-        try:
-            address = normalise_email(one_line(f"to[{index}]", raw))
-        except InvalidValue as exc:
-            raise Unprocessable(f"'to[{index}]' is not an address we can send to: {exc}") from None
+        address = normalise_email(one_line(f"to[{index}]", raw), field=f"to[{index}]")
         if address.lower() not in (a.lower() for a in found):
             found.append(address)
     return found

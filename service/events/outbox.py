@@ -15,12 +15,10 @@ import asyncpg
 import msgspec
 
 from ..db.queries import Queries
-from .types import BOUNCE_EVENTS, EventType
+from .types import EventType
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
-
-    from ..bounces.policy import BounceFacts
 
     # The change's connection: a request's, or one a worker took from the pool itself.
     Conn = asyncpg.Connection | PoolConnectionProxy[asyncpg.Record]
@@ -47,22 +45,6 @@ async def emit_subscriber(conn: Conn, q: Queries, type: EventType, subscriber_id
     The reader is read as they are at this point of the transaction (their new status included).
     """
     await conn.execute(q["event-emit-subscriber"], type, new_webhook_id(), subscriber_id, _json(fields))
-
-
-async def emit_bounce(conn: Conn, q: Queries, facts: BounceFacts, subscriber_id: int, status_before: str,
-                      edition_id: int | None, *, counted: bool) -> None:
-    """Record ``bounce.hard``, ``bounce.soft`` or ``complaint`` for a report that was acted on (not a replay).
-
-    A bounce fires when it counted (a second report about the same copy does not), and a hard
-    bounce also when it is what makes the reader ``bounced`` (a copy that bounced soft first);
-    every complaint fires. A delay warning or an unclassified report fires nothing.
-    """
-    event_type = BOUNCE_EVENTS.get(facts.kind)
-    suppresses = event_type == "bounce.hard" and status_before not in ("bounced", "complained")
-    if event_type is None or not (counted or suppresses or event_type == "complaint"):
-        return
-    await emit_subscriber(conn, q, event_type, subscriber_id, edition_id=edition_id, status=facts.status,
-                          diagnostic=facts.diagnostic, source=facts.source)
 
 
 async def emit_edition(conn: Conn, q: Queries, type: EventType, edition_id: int) -> None:

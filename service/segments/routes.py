@@ -16,31 +16,15 @@ from litestar.types import ControllerRouterHandler
 from ..db.pool import Database
 from ..errors import NotFound, Unprocessable
 from ..settings import Settings
+from ..taxonomy.terms import resolve_lists
 from .audience_count import count_audience
-from .filter import Filter, parse_filter
+from .filter import parse_filter
 from .schemas import Preview, PreviewIn, Segment, SegmentIn, SegmentPatch
 from .statement_timeout import statement_timeout
+from .targets import resolve_target
 
 READ = {"scope": "subscribers:read"}
 WRITE = {"scope": "admin"}
-
-
-async def resolve_segment(conn: asyncpg.Connection, db: Database, slug: str) -> tuple[list[str], Filter | None]:
-    """The list slugs and parsed filter of saved segment ``slug``; an unknown slug is a 422."""
-    row = await conn.fetchrow(db.q["segment-get"], slug)
-    if row is None:
-        raise Unprocessable(f"There is no segment '{slug}'.")
-    return list(row["lists"]), parse_filter(row["filter"])
-
-
-async def list_ids(conn: asyncpg.Connection, db: Database, slugs: list[str]) -> list[int]:
-    """Ids of the lists named by ``slugs``, in order; a 422 naming every unknown slug."""
-    rows = await conn.fetch(db.q["list-ids-by-slugs"], slugs)
-    found = {r["slug"]: r["id"] for r in rows}
-    missing = [s for s in dict.fromkeys(slugs) if s not in found]
-    if missing:
-        raise Unprocessable(f"Unknown list(s): {', '.join(missing)}.", extra={"unknown_lists": missing})
-    return [found[s] for s in dict.fromkeys(slugs)]
 
 
 class SegmentController(Controller):
@@ -58,20 +42,12 @@ class SegmentController(Controller):
         data: JSONBody[PreviewIn],
     ) -> Preview:
         """How many people an edition to these lists and filter (or this segment) would reach now."""
-        if data.segment is not None:
-            if data.lists is not None or data.filter is not None:
-                raise Unprocessable("Give either 'segment' or 'lists' (with an optional 'filter'), not both.")
-            slugs, node = await resolve_segment(conn, db, data.segment)
-        elif not data.lists:
-            raise Unprocessable("'lists' must name at least one list (or give a 'segment').")
-        else:
-            slugs, node = data.lists, parse_filter(data.filter)
-        ids = await list_ids(conn, db, slugs)
+        target = await resolve_target(conn, db.q, segment=data.segment, lists=data.lists, filter_=data.filter)
         async with statement_timeout(
             conn, db, settings.preview_timeout_seconds,
             variable="LETTERBOX_PREVIEW_TIMEOUT_SECONDS", what="Counting this audience",
         ):  # fmt: skip
-            return Preview(recipients=await count_audience(conn, db, ids, node))
+            return Preview(recipients=await count_audience(conn, db, target.list_ids, target.filter))
 
     @get("/", opt=READ, summary="List saved segments")
     async def list_segments(
@@ -87,7 +63,7 @@ class SegmentController(Controller):
         """Save a segment (422 for a bad filter or unknown lists, 409 if the slug exists)."""
         parse_filter(data.filter)
         lists = list(dict.fromkeys(data.lists))
-        await list_ids(conn, db, lists)
+        await resolve_lists(conn, db.q, lists)
         row = await conn.fetchrow(db.q["segment-insert"], data.slug, data.name, lists, data.filter or None)
         assert row is not None, "INSERT … RETURNING returns the row"
         return _segment(row)
@@ -118,7 +94,7 @@ class SegmentController(Controller):
         parse_filter(new_filter)
         lists = list(dict.fromkeys(data.lists)) if data.lists is not None else None
         if lists is not None:
-            await list_ids(conn, db, lists)
+            await resolve_lists(conn, db.q, lists)
         row = await conn.fetchrow(db.q["segment-update"], slug, data.name, lists, set_filter, new_filter)
         if row is None:
             raise NotFound(f"There is no segment '{slug}'.")

@@ -15,15 +15,16 @@ from litestar.params import JSONBody, QueryParameter
 
 from ..db.pool import Database
 from ..db.queries import Queries
-from ..errors import NotFound, Unprocessable, UnsupportedMediaType
+from ..errors import NotFound, UnsupportedMediaType
 from ..pagination import decode_cursor, encode_cursor
 from ..schemas import RowId
 from ..settings import Settings
+from ..taxonomy.terms import check_terms, resolve_lists
 from ..tokens import TokenSigner
 from . import lifecycle
 from .export import export_subscriber
 from .importer import FORMATS, import_stream
-from .lifecycle import SignUp
+from .lifecycle import Actor, SignUp
 from .openapi_bodies import IMPORT_BODY
 from .schemas import (
     Accepted,
@@ -35,8 +36,7 @@ from .schemas import (
     SubscriberPatch,
     SubscriptionIn,
 )
-from .validation import InvalidValue, check_terms, clean_name, normalise_email, resolve_lists
-from .web import actor
+from .validation import clean_name, normalise_email
 
 READ = {"scope": "subscribers:read"}
 WRITE = {"scope": "subscribers:write"}
@@ -63,10 +63,7 @@ class SubscriberController(Controller):
     ) -> Accepted:
         """The same double opt-in as the public form: always ``pending``, whatever the address's state."""
         sign_up = await _sign_up(conn, db.q, data)
-        try:
-            await lifecycle.subscribe(conn, db.q, settings, signer, sign_up, actor(request, "api"))
-        except InvalidValue as exc:
-            raise Unprocessable(f"email: {exc}") from exc
+        await lifecycle.subscribe(conn, db.q, settings, signer, sign_up, Actor.of_request(request, "api"))
         return Accepted()
 
     @get("/subscribers", opt=READ, summary="List subscribers (keyset pagination)")
@@ -85,12 +82,9 @@ class SubscriberController(Controller):
         """People in id order, filtered; follow ``next_cursor`` until it is null."""
         after = decode_cursor("s", cursor)
         list_id = None
-        try:
-            if list_slug is not None:
-                list_id = (await resolve_lists(conn, db.q, [list_slug], public_only=False))[0].id
-            await check_terms(conn, db.q, agency=agency, role=role)
-        except InvalidValue as exc:
-            raise Unprocessable(str(exc)) from exc
+        if list_slug is not None:
+            list_id = (await resolve_lists(conn, db.q, [list_slug], public_only=False))[0].id
+        await check_terms(conn, db.q, agency=agency, role=role)
         pattern = f"%{_escape_like(q)}%" if q else None
         rows = await conn.fetch(db.q["subscriber-page"], after, status, list_id, agency, role, pattern, limit + 1)
         items = [_subscriber(r) for r in rows[:limit]]
@@ -113,7 +107,7 @@ class SubscriberController(Controller):
         data: JSONBody[SubscriberPatch],
     ) -> Subscriber:
         """Change name, agency, role, attributes (replaced whole) or status (see the rules in the schema)."""
-        await lifecycle.operator_change(conn, db.q, subscriber_id, data, actor(request, "operator"))
+        await lifecycle.operator_change(conn, db.q, subscriber_id, data, Actor.of_request(request, "operator"))
         return await _load(conn, db.q, subscriber_id)
 
     @delete("/subscribers/{subscriber_id:int}", opt=WRITE, summary="Erase a subscriber (GDPR)")
@@ -160,16 +154,10 @@ class SubscriberController(Controller):
 
 
 async def _sign_up(conn: asyncpg.Connection, q: Queries, data: SubscriptionIn) -> SignUp:
-    try:
-        email = normalise_email(data.email)
-    except InvalidValue as exc:
-        raise Unprocessable(f"email: {exc}") from exc
-    try:
-        name = clean_name(data.name)
-        lists = await resolve_lists(conn, q, data.lists, public_only=False)
-        await check_terms(conn, q, agency=data.agency, role=data.role)
-    except InvalidValue as exc:
-        raise Unprocessable(str(exc)) from exc
+    email = normalise_email(data.email, field="email")
+    name = clean_name(data.name)
+    lists = await resolve_lists(conn, q, data.lists, public_only=False)
+    await check_terms(conn, q, agency=data.agency, role=data.role)
     return SignUp(email=email, name=name, agency=data.agency, role=data.role, lists=lists,
                   attributes=data.attributes)
 

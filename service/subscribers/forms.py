@@ -11,9 +11,11 @@ import msgspec
 from litestar.datastructures import FormMultiDict
 
 from ..db.queries import Queries
+from ..errors import InvalidValue
+from ..taxonomy.terms import ListRef
 from .lifecycle import Details, SignUp
 from .ratelimit import Executor
-from .validation import InvalidValue, ListRef, clean_name, normalise_email
+from .validation import clean_name, normalise_email
 from .web import form_text
 
 # Bump when the consent statement in templates/_consent.html changes: consent

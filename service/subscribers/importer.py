@@ -21,9 +21,10 @@ import msgspec
 import structlog
 
 from ..db.queries import Queries
+from ..errors import InvalidValue
 from .import_formats import Parsed, csv_rows, ndjson_rows
 from .schemas import ImportResult, InvalidLine
-from .validation import InvalidValue, clean_name, holds_nul, normalise_email
+from .validation import clean_name, holds_nul, normalise_email
 
 log = structlog.get_logger(__name__)
 

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import msgspec
 import structlog
+from litestar.connection import ASGIConnection
 from msgspec import UNSET
 
 from ..db.queries import Queries
@@ -21,11 +22,12 @@ from ..errors import Conflict, NotFound, Unprocessable
 from ..events.outbox import emit_erased, emit_subscriber
 from ..logs import mask_email
 from ..settings import Settings
+from ..taxonomy.terms import ListRef, check_terms
 from ..tokens import TokenSigner
 from . import ratelimit
 from .mails import queue_confirmation
 from .schemas import SubscriberPatch
-from .validation import InvalidValue, ListRef, check_terms, clean_name
+from .validation import clean_name
 
 log = structlog.get_logger(__name__)
 
@@ -38,6 +40,13 @@ class Actor(msgspec.Struct, frozen=True, kw_only=True):
     ip: str | None = None
     user_agent: str | None = None
     wording_version: str | None = None
+
+    @classmethod
+    def of_request(cls, request: ASGIConnection[Any, Any, Any, Any], source: str,
+                   wording_version: str | None = None) -> Actor:
+        """The actor of an HTTP request: its client address and user agent."""
+        host = request.client.host if request.client else None
+        return cls.of(source, host, request.headers.get("user-agent"), wording_version)
 
     @classmethod
     def of(cls, source: str, ip: str | None, user_agent: str | None, wording_version: str | None = None) -> Actor:
@@ -187,13 +196,10 @@ async def operator_change(conn: asyncpg.Connection, q: Queries, subscriber_id: i
         raise NotFound(f"There is no subscriber {subscriber_id}.")
     if change == SubscriberPatch():
         raise Unprocessable("Nothing to change: give name, agency, role, attributes or status.")
-    try:
-        name = None if change.name is UNSET else clean_name(change.name)
-        agency = None if change.agency is UNSET else change.agency
-        role = None if change.role is UNSET else change.role
-        await check_terms(conn, q, agency=agency, role=role)
-    except InvalidValue as exc:
-        raise Unprocessable(str(exc)) from exc
+    name = None if change.name is UNSET else clean_name(change.name)
+    agency = None if change.agency is UNSET else change.agency
+    role = None if change.role is UNSET else change.role
+    await check_terms(conn, q, agency=agency, role=role)
     await conn.execute(
         q["subscriber-patch"], subscriber_id,
         change.name is not UNSET, name,

@@ -15,12 +15,12 @@ import asyncpg
 import jinja2
 
 from ..db.queries import Queries
-from ..delivery.addresses import sender_domain
-from ..delivery.compose import compose_simple
+from ..errors import InvalidValue
 from ..links import Links
+from ..mail.addresses import sender_domain
+from ..mail.compose import compose_simple
 from ..settings import Settings
 from ..tokens import TokenSigner
-from .validation import InvalidValue
 
 
 @functools.cache
@@ -56,7 +56,7 @@ def confirmation_mail(settings: Settings, signer: TokenSigner, subscriber_id: in
             message_id_domain=sender_domain(settings.from_addr, settings.effective_bounce_domain),
         )
     except ValueError as exc:  # the composer refuses what it cannot put in a header safely
-        raise InvalidValue("This address cannot be used for mail.") from exc
+        raise InvalidValue("This address cannot be used for mail.", field="email") from exc
 
 
 async def queue_confirmation(conn: asyncpg.Connection, q: Queries, settings: Settings, signer: TokenSigner,

@@ -21,7 +21,7 @@ from litestar.params import FromPath
 from litestar.response import Template
 
 from ..db.pool import Database
-from ..errors import BadRequest
+from ..errors import BadRequest, InvalidValue
 from ..links import Links
 from ..problem_docs import PROBLEMS
 from ..runtime import Runtime
@@ -29,9 +29,9 @@ from ..settings import Settings
 from ..tokens import Purpose, TokenSigner
 from . import csrf, lifecycle, ratelimit, signups
 from .forms import HONEYPOT, WORDING_VERSION, Choices, Entered, FieldError, check_subscribe, entered, load_choices
+from .lifecycle import Actor
 from .openapi_bodies import SUBSCRIBE_FORM
-from .validation import InvalidValue
-from .web import AnyRequest, FormRefused, LinkExpired, actor, client_key, form_text, page, read_token
+from .web import AnyRequest, FormRefused, LinkExpired, client_key, form_text, page, read_token
 
 log = structlog.get_logger(__name__)
 TAGS = ["public pages"]
@@ -87,8 +87,8 @@ async def subscribe_submit(
         signups.check_mailable(settings, signer, sign_up)
     except InvalidValue as exc:
         raise BadRequest(str(exc)) from exc
-    recorded = await signups.record(db.pool, db.q, settings, sign_up, actor(request, "form", WORDING_VERSION),
-                                    client_key(request), now)
+    consenting = Actor.of_request(request, "form", WORDING_VERSION)
+    recorded = await signups.record(db.pool, db.q, settings, sign_up, consenting, client_key(request), now)
     if recorded.request_id is None:
         assert recorded.retry_after is not None, "a sign-up not recorded was refused by a limit"
         return _too_many(request, recorded.retry_after)
@@ -125,7 +125,7 @@ async def confirm_submit(
     (subscriber_id,) = read_token(signer, Purpose.CONFIRM, token, fields=1,
                                   max_age=settings.confirm_max_age_seconds)
     assert subscriber_id is not None, "read_token checks the first field"
-    if not await lifecycle.confirm(conn, db.q, subscriber_id, actor(request, "link", WORDING_VERSION)):
+    if not await lifecycle.confirm(conn, db.q, subscriber_id, Actor.of_request(request, "link", WORDING_VERSION)):
         raise LinkExpired("This link no longer works.")
     context = {"preferences_url": links.preferences_url(subscriber_id)}
     return page(request, "confirmed.html", context, token_page=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from litestar import Router
 from litestar.types import ControllerRouterHandler
 
-from ..problem_docs import ERROR_PAGES
-from . import api, manage, public, view, web
+from ..errors import ERROR_PAGES
+from . import api, preferences, public, view, web
 
 # Public HTML pages (no API key): /subscribe, /confirm, /unsubscribe, /preferences, /view, and their
 # stylesheet. Errors on them are HTML pages, not problem+json.
@@ -18,10 +18,10 @@ public_handlers: list[ControllerRouterHandler] = [
             public.subscribe_submit,
             public.confirm_page,
             public.confirm_submit,
-            manage.unsubscribe_page,
-            manage.unsubscribe_submit,
-            manage.preferences_page,
-            manage.preferences_submit,
+            preferences.unsubscribe_page,
+            preferences.unsubscribe_submit,
+            preferences.preferences_page,
+            preferences.preferences_submit,
             view.view_page,
             web.stylesheet,
         ],

@@ -7,14 +7,11 @@ one is accepted by all.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
 from typing import Any
 
-import asyncpg
-import msgspec
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
-from ..db.queries import Queries
+from ..errors import InvalidValue
 
 NAME_MAX = 200
 # Control characters (line breaks included) have no place in a name and could reach mail headers.
@@ -31,27 +28,23 @@ _COMMON_ADDRESS = re.compile(
 _SPECIAL_USE = frozenset(SPECIAL_USE_DOMAIN_NAMES)
 
 
-class InvalidValue(ValueError):
-    """A value is not acceptable; the message is a sentence for the person who sent it."""
-
-
-class ListRef(msgspec.Struct, frozen=True):
-    """A mailing list as a subscription refers to it."""
-
-    id: int
-    slug: str
-    name: str
-    public: bool
-
-
-def normalise_email(raw: str) -> str:
-    """The address in its normal form, or :class:`InvalidValue`.
+def normalise_email(raw: str, *, field: str | None = None) -> str:
+    """The address in its normal form, or :class:`InvalidValue` (about ``field``, when given).
 
     The domain is stored in its ASCII (IDNA) form, lower-cased, so that ``bücher.example`` and
     ``xn--bcher-kva.example`` are one person and the address can be sent as stored; a non-ASCII
     local part is kept (Unicode NFC) and sent with SMTPUTF8. No DNS lookups: a form must not
     wait on, or leak queries to, the reader's mail domain.
     """
+    try:
+        return _normalised(raw)
+    except InvalidValue as exc:
+        if field is None:
+            raise
+        raise InvalidValue(str(exc), field=field) from exc.__cause__
+
+
+def _normalised(raw: str) -> str:
     text = raw.strip()
     if not text:
         raise InvalidValue("Enter an e-mail address.")
@@ -99,33 +92,3 @@ def holds_nul(value: Any) -> bool:
         elif isinstance(item, list):
             pending += item
     return False
-
-
-async def resolve_lists(
-    conn: asyncpg.Connection, q: Queries, slugs: Iterable[str], *, public_only: bool
-) -> list[ListRef]:
-    """The lists named by ``slugs`` (duplicates dropped), or :class:`InvalidValue` naming an unknown one.
-
-    ``public_only``: a list hidden from the form does not exist as far as the form is concerned.
-    """
-    wanted = list(dict.fromkeys(slugs))
-    rows = await conn.fetch(q["lists-by-slugs"], wanted)
-    found = {r["slug"]: ListRef(r["id"], r["slug"], r["name"], r["public"]) for r in rows}
-    if public_only:
-        found = {slug: ref for slug, ref in found.items() if ref.public}
-    unknown = [slug for slug in wanted if slug not in found]
-    if unknown:
-        raise InvalidValue(f"There is no list {_quoted(unknown)}.")
-    return [found[slug] for slug in wanted]
-
-
-async def check_terms(conn: asyncpg.Connection, q: Queries, *, agency: str | None, role: str | None) -> None:
-    """Raise :class:`InvalidValue` when the agency or the role is not known."""
-    if agency is not None and not await conn.fetchval(q["agency-exists"], agency):
-        raise InvalidValue(f"There is no agency '{agency}'.")
-    if role is not None and not await conn.fetchval(q["role-exists"], role):
-        raise InvalidValue(f"There is no role '{role}'.")
-
-
-def _quoted(names: Sequence[str]) -> str:
-    return ", ".join(f"'{n}'" for n in names)

@@ -19,8 +19,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from ..db.pool import Database
-from ..delivery.compose import PLACEHOLDERS
 from ..links import Links
+from ..mail.compose import PLACEHOLDERS
 from ..problem_docs import PROBLEMS
 from ..tokens import Purpose, TokenSigner
 from .web import AnyRequest, LinkExpired, PageError, read_token

@@ -26,7 +26,6 @@ from litestar.types import ExceptionHandlersMap
 from ..errors import LetterboxError
 from ..runtime import runtime_of
 from ..tokens import Purpose, TokenExpired, TokenInvalid, TokenSigner
-from .lifecycle import Actor
 
 log = structlog.get_logger(__name__)
 
@@ -121,12 +120,6 @@ def page(request: AnyRequest, template: str, context: dict[str, Any] | None = No
     )
 
 
-def actor(request: AnyRequest, source: str, wording_version: str | None = None) -> Actor:
-    """The consent record's view of this request: client address and user agent."""
-    host = request.client.host if request.client else None
-    return Actor.of(source, host, request.headers.get("user-agent"), wording_version)
-
-
 def client_key(request: AnyRequest) -> str:
     """The client address for rate limiting (``unknown`` when the server gives none)."""
     return request.client.host if request.client else "unknown"
@@ -162,6 +155,11 @@ def _error_page(request: AnyRequest, exc: Exception) -> Response[Any]:
         status, message = 500, "Something went wrong on our side. It has been logged; please try again later."
     title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     return page(request, "error.html", {"title": title, "message": message}, status=status, token_page=True)
+
+
+def unavailable_page(request: AnyRequest, headers: dict[str, str]) -> Response[Any]:
+    """The 503 page people see while the database is away (see service/errors.py)."""
+    return page(request, "unavailable.html", status=503, token_page=True, headers=headers)
 
 
 def html_exception_handlers() -> ExceptionHandlersMap:

@@ -14,7 +14,7 @@ import aiosmtplib
 import pytest
 from aiosmtpd.controller import Controller
 
-from service.delivery.compose import (
+from service.mail.compose import (
     EditionMail,
     HeaderInjectionError,
     Personalisation,

@@ -25,8 +25,8 @@ from dkim.util import parse_tag_value
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.delivery.compose import EditionMail, Personalisation, compose_simple, prepare
 from service.delivery.dkim import DkimSigner
+from service.mail.compose import EditionMail, Personalisation, compose_simple, prepare
 
 SELECTOR_NAME = b"s2025._domainkey.example.org."
 EMPTY_BODY_HASH = b"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="  # base64 of SHA-256 of nothing

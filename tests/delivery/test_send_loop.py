@@ -23,10 +23,10 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from service.app import create_app
+from service.background import run_worker
 from service.db.pool import open_database
 from service.delivery.housekeeping import LOST_LEASE_LIMIT, housekeeping
 from service.delivery.transport import Outcome, SmtpTransport
-from service.delivery.worker import run_worker
 from service.runtime import assemble, runtime_of
 from service.settings import Settings
 from tests.conftest import replace_settings

@@ -126,7 +126,7 @@ async def test_bad_previews_are_422_with_a_clear_detail(client: Client, admin_he
     cases: list[tuple[dict[str, Any], str]] = [
         ({"lists": ["news"], "filter": bad_filter}, "filter.all[2].op: unknown operator 'like'"),
         ({"lists": ["news"], "filter": {"field": "attributes.a b", "op": "exists"}}, "filter.field: attribute key"),
-        ({"lists": ["news", "nope", "gone"]}, "Unknown list(s): nope, gone."),
+        ({"lists": ["news", "nope", "gone"]}, "There is no list 'nope', 'gone'."),
         ({"segment": "nothing"}, "There is no segment 'nothing'."),
         ({"segment": "x", "lists": ["news"]}, "Give either 'segment' or 'lists'"),
         ({}, "'lists' must name at least one list"),
@@ -167,7 +167,7 @@ async def test_bad_saves_are_422_and_write_nothing(
     cases: list[tuple[dict[str, Any], str]] = [
         ({**good, "filter": {"not": {"field": "role", "op": "gt", "value": "x"}}},
          "filter.not.op: operator 'gt' does not apply to 'role'"),
-        ({**good, "lists": ["news", "nope"]}, "Unknown list(s): nope."),
+        ({**good, "lists": ["news", "nope"]}, "There is no list 'nope'."),
         ({**good, "slug": "Bad Slug"}, "The request is not valid"),
         ({**good, "lists": []}, "The request is not valid"),
         ({**good, "extra": True}, "The request is not valid"),
@@ -178,7 +178,7 @@ async def test_bad_saves_are_422_and_write_nothing(
         assert response.json()["detail"].startswith(detail), (body, response.json())
     assert (await client.post("/v1/segments", json=good, headers=admin_headers)).status_code == 201
     for patch, detail in [({}, "Nothing to change"), ({"filter": {"field": "x", "op": "eq", "value": 1}}, "filter.field"),
-                          ({"lists": ["gone"], "name": "New"}, "Unknown list(s): gone.")]:
+                          ({"lists": ["gone"], "name": "New"}, "There is no list 'gone'.")]:
         response = await client.patch("/v1/segments/seg", json=patch, headers=admin_headers)
         assert response.status_code == 422 and response.json()["detail"].startswith(detail), response.text
     conn = await asyncpg.connect(database_url)

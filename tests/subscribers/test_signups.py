@@ -9,7 +9,7 @@ from service.db.pool import Database
 from service.runtime import runtime_of
 from service.settings import Settings
 from service.subscribers import lifecycle, signups
-from service.subscribers.validation import ListRef
+from service.taxonomy.terms import ListRef
 from tests.subscribers.conftest import Client, rows, subscribe, value
 
 pytestmark = pytest.mark.usefixtures("demo")

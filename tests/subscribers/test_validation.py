@@ -6,7 +6,8 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from service.subscribers.validation import InvalidValue, normalise_email
+from service.errors import InvalidValue
+from service.subscribers.validation import normalise_email
 
 _LOCAL = st.text(alphabet="aZ09._-+!#'\"()ü ", min_size=0, max_size=70)
 _LABEL = st.text(alphabet="abxnZ09-_ü", min_size=0, max_size=66)

@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar
 
+from service.background import run_worker
 from service.db.pool import open_database
-from service.delivery.worker import run_worker
 from service.runtime import assemble, runtime_of
 from service.settings import Settings
 

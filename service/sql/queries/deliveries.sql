@@ -1,3 +1,51 @@
+-- name: audience-fan-out
+-- Freeze an edition's recipients: one delivery per person, for the first of the lists
+-- they are confirmed on. Same audience as audience-count.
+INSERT INTO deliveries (edition_id, subscriber_id, list_id)
+SELECT $2, s.id, m.list_id
+FROM (
+    SELECT sub.subscriber_id, min(sub.list_id) AS list_id
+    FROM subscriptions sub
+    WHERE sub.list_id = ANY ($1::bigint[]) AND sub.status = 'confirmed'
+    GROUP BY sub.subscriber_id
+) AS m
+JOIN subscribers s ON s.id = m.subscriber_id
+WHERE s.status = 'active'
+  AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email_hash = s.email_hash)
+  AND (TRUE /* segment-filter */);
+
+-- name: bounce-delivery-guess
+-- The copy a bounce that names no copy is most likely about: the reader's latest copy sent within
+-- the window with no bounce counted yet (so that soft bounces across editions add up, and the
+-- expiry of a copy that had a delay warning is tied to that copy).
+SELECT d.id
+FROM subscribers s
+JOIN deliveries d ON d.subscriber_id = s.id
+WHERE lower(s.email) = lower($1)
+  AND d.status = 'sent'
+  AND d.sent_at > now() - make_interval(days => $2)
+  AND NOT EXISTS (SELECT 1 FROM bounce_events b WHERE b.delivery_id = d.id AND b.counted)
+ORDER BY d.sent_at DESC
+LIMIT 1;
+
+-- name: bounce-delivery-in-edition
+-- A reader's copy of one edition, for a bounce reported together with its edition.
+SELECT d.id
+FROM subscribers s
+JOIN deliveries d ON d.subscriber_id = s.id
+WHERE lower(s.email) = lower($1) AND d.edition_id = $2;
+
+-- name: delivery-for-bounce
+-- The copy a report is about (named by a verified VERP token or our own Message-ID), with its
+-- edition, its reader and the address it went to. Locked until the transaction ends: two
+-- reports of one copy arriving at once are then counted one after the other, and the second
+-- sees that the copy has counted (rather than running into the unique index).
+SELECT d.id, d.edition_id, d.subscriber_id, d.message_id, s.email
+FROM deliveries d
+LEFT JOIN subscribers s ON s.id = d.subscriber_id
+WHERE d.id = $1
+FOR NO KEY UPDATE OF d;
+
 -- name: delivery-claim
 -- Lease a batch of one edition's due copies and say for each whether it may still go:
 -- the person may have left, been suppressed or erased since the edition was queued, or
@@ -77,11 +125,109 @@ SET lost_leases = lost_leases + 1,
     lease_until = NULL, leased_by = NULL, updated_at = now()
 WHERE status = 'sending' AND lease_until < now();
 
--- name: editions-sending
--- Editions whose copies workers should be sending now, with their priority (urgent ones go first).
-SELECT id, priority FROM editions WHERE status IN ('queued', 'sending') ORDER BY id;
-
 -- name: delivery-renew-leases
 -- A live worker extends the leases of the copies it still holds (see service/delivery/leases.py).
 UPDATE deliveries SET lease_until = now() + make_interval(secs => $2)
 WHERE id = ANY ($1::bigint[]) AND status = 'sending';
+
+-- name: edition-deliveries
+-- A page of an edition's deliveries in id order, optionally of one status.
+SELECT id, subscriber_id, status, attempts, last_reply, message_id, sent_at, next_attempt_at
+FROM deliveries
+WHERE edition_id = $1 AND ($2::text IS NULL OR status = $2) AND id > $3
+ORDER BY id
+LIMIT $4;
+
+-- name: edition-view-copy
+-- What a reader's web copy of an edition needs: the edition's HTML, the reader's name (NULL when
+-- erased), and their copy (NULL: none was made for them) with the list it was sent for.
+-- No row: the edition is gone.
+SELECT e.html, s.id AS subscriber_id, s.name, d.id AS delivery_id, d.list_id
+FROM editions e
+LEFT JOIN subscribers s ON s.id = $2
+LEFT JOIN deliveries d ON d.edition_id = e.id AND d.subscriber_id = s.id
+WHERE e.id = $1;
+
+-- name: erasure-scrub-deliveries
+-- Forget SMTP replies and message ids of the person's copies (they can name the address);
+-- the rows stay, unlinked (deliveries has no foreign keys), so the editions' counts stay right.
+UPDATE deliveries SET subscriber_id = NULL, last_reply = NULL, message_id = NULL, updated_at = now()
+WHERE subscriber_id = $1;
+
+-- name: export-deliveries-summary
+-- How many copies of editions the person was sent, by outcome, and the last one sent.
+SELECT status, count(*) AS copies, max(sent_at) AS last_sent_at
+FROM deliveries WHERE subscriber_id = $1 GROUP BY status ORDER BY status;
+
+-- name: queue-depth
+-- Copies waiting to be sent or in flight, for the queue-depth gauge.
+SELECT count(*) FILTER (WHERE status = 'queued') AS queued,
+       count(*) FILTER (WHERE status = 'sending') AS sending
+FROM deliveries
+WHERE status IN ('queued', 'sending');
+
+-- name: metrics-editions-in-flight
+-- Figures Prometheus reads at scrape time (service/metrics.py), cheap on the due-copies index.
+-- Per edition being sent (at most 100, oldest first): copies waiting, copies leased, and how
+-- long its longest-waiting due copy has waited. Paused and scheduled editions are not in flight.
+SELECT e.id AS edition_id,
+       (SELECT count(*) FROM deliveries d WHERE d.edition_id = e.id AND d.status = 'queued') AS queued,
+       (SELECT count(*) FROM deliveries d WHERE d.edition_id = e.id AND d.status = 'sending') AS sending,
+       coalesce((SELECT extract(epoch FROM now() - min(d.next_attempt_at))
+                 FROM deliveries d
+                 WHERE d.edition_id = e.id AND d.status = 'queued' AND d.next_attempt_at <= now()), 0)::float8
+           AS oldest_due_seconds
+FROM editions e
+WHERE e.status IN ('queued', 'sending')
+ORDER BY e.id
+LIMIT 100;
+
+-- name: metrics-oldest-due-copy
+-- How long the longest-waiting due copy of any edition in flight has waited, in seconds (0: none).
+-- Per edition, min() is one step down the due-copies index, not a scan of its copies.
+SELECT coalesce(extract(epoch FROM now() - min(due.first_due)), 0)::float8
+FROM editions e
+CROSS JOIN LATERAL (
+    SELECT min(d.next_attempt_at) AS first_due
+    FROM deliveries d
+    WHERE d.edition_id = e.id AND d.status = 'queued' AND d.next_attempt_at <= now()
+) AS due
+WHERE e.status IN ('queued', 'sending');
+
+-- name: edition-report
+-- One scan of an edition's copies joined to their readers, counted per (agency, role) pair, which
+-- PostgreSQL can do in parallel; GROUPING SETS then adds those few pairs up by agency and by role.
+-- is_role tells the two groupings apart, so a NULL agency (no agency, or an erased reader whose
+-- copy lost its subscriber_id) is not mistaken for the role rows.
+-- Bounced counts only the bounce that counted for a copy (migration 0003); complained any
+-- complaint; unsubscribed the same edition_unsubscribes rows as edition-get.
+WITH events AS (
+    SELECT b.subscriber_id,
+           bool_or(b.counted AND b.kind IN ('hard', 'soft')) AS bounced,
+           bool_or(b.kind = 'complaint') AS complained
+    FROM bounce_events b
+    WHERE b.edition_id = $1 AND b.subscriber_id IS NOT NULL
+    GROUP BY b.subscriber_id
+), pairs AS (
+    SELECT s.agency, s.role,
+           count(*) AS recipients,
+           count(*) FILTER (WHERE d.status = 'sent') AS sent,
+           count(*) FILTER (WHERE d.status = 'failed') AS failed,
+           count(*) FILTER (WHERE d.status = 'skipped') AS skipped,
+           count(*) FILTER (WHERE ev.bounced) AS bounced,
+           count(*) FILTER (WHERE ev.complained) AS complained,
+           count(u.subscriber_id) AS unsubscribed
+    FROM deliveries d
+    LEFT JOIN subscribers s ON s.id = d.subscriber_id
+    LEFT JOIN events ev ON ev.subscriber_id = d.subscriber_id
+    LEFT JOIN edition_unsubscribes u ON u.edition_id = d.edition_id AND u.subscriber_id = d.subscriber_id
+    WHERE d.edition_id = $1
+    GROUP BY s.agency, s.role
+)
+SELECT GROUPING(agency) = 1 AS is_role, agency, role,
+       sum(recipients)::bigint AS recipients, sum(sent)::bigint AS sent, sum(failed)::bigint AS failed,
+       sum(skipped)::bigint AS skipped, sum(bounced)::bigint AS bounced, sum(complained)::bigint AS complained,
+       sum(unsubscribed)::bigint AS unsubscribed
+FROM pairs
+GROUP BY GROUPING SETS ((agency), (role))
+ORDER BY is_role, agency NULLS LAST, role NULLS LAST;

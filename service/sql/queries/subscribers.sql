@@ -1,6 +1,61 @@
--- name: address-suppressed
--- Whether an address must never be mailed (bounced, complained, erased): checked by its hash.
-SELECT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = email_hash($1));
+-- name: subscriber-for-bounce
+-- The subscriber a bounce is about: by id when a token named them, else by address. Locked:
+-- two reports about one reader (two copies expiring in the same queue run) are applied one
+-- after the other, or both would read the soft-bounce count before either wrote it.
+SELECT id, email, status FROM subscribers
+WHERE ($1::bigint IS NOT NULL AND id = $1) OR ($1::bigint IS NULL AND lower(email) = lower($2))
+LIMIT 1
+FOR UPDATE;
+
+-- name: subscriber-set-bounced
+-- A hard bounce (or soft bounces over the limit): stop mailing; a complaint status stays.
+UPDATE subscribers SET status = 'bounced', updated_at = now()
+WHERE id = $1 AND status <> 'complained';
+
+-- name: subscriber-set-complained
+-- A complaint: status complained and every subscription ended.
+WITH person AS (
+    UPDATE subscribers SET status = 'complained', updated_at = now() WHERE id = $1 RETURNING id
+)
+UPDATE subscriptions SET status = 'unsubscribed', updated_at = now()
+FROM person WHERE subscriptions.subscriber_id = person.id AND subscriptions.status <> 'unsubscribed';
+
+-- name: subscriber-count-soft-bounce
+-- Count a soft bounce. The count restarts when the window has passed since the first
+-- counted one, or when a copy was delivered (sent, and no bounce counted for it) since then:
+-- a delay warning alone does not make a copy undelivered.
+UPDATE subscribers s
+SET soft_bounces = CASE WHEN restart THEN 1 ELSE s.soft_bounces + 1 END,
+    first_soft_bounce_at = CASE WHEN restart THEN now() ELSE s.first_soft_bounce_at END,
+    updated_at = now()
+FROM (
+    SELECT s2.id,
+           s2.first_soft_bounce_at IS NULL
+           OR s2.first_soft_bounce_at < now() - make_interval(days => $2)
+           OR EXISTS (
+               SELECT 1 FROM deliveries d
+               WHERE d.subscriber_id = s2.id AND d.status = 'sent' AND d.sent_at > s2.first_soft_bounce_at
+                 AND d.id IS DISTINCT FROM $3::bigint
+                 AND NOT EXISTS (SELECT 1 FROM bounce_events b WHERE b.delivery_id = d.id AND b.counted)
+           ) AS restart
+    FROM subscribers s2 WHERE s2.id = $1
+) AS r
+WHERE s.id = r.id
+RETURNING s.soft_bounces;
+
+-- name: erasure-subscriber
+-- Delete the person; subscriptions, consents and edition unsubscribes go with them (cascade).
+DELETE FROM subscribers WHERE id = $1;
+
+-- name: purge-pending-subscribers
+-- People who never confirmed and have not asked again for $1 days: delete them (and their
+-- unconfirmed consent records and queued mail, by cascade). Returns how many.
+WITH gone AS (
+    DELETE FROM subscribers
+    WHERE status = 'pending' AND confirmed_at IS NULL AND updated_at < now() - make_interval(days => $1)
+    RETURNING id
+)
+SELECT count(*) FROM gone;
 
 -- name: subscriber-request
 -- Someone asks to subscribe: a new person is created pending; a pending one takes the newest
@@ -16,59 +71,12 @@ SET name = CASE WHEN s.status = 'pending' THEN excluded.name ELSE s.name END,
     updated_at = now()
 RETURNING s.id, s.email, s.status;
 
--- name: subscriptions-request
--- Ask for lists: new and left lists become pending again, confirmed ones stay.
--- Returns the lists that now wait for confirmation (none: nothing to confirm, no mail).
-INSERT INTO subscriptions AS sub (list_id, subscriber_id, status)
-SELECT list_id, $1, 'pending' FROM unnest($2::bigint[]) AS t(list_id)
-ON CONFLICT (list_id, subscriber_id) DO UPDATE SET status = 'pending', updated_at = now()
-WHERE sub.status <> 'confirmed'
-RETURNING sub.list_id;
-
--- name: subscriptions-confirm
--- Double opt-in: every pending subscription of the person becomes confirmed; returns their slugs.
-WITH done AS (
-    UPDATE subscriptions SET status = 'confirmed', updated_at = now()
-    WHERE subscriber_id = $1 AND status = 'pending'
-    RETURNING list_id
-)
-SELECT l.slug FROM done JOIN lists l ON l.id = done.list_id ORDER BY l.slug;
-
 -- name: subscriber-activate
 -- The person proved they read this mailbox: active from now (confirmed_at kept if already active).
 UPDATE subscribers
 SET status = 'active', confirmed_at = CASE WHEN status = 'active' THEN confirmed_at ELSE now() END,
     updated_at = now()
 WHERE id = $1;
-
--- name: subscriptions-leave
--- Leave one list ($2) or every list ($2 NULL); returns the slugs actually left.
-WITH done AS (
-    UPDATE subscriptions SET status = 'unsubscribed', updated_at = now()
-    WHERE subscriber_id = $1 AND ($2::bigint IS NULL OR list_id = $2) AND status <> 'unsubscribed'
-    RETURNING list_id
-)
-SELECT l.slug FROM done JOIN lists l ON l.id = done.list_id ORDER BY l.slug;
-
--- name: subscriptions-leave-lists
--- Leave the given lists (preferences page: shown but not ticked); returns the slugs left.
-WITH done AS (
-    UPDATE subscriptions SET status = 'unsubscribed', updated_at = now()
-    WHERE subscriber_id = $1 AND list_id = ANY ($2::bigint[]) AND status <> 'unsubscribed'
-    RETURNING list_id
-)
-SELECT l.slug FROM done JOIN lists l ON l.id = done.list_id ORDER BY l.slug;
-
--- name: subscriptions-join-confirmed
--- Join lists as confirmed straight away (the preferences link proves the mailbox); returns the slugs joined.
-WITH done AS (
-    INSERT INTO subscriptions AS sub (list_id, subscriber_id, status)
-    SELECT list_id, $1, 'confirmed' FROM unnest($2::bigint[]) AS t(list_id)
-    ON CONFLICT (list_id, subscriber_id) DO UPDATE SET status = 'confirmed', updated_at = now()
-    WHERE sub.status <> 'confirmed'
-    RETURNING sub.list_id
-)
-SELECT l.slug FROM done JOIN lists l ON l.id = done.list_id ORDER BY l.slug;
 
 -- name: subscriber-settle-status
 -- After lists changed: active with a confirmed list, unsubscribed without one. Bounced and
@@ -85,33 +93,16 @@ FROM (
 WHERE s.id = $1 AND s.status IN ('active', 'pending', 'unsubscribed') AND s.status <> target.status
 RETURNING s.status;
 
--- name: edition-unsubscribe-record
--- Count an unsubscribe against the edition whose link was used (if the edition still exists).
-INSERT INTO edition_unsubscribes (edition_id, subscriber_id)
-SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM editions WHERE id = $1)
-ON CONFLICT DO NOTHING;
-
 -- name: subscriber-get
 -- One person as the API shows them, with every list they have a subscription row for.
 SELECT s.id, s.email, s.name, s.agency, s.role, s.attributes, s.status, s.created_at, s.confirmed_at,
-       coalesce((
-           SELECT jsonb_agg(jsonb_build_object('slug', l.slug, 'status', sub.status) ORDER BY l.slug)
-           FROM subscriptions sub JOIN lists l ON l.id = sub.list_id
-           WHERE sub.subscriber_id = s.id
-       ), '[]'::jsonb) AS lists
+       subscriber_lists(s.id) AS lists
 FROM subscribers s
 WHERE s.id = $1;
 
 -- name: subscriber-lock
 -- Lock one person for a change (PATCH, erasure, preferences).
 SELECT id, email, name, agency, role, status FROM subscribers WHERE id = $1 FOR UPDATE;
-
--- name: subscriber-memberships
--- A person's subscriptions with the lists' names, for the preferences and unsubscribe pages.
-SELECT l.id, l.slug, l.name, l.description, l.public, sub.status
-FROM subscriptions sub JOIN lists l ON l.id = sub.list_id
-WHERE sub.subscriber_id = $1
-ORDER BY l.name, l.slug;
 
 -- name: subscriber-update-details
 -- The preferences page: name, agency and role as the person gave them.
@@ -135,11 +126,7 @@ UPDATE subscribers SET status = $2, updated_at = now() WHERE id = $1;
 -- One page of people in id order after the cursor ($1), filtered by status, list (pending or
 -- confirmed on it), agency, role and a case-insensitive pattern on address or name.
 SELECT s.id, s.email, s.name, s.agency, s.role, s.attributes, s.status, s.created_at, s.confirmed_at,
-       coalesce((
-           SELECT jsonb_agg(jsonb_build_object('slug', l.slug, 'status', sub.status) ORDER BY l.slug)
-           FROM subscriptions sub JOIN lists l ON l.id = sub.list_id
-           WHERE sub.subscriber_id = s.id
-       ), '[]'::jsonb) AS lists
+       subscriber_lists(s.id) AS lists
 FROM subscribers s
 WHERE s.id > $1
   AND ($2::text IS NULL OR s.status = $2)

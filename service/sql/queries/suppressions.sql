@@ -1,3 +1,24 @@
+-- name: suppression-add
+-- Never mail this address again; an existing suppression keeps its first reason.
+INSERT INTO suppressions (email_hash, email, reason, detail)
+VALUES (email_hash($1), lower($1), $2, left($3, 2000))
+ON CONFLICT (email_hash) DO NOTHING;
+
+-- name: erasure-suppress
+-- Keep only the hash of an erased address, so no import or form can bring it back; an
+-- earlier suppression of the same address loses its clear-text address and detail.
+INSERT INTO suppressions (email_hash, email, reason, detail)
+VALUES (email_hash($1), NULL, 'erasure', NULL)
+ON CONFLICT (email_hash) DO UPDATE SET email = NULL, reason = 'erasure', detail = NULL;
+
+-- name: export-suppression
+-- Whether the person's address is suppressed, and why.
+SELECT reason, detail, created_at FROM suppressions WHERE email_hash = email_hash($1);
+
+-- name: address-suppressed
+-- Whether an address must never be mailed (bounced, complained, erased): checked by its hash.
+SELECT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = email_hash($1));
+
 -- name: suppression-page
 -- Suppressions newest first, after the keyset cursor (created_at, email_hash) when one is given.
 SELECT email_hash, email, reason, detail, created_at

@@ -1,3 +1,18 @@
+-- name: erasure-system-mails
+-- Drop the person's confirmation and other system mails: the stored message holds the address.
+DELETE FROM system_mails WHERE subscriber_id = $1 OR lower(recipient) = lower($2);
+
+-- name: export-system-mails
+-- Confirmation and other system mails queued or sent to the person (without their content).
+SELECT kind, status, created_at, sent_at FROM system_mails WHERE subscriber_id = $1 ORDER BY id;
+
+-- name: metrics-system-mail-backlog
+-- System mails not sent yet, and the age of the oldest, in seconds (0: none).
+SELECT count(*) AS backlog,
+       coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest_seconds
+FROM system_mails
+WHERE status IN ('queued', 'sending');
+
 -- name: system-mail-insert
 -- Queue a confirmation or other system mail inside the request's transaction.
 INSERT INTO system_mails (subscriber_id, kind, recipient, message) VALUES ($1, $2, $3, $4) RETURNING id;

@@ -8,8 +8,8 @@ from litestar import Controller, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from .db.pool import Database
-from .errors import NotFound, Unprocessable
+from ..db.pool import Database
+from ..errors import NotFound, Unprocessable
 from .schemas import ListIn, ListPatch, MailingList, Term, TermIn
 
 READ = {"scope": "subscribers:read"}

@@ -23,12 +23,13 @@ from ..db.pool import Database
 from ..db.queries import Queries
 from ..links import Links
 from ..problem_docs import PROBLEMS
+from ..taxonomy.terms import ListRef
 from ..tokens import Purpose, TokenInvalid, TokenSigner
 from . import csrf, lifecycle
 from .forms import Choices, Entered, FieldError, check_preferences, entered, load_choices
+from .lifecycle import Actor
 from .openapi_bodies import PREFERENCES_FORM, UNSUBSCRIBE_FORM
-from .validation import ListRef
-from .web import AnyRequest, FormRefused, LinkExpired, actor, form_text, page, read_token
+from .web import AnyRequest, FormRefused, LinkExpired, form_text, page, read_token
 
 TAGS = ["public pages"]
 GONE = "We no longer hold any details for this link: you are not on any of our lists."
@@ -73,7 +74,7 @@ async def unsubscribe_submit(
     one_click = form_text(form.get("List-Unsubscribe")) == "One-Click"
     everything = list_id is None or form_text(form.get("scope")) == "all"
     left = await lifecycle.unsubscribe(conn, db.q, subscriber_id, None if everything else list_id, edition_id,
-                                       actor(request, "one-click" if one_click else "link"))
+                                       Actor.of_request(request, "one-click" if one_click else "link"))
     return await _unsubscribed(request, conn, db.q, links, subscriber_id, gone=left is None,
                                everything=everything)
 
@@ -119,7 +120,7 @@ async def preferences_submit(
     if person is None:
         raise LinkExpired(GONE)
     if form_text(form.get("action")) == "leave":
-        await lifecycle.unsubscribe(conn, db.q, subscriber_id, None, None, actor(request, "link"))
+        await lifecycle.unsubscribe(conn, db.q, subscriber_id, None, None, Actor.of_request(request, "link"))
         return await _unsubscribed(request, conn, db.q, links, subscriber_id, gone=False, everything=True)
 
     choices, _ = await _choices_for(conn, db.q, subscriber_id)
@@ -131,7 +132,7 @@ async def preferences_submit(
         return _preferences(request, signer, subscriber_id, choices, values, errors, status=400)
     details, chosen = checked
     await lifecycle.change_preferences(conn, db.q, subscriber_id, details, choices.lists, chosen,
-                                       actor(request, "link"))
+                                       Actor.of_request(request, "link"))
     choices, confirmed = await _choices_for(conn, db.q, subscriber_id)
     values = Entered(email=person["email"], name=details.name, agency=details.agency or "",
                      role=details.role or "", lists=confirmed)

@@ -1,21 +1,3 @@
--- name: event-endpoint-insert
--- Register an endpoint for some event types; its secret is returned once, by the caller.
-INSERT INTO event_endpoints (url, events, description, secret) VALUES ($1, $2, $3, $4)
-RETURNING id, url, events, description, created_at;
-
--- name: event-endpoint-page
--- Endpoints in id order after a cursor, never with their secrets.
-SELECT id, url, events, description, created_at FROM event_endpoints
-WHERE id > $1 ORDER BY id LIMIT $2;
-
--- name: event-endpoint-delete
--- Forget an endpoint and its messages, sent or not.
-DELETE FROM event_endpoints WHERE id = $1 RETURNING id;
-
--- name: event-endpoint-exists
--- Whether an endpoint exists (to tell an empty listing from an unknown endpoint).
-SELECT true FROM event_endpoints WHERE id = $1;
-
 -- name: event-message-page
 -- One endpoint's messages, newest first, before a cursor (0: from the newest), optionally of one status.
 -- Each carries its tries in order (event_attempts).
@@ -28,10 +10,6 @@ SELECT m.id, m.webhook_id, m.type, m.status, m.attempts, m.last_status, m.last_e
 FROM event_messages m
 WHERE m.endpoint_id = $1 AND ($2 = 0 OR m.id < $2) AND ($3::text IS NULL OR m.status = $3)
 ORDER BY m.id DESC LIMIT $4;
-
--- name: event-wanted
--- Whether any endpoint listens for an event type (so nothing is computed for nobody).
-SELECT EXISTS (SELECT 1 FROM event_endpoints WHERE $1 = ANY (events));
 
 -- name: event-emit
 -- Record an event for every endpoint that listens for its type, inside the causing transaction.
@@ -93,8 +71,3 @@ WHERE id = $1 AND attempts = $2 AND status = 'pending';
 -- name: event-purge
 -- Delivered and failed messages are kept for a while for the attempts listing, then dropped.
 DELETE FROM event_messages WHERE status <> 'pending' AND created_at < now() - make_interval(days => $1);
-
--- name: event-attempt-insert
--- Record one try: the HTTP status (NULL without an answer) and the start of the reply or what went wrong.
-INSERT INTO event_attempts (message_id, attempt, status, reply) VALUES ($1, $2, $3, $4)
-ON CONFLICT (message_id, attempt) DO NOTHING;
