@@ -15,12 +15,14 @@ and starts:
 
 What happens when a child ends:
 
-- a web process that ends is replaced: the others kept answering, and losing the
-  capacity of one for good would be worse than starting another. When they keep
-  ending before they ever answer (five within a minute), a fault at start would
-  only repeat: ``serve`` stops (status 1);
-- the background process ending stops ``serve`` (status 1), as a failed worker does
-  in one process (service/supervision.py), for the supervisor to restart the lot;
+- a child that ends while it starts (before it serves, or before its worker runs)
+  is started again a second later: the database may have blinked. Five such ends
+  within a minute stop ``serve`` (status 1): a fault at start would only repeat;
+- a web process that ends after it served is replaced: the others kept answering,
+  and losing the capacity of one for good would be worse than starting another;
+- the background process ending once it runs stops ``serve`` (status 1), as a
+  failed worker does in one process (service/supervision.py), for the supervisor
+  to restart the lot;
 - SIGTERM or SIGINT stops every child (SIGTERM, then SIGKILL after the grace
   period) and ``serve`` returns only once none is left; a child whose parent
   disappears stops by itself.
@@ -60,7 +62,7 @@ STOP_GRACE_SECONDS = 60.0
 """How long children get to drain requests and hand back leased copies before SIGKILL."""
 START_FAILURES = 5
 START_FAILURE_WINDOW_SECONDS = 60.0
-"""That many web processes ending before they serve within this window stop ``serve``: a fault at start."""
+"""That many children ending as they start, within this window, stop ``serve``: a fault at start."""
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
@@ -149,16 +151,17 @@ def serve_many(settings: Settings, *, workers: int, run_worker: bool) -> int:
                 children.remove(child)
                 _forget(child, metrics_dir)
                 code = child.process.exitcode
-                if child.kind == "web" and not child.ready.is_set():
+                if not child.ready.is_set():  # its start failed: the database may have blinked, try again
                     failed_starts = [t for t in failed_starts if t > time.monotonic() - START_FAILURE_WINDOW_SECONDS]
                     failed_starts.append(time.monotonic())
                     if len(failed_starts) >= START_FAILURES:
-                        failure = f"HTTP worker processes keep exiting before they serve (last status {code})"
+                        failure = f"{child.kind} processes keep exiting as they start (last status {code})"
                         break
-                    time.sleep(1)  # a database that blinked at the wrong moment: try again, not at once
-                if child.kind == "web":
-                    log.warning("web_worker_replaced", child_pid=child.process.pid, exit_code=code,
-                                had_served=child.ready.is_set())
+                    log.warning("process_start_failed", kind=child.kind, child_pid=child.process.pid, exit_code=code)
+                    time.sleep(1)
+                    start(child.kind)
+                elif child.kind == "web":
+                    log.warning("web_worker_replaced", child_pid=child.process.pid, exit_code=code)
                     start("web")
                 else:
                     failure = f"the delivery worker process exited with status {code}"
@@ -274,6 +277,7 @@ def _background_child(settings: Settings, ready: Event, run_worker: bool) -> Non
                     receiver = BounceReceiver(settings, runtime.db, runtime.signer, runtime.metrics)
                     await receiver.start()
                 ready.set()
+                log.info("background_process_ready", worker=run_worker, receiver=receiver is not None)
                 if run_worker:
                     await worker_main(runtime, stop)
                 else:

@@ -188,6 +188,9 @@ async def test_the_delivery_worker_runs_in_its_own_process_and_sends(
 async def test_a_dead_delivery_worker_stops_serve_with_an_error(settings: Settings) -> None:
     served = Served(settings, port=free_port(), web_workers=2)
     await asyncio.to_thread(served.wait_ready)
+    # Once its worker runs: one killed while it starts is started again (service/serving.py).
+    await asyncio.to_thread(_wait_until, lambda: any(e["event"] == "background_process_ready" for e in _lines(served)),
+                            30, "the background process running")
     children = _descendants(served.process.pid)
     (background,) = _started(served, "background")
     os.kill(background, signal.SIGKILL)
@@ -195,3 +198,4 @@ async def test_a_dead_delivery_worker_stops_serve_with_an_error(settings: Settin
     assert code == 1
     assert "the delivery worker process exited" in served.log()
     await asyncio.to_thread(_wait_until, lambda: not any(_alive(p) for p in children), 10, "every child gone")
+
