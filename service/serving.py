@@ -16,8 +16,8 @@ and starts:
 What happens when a child ends:
 
 - a child that ends while it starts (before it serves, or before its worker runs)
-  is started again a second later: the database may have blinked. Five such ends
-  within a minute stop ``serve`` (status 1): a fault at start would only repeat;
+  is started again after 1, 2, 4, 8 s: the database may have blinked. Five such
+  ends within a minute stop ``serve`` (status 1): a fault at start would only repeat;
 - a web process that ends after it served is replaced: the others kept answering,
   and losing the capacity of one for good would be worse than starting another;
 - the background process ending once it runs stops ``serve`` (status 1), as a
@@ -157,8 +157,12 @@ def serve_many(settings: Settings, *, workers: int, run_worker: bool) -> int:
                     if len(failed_starts) >= START_FAILURES:
                         failure = f"{child.kind} processes keep exiting as they start (last status {code})"
                         break
-                    log.warning("process_start_failed", kind=child.kind, child_pid=child.process.pid, exit_code=code)
-                    time.sleep(1)
+                    # Backing off (1, 2, 4, 8 s) rides out an outage as long as the embedded database's own
+                    # restarts take to give up, so that its reason, not ours, ends serve.
+                    pause = 2.0 ** (len(failed_starts) - 1)
+                    log.warning("process_start_failed", kind=child.kind, child_pid=child.process.pid, exit_code=code,
+                                retry_in_seconds=pause)
+                    time.sleep(pause)
                     start(child.kind)
                 elif child.kind == "web":
                     log.warning("web_worker_replaced", child_pid=child.process.pid, exit_code=code)
