@@ -12,7 +12,6 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import asyncpg
 from litestar import Litestar, Router
@@ -20,7 +19,6 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template import TemplateConfig
 
 from .audit import routes as audit_routes
@@ -43,12 +41,11 @@ from .runtime import Runtime, open_runtime, runtime_of
 from .segments import routes as segment_routes
 from .settings import Settings
 from .subscribers import routes as subscriber_routes
-from .subscribers.web import unavailable_page
+from .subscribers.web import template_engine, unavailable_page
 from .supervision import Supervision
 from .taxonomy.routes import TaxonomyController
 from .tokens import TokenSigner
 
-TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 API_VERSION = "0.1.0"
 
 
@@ -149,6 +146,8 @@ def create_app(
                     # A crashed worker was reported when it ended; shutting down must not raise it again.
                     await asyncio.gather(worker_task, return_exceptions=True)
 
+    templates = template_engine()
+    register_template_callables(templates)  # csrf_field() in the console's forms
     return Litestar(
         route_handlers=[
             healthz,
@@ -174,9 +173,7 @@ def create_app(
         middleware=[RequestIdMiddleware, HttpMetricsMiddleware],
         plugins=[ProblemDocs()],
         request_max_body_size=settings.max_body_bytes,
-        template_config=TemplateConfig(
-            directory=TEMPLATES_DIR, engine=JinjaTemplateEngine, engine_callback=register_template_callables
-        ),
+        template_config=TemplateConfig(instance=templates),
         openapi_config=OpenAPIConfig(
             title="Letterbox",
             version=API_VERSION,

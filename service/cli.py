@@ -41,6 +41,11 @@ def _request_stop(signum: int, _frame: object) -> None:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.web_workers > 1:
+        from .serving import serve_many
+
+        return serve_many(settings, workers=settings.web_workers, run_worker=not args.no_worker)
+    # One process (LETTERBOX_WEB_WORKERS=1): the API, the worker and the receiver share one event loop.
     import uvicorn
 
     from .app import create_app
@@ -219,7 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(sends_mail=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the HTTP API (and, by default, the delivery worker)")
+    serve = sub.add_parser(
+        "serve", help="run the HTTP API in LETTERBOX_WEB_WORKERS processes (and, by default, the delivery worker)"
+    )
     serve.add_argument("--no-worker", action="store_true", help="run the API only; run workers with 'letterbox worker'")
     serve.add_argument("--host", help="bind address (default LETTERBOX_HOST)")
     serve.add_argument("--port", type=int, help="bind port (default LETTERBOX_PORT)")

@@ -11,13 +11,16 @@ reply naming the recipient).
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
+import secrets
 import sys
 import time
-import uuid
 from typing import Any
 
+import msgspec
 import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,6 +35,7 @@ _EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 _API_KEY = re.compile(r"\b(lbk_[0-9a-f]{8}_)[\w-]+")
 # PostgreSQL's DETAIL quotes the values of the row or key at fault.
 _PG_DETAIL = re.compile(r"^DETAIL:.*$", re.MULTILINE)
+_GIVEN_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 
 
 class _Stderr:
@@ -52,11 +56,12 @@ def configure_logging(settings: Settings) -> None:
     """Set up structlog, and route the standard-library loggers through the same rendering and scrubbing."""
     fmt = settings.log_format or ("console" if sys.stderr.isatty() else "json")
     level = logging.getLevelNamesMapping()[settings.log_level.upper()]
-    renderer: Any = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer()
+    renderer: Any = structlog.processors.JSONRenderer(_json) if fmt == "json" else structlog.dev.ConsoleRenderer()
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_process,
             structlog.processors.add_log_level,
             timestamper,
             structlog.processors.format_exc_info,
@@ -64,7 +69,9 @@ def configure_logging(settings: Settings) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
+        # One write per line, newline included (print() writes the newline apart): lines of the
+        # processes of one `serve` share standard error and must not run into each other.
+        logger_factory=structlog.WriteLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
     handler = _StdlibHandler(_Stderr())
@@ -72,6 +79,7 @@ def configure_logging(settings: Settings) -> None:
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[
                 structlog.contextvars.merge_contextvars,
+                add_process,
                 structlog.stdlib.add_logger_name,
                 structlog.processors.add_log_level,
                 timestamper,
@@ -90,8 +98,27 @@ def configure_logging(settings: Settings) -> None:
     root.setLevel(max(level, logging.WARNING))
 
 
+def add_process(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: ``process``, the id of the process that logged the line.
+
+    It tells the processes of one ``serve`` apart (service/serving.py); ``pid`` stays free for
+    lines about another process (the embedded PostgreSQL's postmaster).
+    """
+    event_dict["process"] = os.getpid()
+    return event_dict
+
+
+def _json(event: EventDict, **_: Any) -> str:
+    """One log line as JSON through msgspec (several times faster than the standard library's encoder)."""
+    return msgspec.json.encode(event, enc_hook=repr).decode()
+
+
 def scrub(text: str) -> str:
     """``text`` with addresses masked, personal-link tokens and API-key secrets hidden, DETAIL lines withheld."""
+    # What each pattern needs to find anything: most values have none of these, and a substring
+    # test costs a fraction of a regular expression's scan (this runs on every value of every line).
+    if "@" not in text and "/" not in text and "lbk_" not in text and "DETAIL:" not in text:
+        return text
     text = _PG_DETAIL.sub("DETAIL:  (withheld from the log: it quotes the row)", text)
     text = _TOKEN_URL.sub(r"\1***", text)
     text = _API_KEY.sub(r"\1***", text)
@@ -119,18 +146,26 @@ def mask_path(path: str) -> str:
 
 
 class RequestIdMiddleware:
-    """Bind a request id (from ``X-Request-ID`` or new) to every log line and echo it back."""
+    """Bind a request id (from ``X-Request-ID`` or new) to every log line and echo it back.
+
+    A new id is this process's random prefix and a counter (32 hex digits, as a UUID's):
+    unique is all an id needs to be, and a counter costs no read of the system's random source.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.log = structlog.get_logger("letterbox.http")
+        self._prefix = secrets.token_hex(8)
+        self._counter = itertools.count()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if re.fullmatch(r"[A-Za-z0-9._-]{8,64}", incoming) else uuid.uuid4().hex
+        incoming = next((value for name, value in scope["headers"] if name == b"x-request-id"), b"").decode("latin-1")
+        request_id = (
+            incoming if _GIVEN_REQUEST_ID.fullmatch(incoming) else f"{self._prefix}{next(self._counter):016x}"
+        )
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500

@@ -12,13 +12,16 @@ Two kinds of figure:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import cast
 
 import msgspec
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from .db.pool import Database
@@ -169,7 +172,8 @@ class Metrics:
             ["method", "route"], buckets=_HTTP_BUCKETS, registry=self.registry,
         )
         self.bounce_smtp_connections = Gauge(
-            "letterbox_bounce_smtp_connections", "Connections the bounce receiver holds open.", registry=self.registry
+            "letterbox_bounce_smtp_connections", "Connections the bounce receiver holds open.", registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.bounce_smtp_refused = Counter(
             "letterbox_bounce_smtp_refused", "Connections answered 421 because the receiver was at its cap.",
@@ -177,28 +181,36 @@ class Metrics:
         )
         self.queue = QueueFigures()
         self.registry.register(self.queue)
-        # Registered when a worker starts, so a process without one exports no worker figures.
-        self._worker_progress = Gauge(
-            "letterbox_worker_last_progress_timestamp_seconds",
-            "When this process's worker last finished a loop that reached the database (Unix time).",
-            registry=None,
-        )
-        self._worker_running = Gauge(
-            "letterbox_worker_running", "1 while this process's worker loop runs, 0 once it has ended.", registry=None
-        )
-        self._worker_registered = False
+        # Made when a worker starts, so a process without one exports no worker figures (in multiprocess
+        # mode merely making a gauge writes it to this process's file).
+        self._worker_progress: Gauge | None = None
+        self._worker_running: Gauge | None = None
+        self._exported = self.registry
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # `serve` with several processes (service/serving.py): every process's figures, added up.
+            self._exported = CollectorRegistry()
+            # prometheus_client leaves this constructor untyped; it registers itself in the registry given.
+            cast(Callable[[CollectorRegistry], object], MultiProcessCollector)(self._exported)
+            self._exported.register(self.queue)
 
     def worker_progress(self) -> None:
         """The worker finished a loop iteration that polled the database successfully."""
-        self._worker_progress.set_to_current_time()
+        if self._worker_progress is not None:
+            self._worker_progress.set_to_current_time()
 
     @contextmanager
     def worker_alive(self) -> Iterator[None]:
         """Mark the worker running for the duration of the block (and not running after it, however it ends)."""
-        if not self._worker_registered:
-            self.registry.register(self._worker_running)
-            self.registry.register(self._worker_progress)
-            self._worker_registered = True
+        if self._worker_running is None:
+            self._worker_progress = Gauge(
+                "letterbox_worker_last_progress_timestamp_seconds",
+                "When this process's worker last finished a loop that reached the database (Unix time).",
+                registry=self.registry, multiprocess_mode="max",
+            )
+            self._worker_running = Gauge(
+                "letterbox_worker_running", "1 while this process's worker loop runs, 0 once it has ended.",
+                registry=self.registry, multiprocess_mode="livemax",
+            )
         self._worker_running.set(1)
         self.worker_progress()
         try:
@@ -210,4 +222,4 @@ class Metrics:
         """The Prometheus text of every metric, reading the queue figures from ``db`` first when given."""
         if db is not None:
             await self.queue.refresh(db)
-        return generate_latest(self.registry)
+        return generate_latest(self._exported)

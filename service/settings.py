@@ -109,6 +109,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     lease_seconds: int = 10
     """A live worker renews its leases every third of this; a dead worker's copies are free again after it."""
     db_pool_size: int = 10
+    web_workers: int = 1
+    """HTTP worker processes of ``serve`` (service/serving.py); :func:`load_settings` defaults it to the cores."""
     # -- observability and limits (issue 12) --
     metrics_port: int | None = None
     """``letterbox worker`` and ``letterbox bounce-receiver`` serve ``/metrics`` on this port; ``serve`` has its own."""
@@ -169,6 +171,14 @@ def mail_domain(url: str) -> str:
     except ValueError:
         return host or "localhost"
     return "localhost"
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity), as ``os.process_cpu_count()`` counts them from 3.13."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no affinity outside Linux
+        return os.cpu_count() or 1
 
 
 def _url_host(bind: str) -> str:
@@ -238,6 +248,7 @@ _INTS = {
     "worker_batch_size": 1,
     "lease_seconds": 5,
     "db_pool_size": 2,
+    "web_workers": 1,
 }
 
 
@@ -305,6 +316,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     secrets = {f.name: v for f in msgspec.structs.fields(WebhookSecrets) if (v := get(f.name)) is not None}
     if secrets:
         values["webhooks"] = secrets
+    values.setdefault("web_workers", available_cores())
     # Derived defaults (DESIGN.md "Configuration"): links follow the bind, mail names follow the links.
     if "public_url" not in values:
         bind = str(values.get("host", DEFAULT_HOST))

@@ -168,7 +168,7 @@ async def test_a_connection_cut_mid_request_is_a_503_not_a_500(
 ) -> None:
     # The server ends this request's own connection mid-statement, as a crash or failover would;
     # closing the transaction then finds the connection closed too.
-    for name in ("list-all", "list-public"):
+    for name in ("list-all", "form-choices"):
         runtime_of(app.state).db.q._queries[name] = "SELECT pg_terminate_backend(pg_backend_pid())"
     response = await client.get("/v1/lists", headers=admin_headers)
     assert response.status_code == 503, response.text

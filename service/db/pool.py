@@ -35,6 +35,17 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=_encode_json, decoder=msgspec.json.decode, schema="pg_catalog")
 
 
+async def _keep_session(_: asyncpg.Connection) -> None:
+    """Hand a released connection back as it is, with no ``RESET ALL`` round trip.
+
+    asyncpg's default reset sends ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``
+    on every release, a round trip per request.  We leave no session state to reset: settings
+    are ``SET LOCAL`` (service/sql/queries/session.sql), the migration lock is released by its
+    holder, and there are no cursors or LISTENs outside a transaction (asyncpg still rolls
+    back a transaction left open, locally, before calling this).
+    """
+
+
 class Database:
     """The pool and the queries: what every part of the service talks to PostgreSQL through."""
 
@@ -68,7 +79,8 @@ async def open_database(dsn: str, *, pool_size: int = 10, run_migrations: bool =
     """
     migrations = tuple(m.version for m in load_migrations(MIGRATIONS_DIR))
     queries = load_queries(QUERIES_DIR)
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size, init=_init_connection)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size, init=_init_connection,
+                                     reset=_keep_session)
     try:
         async with pool.acquire() as proxy:
             conn = cast(asyncpg.Connection, proxy)

@@ -7,7 +7,6 @@ the field.
 
 from __future__ import annotations
 
-import asyncpg
 import msgspec
 from litestar.datastructures import FormMultiDict
 
@@ -15,6 +14,7 @@ from ..db.queries import Queries
 from ..errors import InvalidValue
 from ..taxonomy.terms import ListRef
 from .lifecycle import Details, SignUp
+from .ratelimit import Executor
 from .validation import clean_name, normalise_email
 from .web import form_text
 
@@ -58,16 +58,30 @@ class Entered(msgspec.Struct, frozen=True):
     lists: tuple[str, ...] = ()
 
 
-async def load_choices(conn: asyncpg.Connection, q: Queries, *, extra_lists: list[ListRef] | None = None) -> Choices:
-    """Agencies, roles and public lists (plus ``extra_lists``: non-public lists someone is already on)."""
-    agencies = [Term(r["slug"], r["name"]) for r in await conn.fetch(q["agency-list"])]
-    roles = [Term(r["slug"], r["name"]) for r in await conn.fetch(q["role-list"])]
-    rows = await conn.fetch(q["list-public"])
-    lists = [ListRef(r["id"], r["slug"], r["name"], r["public"]) for r in rows]
-    descriptions = {r["id"]: r["description"] for r in rows}
+class _Offered(msgspec.Struct, frozen=True):
+    """A public list as ``form-choices`` returns it."""
+
+    id: int
+    slug: str
+    name: str
+    public: bool
+    description: str
+
+
+async def load_choices(db: Executor, q: Queries, *, extra_lists: list[ListRef] | None = None) -> Choices:
+    """Agencies, roles and public lists (plus ``extra_lists``: non-public lists someone is already on).
+
+    One statement: a form is drawn on every GET and checked on every POST.
+    """
+    row = await db.fetchrow(q["form-choices"])
+    assert row is not None, "a row of three aggregates"
+    offered = msgspec.convert(row["lists"], list[_Offered])
+    lists = [ListRef(o.id, o.slug, o.name, o.public) for o in offered]
+    descriptions = {o.id: o.description for o in offered}
     known = {ref.id for ref in lists}
     lists += [ref for ref in extra_lists or [] if ref.id not in known]
-    return Choices(agencies, roles, lists, descriptions)
+    return Choices(msgspec.convert(row["agencies"], list[Term]), msgspec.convert(row["roles"], list[Term]),
+                   lists, descriptions)
 
 
 def entered(form: FormMultiDict) -> Entered:

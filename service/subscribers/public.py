@@ -41,25 +41,27 @@ REFUSED = "This form has expired or did not come from this site. Please reload t
 @get("/subscribe", tags=TAGS, summary="The subscription form")
 async def subscribe_form(
     request: AnyRequest,
-    conn: NamedDependency[asyncpg.Connection],
     db: NamedDependency[Database],
     signer: NamedDependency[TokenSigner],
 ) -> Template:
     """The form: address, name, organisation, role, and one checkbox per public list."""
-    return _form(request, signer, await load_choices(conn, db.q), Entered(), [])
+    return _form(request, signer, await load_choices(db.pool, db.q), Entered(), [])
 
 
 @post("/subscribe", tags=TAGS, summary="Ask to subscribe (form post)", status_code=200,
       operation_class=SUBSCRIBE_FORM, opt={PROBLEMS: (403, 429)})
 async def subscribe_submit(
     request: AnyRequest,
-    conn: NamedDependency[asyncpg.Connection],
     db: NamedDependency[Database],
     settings: NamedDependency[Settings],
     signer: NamedDependency[TokenSigner],
     runtime: NamedDependency[Runtime],
 ) -> Template:
-    """Check the form and start double opt-in; the answer never says whether the address is known."""
+    """Check the form and start double opt-in; the answer never says whether the address is known.
+
+    Two statements, each committed on its own (a counted attempt stays counted): the choices the
+    form is checked against, then the limits and the record together (:func:`signups.record`).
+    """
     form = await request.form()
     if not csrf.passes(signer, form_text(form.get(csrf.FIELD)), csrf.Form.SUBSCRIBE,
                        request=request):
@@ -70,30 +72,29 @@ async def subscribe_submit(
         return page(request, "check_inbox.html")
 
     now = runtime.clock()
-    client = ratelimit.client_bucket(client_key(request))
-    wait = await ratelimit.hit(conn, db.q, ratelimit.per_client(settings), client, now)
-    if wait is not None:
-        return _too_many(request, wait)
-
-    choices = await load_choices(conn, db.q)
+    choices = await load_choices(db.pool, db.q)
     values = entered(form)
     sign_up, errors = check_subscribe(values, choices)
     if sign_up is None:
+        # A form in error counts against its client too: a script posting rubbish is still a script.
+        wait = await ratelimit.hit(db.pool, db.q, ratelimit.per_client(settings),
+                                   ratelimit.client_bucket(client_key(request)), now)
+        if wait is not None:
+            return _too_many(request, wait)
         return _form(request, signer, choices, values, errors, status=400)
-
-    address = ratelimit.email_bucket(settings, sign_up.email)
-    wait = await ratelimit.hit(conn, db.q, ratelimit.per_address(settings), address, now)
-    if wait is not None:
-        return _too_many(request, wait)
 
     try:
         signups.check_mailable(settings, signer, sign_up)
     except InvalidValue as exc:
         raise BadRequest(str(exc)) from exc
-    request_id = await signups.record(conn, db.q, sign_up, Actor.of_request(request, "form", WORDING_VERSION))
+    consenting = Actor.of_request(request, "form", WORDING_VERSION)
+    recorded = await signups.record(db.pool, db.q, settings, sign_up, consenting, client_key(request), now)
+    if recorded.request_id is None:
+        assert recorded.retry_after is not None, "a sign-up not recorded was refused by a limit"
+        return _too_many(request, recorded.retry_after)
     answer = page(request, "check_inbox.html")
-    # Decided once the answer has gone (and this transaction committed); see signups.py.
-    answer.background = BackgroundTask(signups.decide, db, settings, signer, request_id)
+    # Decided once the answer has gone (its record is already committed); see signups.py.
+    answer.background = BackgroundTask(signups.decide, db, settings, signer, recorded.request_id)
     return answer
 
 

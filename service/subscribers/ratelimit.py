@@ -20,6 +20,9 @@ import msgspec
 from ..db.queries import Queries
 from ..settings import Settings
 
+Executor = asyncpg.Pool | asyncpg.Connection
+"""Where a statement runs: the pool (a statement of its own, committed at once) or a transaction's connection."""
+
 
 class Limit(msgspec.Struct, frozen=True):
     """At most ``hits`` per ``window_seconds`` per bucket."""
@@ -50,10 +53,19 @@ def client_bucket(client: str) -> str:
     return f"subscribe-client:{client[:100]}"
 
 
-async def hit(conn: asyncpg.Connection, q: Queries, limit: Limit, bucket: str, now: float) -> int | None:
-    """Count one attempt; return None when allowed, else the seconds until the window ends (Retry-After)."""
-    window_start = math.floor(now / limit.window_seconds) * limit.window_seconds
-    hits: int = await conn.fetchval(q["rate-limit-hit"], bucket, float(window_start))
-    if hits <= limit.hits:
+def window_start(limit: Limit, now: float) -> float:
+    """The start of the fixed window ``now`` falls in (Unix time)."""
+    return float(math.floor(now / limit.window_seconds) * limit.window_seconds)
+
+
+def retry_after(limit: Limit, hits: int | None, now: float) -> int | None:
+    """None when ``hits`` in this window (None: not counted) are allowed, else the seconds until it ends."""
+    if hits is None or hits <= limit.hits:
         return None
-    return max(1, math.ceil(window_start + limit.window_seconds - now))
+    return max(1, math.ceil(window_start(limit, now) + limit.window_seconds - now))
+
+
+async def hit(db: Executor, q: Queries, limit: Limit, bucket: str, now: float) -> int | None:
+    """Count one attempt; return None when allowed, else the seconds until the window ends (Retry-After)."""
+    hits: int = await db.fetchval(q["rate-limit-hit"], bucket, window_start(limit, now))
+    return retry_after(limit, hits, now)

@@ -13,7 +13,6 @@ task), and a worker decides any that a crash left waiting
 
 from __future__ import annotations
 
-import asyncpg
 import msgspec
 import structlog
 
@@ -22,7 +21,7 @@ from ..db.queries import Queries
 from ..errors import is_unavailable
 from ..settings import Settings
 from ..tokens import TokenSigner
-from . import lifecycle
+from . import lifecycle, ratelimit
 from .mails import confirmation_mail
 
 log = structlog.get_logger(__name__)
@@ -48,10 +47,33 @@ def check_mailable(settings: Settings, signer: TokenSigner, sign_up: lifecycle.S
     confirmation_mail(settings, signer, 0, sign_up.email, [ref.name for ref in sign_up.lists])
 
 
-async def record(conn: asyncpg.Connection, q: Queries, sign_up: lifecycle.SignUp, actor: lifecycle.Actor) -> int:
-    """Record the sign-up in the request's transaction; return its id for :func:`decide`."""
-    request_id: int = await conn.fetchval(q["sign-up-request-insert"], sign_up.email, _Waiting(sign_up, actor))
-    return request_id
+class Recorded(msgspec.Struct, frozen=True):
+    """What :func:`record` did: recorded the sign-up (``request_id``), or found a limit reached."""
+
+    request_id: int | None
+    retry_after: int | None
+    """Seconds until the limit that refused it lets the next through (None when recorded)."""
+
+
+async def record(db: ratelimit.Executor, q: Queries, settings: Settings, sign_up: lifecycle.SignUp,
+                 actor: lifecycle.Actor, client: str, now: float) -> Recorded:
+    """Count the sign-up against the per-client and per-address limits and record it if both allow it.
+
+    One statement, committed on its own, the same for every address: the counts stay counted
+    whatever happens next, and no bucket's row stays locked while the request goes on.
+    """
+    by_client, by_address = ratelimit.per_client(settings), ratelimit.per_address(settings)
+    row = await db.fetchrow(
+        q["sign-up-request-record"],
+        ratelimit.client_bucket(client), ratelimit.window_start(by_client, now), by_client.hits,
+        ratelimit.email_bucket(settings, sign_up.email), ratelimit.window_start(by_address, now), by_address.hits,
+        sign_up.email, _Waiting(sign_up, actor),
+    )
+    assert row is not None, "the client's count always returns a row"
+    wait = ratelimit.retry_after(by_client, row["client_hits"], now) or ratelimit.retry_after(
+        by_address, row["address_hits"], now
+    )
+    return Recorded(request_id=row["id"], retry_after=wait)
 
 
 async def decide(db: Database, settings: Settings, signer: TokenSigner, request_id: int) -> None:

@@ -15,20 +15,22 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import structlog
-from litestar import Request, Response, get
+from litestar import MediaType, Request, Response, get
 from litestar.exceptions import HTTPException
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
 from litestar.types import ExceptionHandlersMap
 
 from ..errors import LetterboxError
 from ..runtime import runtime_of
-from ..settings import Settings
 from ..tokens import Purpose, TokenExpired, TokenInvalid, TokenSigner
 
 log = structlog.get_logger(__name__)
 
-STYLESHEET = Path(__file__).resolve().parents[1] / "templates" / "letterbox.css"
+TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
+STYLESHEET = TEMPLATES_DIR / "letterbox.css"
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
@@ -89,9 +91,20 @@ def read_token(signer: TokenSigner, purpose: Purpose, token: str, *, fields: int
     return values
 
 
-def site_name(settings: Settings) -> str:
-    """The name shown in the page header: the display name of the From address."""
-    return parseaddr(settings.from_addr)[0] or "Newsletter"
+def template_engine() -> JinjaTemplateEngine:
+    """The pages' templates, each compiled once.
+
+    They ship inside the package and do not change while it runs, so Jinja's
+    auto-reload (a ``stat`` of every template and its parents on every render) buys nothing.
+    """
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True, auto_reload=False)
+    return JinjaTemplateEngine.from_environment(environment)
+
+
+@functools.lru_cache(maxsize=8)
+def site_name(from_addr: str) -> str:
+    """The name shown in the page header: the display name of the From address (parsed once per address)."""
+    return parseaddr(from_addr)[0] or "Newsletter"
 
 
 def page(request: AnyRequest, template: str, context: dict[str, Any] | None = None, *, status: int = 200,
@@ -100,9 +113,10 @@ def page(request: AnyRequest, template: str, context: dict[str, Any] | None = No
     settings = runtime_of(request.app.state).settings
     return Template(
         template_name=template,
-        context={"site_name": site_name(settings), **(context or {})},
+        context={"site_name": site_name(settings.from_addr), **(context or {})},
         status_code=status,
         headers={**(_TOKEN_HEADERS if token_page else _HEADERS), **(headers or {})},
+        media_type=MediaType.HTML,
     )
 
 

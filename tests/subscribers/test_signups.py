@@ -28,8 +28,9 @@ async def test_a_sign_up_its_process_never_decided_is_decided_by_a_worker(
     sign_up = lifecycle.SignUp(email="bob@example.org", name="Bob", agency=None, role=None,
                                lists=[ListRef(newsletter["id"], newsletter["slug"], newsletter["name"], True)])
     # The form recorded it and answered; the process died before its background task ran.
-    async with db.transaction() as conn:
-        await signups.record(conn, db.q, sign_up, lifecycle.Actor.of("form", "192.0.2.7", "test"))
+    recorded = await signups.record(db.pool, db.q, settings, sign_up, lifecycle.Actor.of("form", "192.0.2.7", "test"),
+                                    "192.0.2.7", 0.0)
+    assert recorded.request_id is not None
     assert await signups.decide_left_behind(db, settings, runtime_of(app.state).signer) == 0, "not yet: its process may decide it"
     await db.pool.execute("UPDATE sign_up_requests SET created_at = now() - interval '1 minute'")
     assert await signups.decide_left_behind(db, settings, runtime_of(app.state).signer) == 1

@@ -16,10 +16,6 @@ SELECT id, slug, name, public FROM lists WHERE slug = ANY ($1::text[]);
 -- Every mailing list, public or not, in name order.
 SELECT id, slug, name, description, public, created_at FROM lists ORDER BY name, slug;
 
--- name: list-public
--- The lists offered on the public form.
-SELECT id, slug, name, description, public, created_at FROM lists WHERE public ORDER BY name, slug;
-
 -- name: list-insert
 -- Add a mailing list; a duplicate slug trips lists_slug_key (409).
 INSERT INTO lists (slug, name, description, public) VALUES ($1, $2, $3, $4)
@@ -63,3 +59,14 @@ RETURNING id, slug, name;
 UPDATE lists SET archived_at = NULL, updated_at = now()
 WHERE slug = $1 AND archived_at IS NOT NULL
 RETURNING id, slug, name;
+
+-- name: form-choices
+-- What the public forms offer, in one round trip: every agency and role, and the public lists, each in name order.
+SELECT
+    (SELECT coalesce(json_agg(json_build_object('slug', slug, 'name', name) ORDER BY name, slug), '[]')
+     FROM agencies) AS agencies,
+    (SELECT coalesce(json_agg(json_build_object('slug', slug, 'name', name) ORDER BY name, slug), '[]')
+     FROM roles) AS roles,
+    (SELECT coalesce(json_agg(json_build_object('id', id, 'slug', slug, 'name', name, 'public', public,
+                                                'description', description) ORDER BY name, slug), '[]')
+     FROM lists WHERE public) AS lists;
