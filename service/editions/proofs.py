@@ -57,7 +57,7 @@ class ProofSent(msgspec.Struct, kw_only=True):
 
 
 class TooManyProofs(LetterboxError):
-    """This API key sent its share of proofs for now."""
+    """This API key, or console user, sent its share of proofs for now."""
 
     status_code = 429
 
@@ -137,14 +137,22 @@ def _failure(recipient: str, outcome: Outcome, sent_to: list[str]) -> LetterboxE
     return RelayRefused(f"The mail relay refused the proof to {recipient}: {outcome.reply}", extra=extra)
 
 
+def api_requester(principal: Principal) -> str:
+    """Whose share of proofs an API call spends: its key's."""
+    return f"key:{principal.key_id if principal.key_id is not None else principal.name}"
+
+
 async def send_proofs(conn: asyncpg.Connection, db: Database, settings: Settings, links: Links,
-                      principal: Principal, now: float, body: ProofIn) -> ProofSent:
-    """Check the rate limit, compose every copy, then send them one by one through the configured relay."""
+                      requester: str, now: float, body: ProofIn) -> ProofSent:
+    """Check ``requester``'s rate limit, compose every copy, then send them one by one through the relay.
+
+    ``requester`` names whose share of proofs this spends: an API key (:func:`api_requester`)
+    or a console user.
+    """
     envelope_from, copies = compose_proofs(body, settings, links)
-    bucket = f"proof-key:{principal.key_id if principal.key_id is not None else principal.name}"
-    wait = await hit(conn, db.q, LIMIT, bucket, now)
+    wait = await hit(conn, db.q, LIMIT, f"proof-{requester}", now)
     if wait is not None:
-        raise TooManyProofs(f"This API key has sent {LIMIT.hits} proofs in the last {LIMIT.window_seconds // 60} "
+        raise TooManyProofs(f"{LIMIT.hits} proofs were sent this way in the last {LIMIT.window_seconds // 60} "
                             f"minutes; try again in {wait} seconds.", headers={"Retry-After": str(wait)})
     sent_to: list[str] = []
     transport = make_transport(settings)

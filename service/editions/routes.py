@@ -20,7 +20,7 @@ from ..schemas import RowId
 from ..settings import Settings
 from .checks import CheckReport, check_edition
 from .posting import post_edition
-from .proofs import ProofIn, ProofSent, send_proofs
+from .proofs import ProofIn, ProofSent, api_requester, send_proofs
 from .report import EditionReport, edition_report
 from .schemas import Delivery, DeliveryPage, DeliveryStatus, Edition, EditionAccepted, EditionIn
 from .steering import steer
@@ -71,7 +71,7 @@ class EditionController(Controller):
         No edition or delivery is recorded; the proof's unsubscribe link shows the page and changes nothing.
         """
         now = runtime.clock()
-        return await send_proofs(conn, db, settings, runtime.links, request.state.principal, now, data)
+        return await send_proofs(conn, db, settings, runtime.links, api_requester(request.state.principal), now, data)
 
     @get("/{edition_id:int}/report", opt=READ, summary="An edition's copies by agency and by role")
     async def report(

@@ -17,6 +17,7 @@ from litestar.testing import AsyncTestClient
 from service.settings import Settings
 from tests.support.console import console_client, signed_in
 from tests.support.console_data import seed_console
+from tests.support.smtp import SmtpSink
 
 Client = AsyncTestClient[Litestar]
 
@@ -67,6 +68,42 @@ async def test_viewer_cannot_steer_an_edition(client: Client, data: dict[str, An
         assert_page(refused, 403, "This needs the editor role")
     assert await sql(settings, "SELECT status FROM editions WHERE id = $1", edition_id) == "sending"
     assert await audit_actions(settings) == []
+
+
+async def test_editor_is_sent_a_proof_of_the_edition_and_a_viewer_is_not(
+    client: Client, data: dict[str, Any], settings: Settings, smtp_sink: SmtpSink
+) -> None:
+    edition_id = data["edition_id"]
+    copies = await sql(settings, "SELECT count(*) FROM deliveries WHERE edition_id = $1", edition_id)
+    viewer_csrf = await signed_in(client, settings, "viewer")
+    assert "Send me a proof" not in (await client.get(f"/console/editions/{edition_id}")).text
+    refused = await client.post(f"/console/editions/{edition_id}/proof", data={"csrf": viewer_csrf})
+    assert_page(refused, 403, "This needs the editor role")
+    await client.post("/console/sign-out", data={"csrf": viewer_csrf})
+
+    csrf = await signed_in(client, settings, "editor")
+    assert "Send me a proof" in (await client.get(f"/console/editions/{edition_id}")).text
+    sent = await client.post(f"/console/editions/{edition_id}/proof", data={"csrf": csrf})
+    assert sent.status_code == 303 and sent.headers["location"] == f"/console/editions/{edition_id}?proof=sent"
+    (proof,) = await smtp_sink.wait_for(1)
+    assert proof.rcpt_tos == ["editor@example.org"]
+    message = proof.parsed()
+    assert message["X-Letterbox-Proof"] == "yes"
+    subject = await sql(settings, "SELECT subject FROM editions WHERE id = $1", edition_id)
+    assert message["Subject"] == subject
+    shown = await client.get(sent.headers["location"])
+    assert "A proof is on its way to editor@example.org" in shown.text
+    # A proof is no copy: the edition's deliveries are as they were; the change is audited.
+    assert await sql(settings, "SELECT count(*) FROM deliveries WHERE edition_id = $1", edition_id) == copies
+    assert await audit_actions(settings) == [("editor@example.org", "edition.proof", str(edition_id))]
+
+
+async def test_a_proof_of_an_unknown_edition_is_a_404_page(client: Client, data: dict[str, Any],
+                                                          settings: Settings, smtp_sink: SmtpSink) -> None:
+    csrf = await signed_in(client, settings, "editor")
+    missing = await client.post("/console/editions/999999/proof", data={"csrf": csrf})
+    assert_page(missing, 404, "There is no edition 999999")
+    assert smtp_sink.received == []
 
 
 async def test_editor_pauses_resumes_and_cancels(client: Client, data: dict[str, Any], settings: Settings) -> None:

@@ -9,17 +9,21 @@ from typing import Annotated, Any
 import asyncpg
 import msgspec
 from litestar import Response, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import Redirect, Template
 
 from ...audit import AuditTrail
 from ...db.pool import Database
 from ...db.queries import Queries
+from ...editions.proofs import ProofIn, send_proofs
 from ...editions.report import EditionReport, edition_report
 from ...editions.schemas import DeliveryStatus, Edition
 from ...editions.steering import Change, steer
+from ...runtime import Runtime
 from ...schemas import RowId
 from ..access import requires_editor, requires_viewer
+from ..operator import Operator
 from ..web import render, see_other
 from .common import PAGE_SIZE, Audit, Conn, Db, NotFoundPage
 
@@ -159,10 +163,11 @@ async def edition_page(
     edition_id: RowId,
     status: FromQuery[DeliveryStatus | None] = None,
     after: Annotated[int, QueryParameter(ge=0)] = 0,
+    proof: FromQuery[str | None] = None,
 ) -> Template:
     """One edition: counts, breakdown by agency and role, copies by status, preview and steering."""
     view = await load_edition(conn, db, edition_id, status, after)
-    return render("console/edition.html", {"title": view.edition.subject, "view": view})
+    return render("console/edition.html", {"title": view.edition.subject, "view": view, "proof_sent": proof == "sent"})
 
 
 @get("/editions/{edition_id:int}/progress", guards=[requires_viewer], include_in_schema=False)
@@ -211,6 +216,24 @@ async def cancel_edition(conn: Conn, db: Db, audit: Audit, edition_id: RowId) ->
     return await _steer(conn, db, audit, edition_id, "cancel")
 
 
+@post("/editions/{edition_id:int}/proof", guards=[requires_editor], include_in_schema=False, status_code=303)
+async def send_me_a_proof(conn: Conn, db: Db, audit: Audit, runtime: NamedDependency[Runtime],
+                          operator: NamedDependency[Operator], edition_id: RowId) -> Redirect:
+    """Send the signed-in editor a proof of this edition: composed as its copies are, marked as a proof.
+
+    The same composer, relay and rate limit as ``POST /v1/editions/proof`` (30 in 10 minutes, per user).
+    """
+    content = await conn.fetchrow(db.q["edition-content"], edition_id)
+    if content is None:
+        raise NotFoundPage(f"There is no edition {edition_id}.")
+    body = ProofIn(subject=content["subject"], html=content["html"], text=content["text_body"],
+                   from_=content["from_addr"], reply_to=content["reply_to"], to=[operator.email])
+    sent = await send_proofs(conn, db, runtime.settings, runtime.links, f"user:{operator.user_id}",
+                             runtime.clock(), body)
+    await audit.record("edition.proof", "edition", edition_id, {"to": sent.sent_to})
+    return see_other(f"/console/editions/{edition_id}?proof=sent")
+
+
 handlers = [editions_page, edition_page, edition_progress, edition_preview, pause_edition, resume_edition,
-            cancel_edition]
+            cancel_edition, send_me_a_proof]
 
