@@ -11,6 +11,7 @@ reply naming the recipient).
 
 from __future__ import annotations
 
+import io
 import itertools
 import logging
 import os
@@ -18,7 +19,7 @@ import re
 import secrets
 import sys
 import time
-from typing import Any
+from typing import Any, TextIO, cast
 
 import msgspec
 import structlog
@@ -38,7 +39,7 @@ _PG_DETAIL = re.compile(r"^DETAIL:.*$", re.MULTILINE)
 _GIVEN_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 
 
-class _Stderr:
+class _Stderr(io.TextIOBase):
     """Whatever ``sys.stderr`` is at write time (test runners swap it)."""
 
     def write(self, text: str) -> int:
@@ -48,7 +49,7 @@ class _Stderr:
         sys.stderr.flush()
 
 
-class _StdlibHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StdlibHandler(logging.StreamHandler[_Stderr]):
     """Our handler on the root logger; a later ``configure_logging`` replaces it rather than adding another."""
 
 
@@ -71,7 +72,8 @@ def configure_logging(settings: Settings) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(level),
         # One write per line, newline included (print() writes the newline apart): lines of the
         # processes of one `serve` share standard error and must not run into each other.
-        logger_factory=structlog.WriteLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
+        # structlog asks for a TextIO and uses only write() and flush(), which _Stderr has.
+        logger_factory=structlog.WriteLoggerFactory(file=cast(TextIO, _Stderr())),
         cache_logger_on_first_use=False,
     )
     handler = _StdlibHandler(_Stderr())

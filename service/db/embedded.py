@@ -45,6 +45,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypedDict
 
 import structlog
 
@@ -61,6 +62,14 @@ SHARED_ROOT = Path("/var/lib/letterbox")
 # Seconds to wait before each attempt to start a postmaster that died (its backends exit meanwhile).
 _RESTART_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
 
+
+
+class _RunAs(TypedDict, total=False):
+    """The ``subprocess`` arguments that run a command as the server's user (none when not root)."""
+
+    user: int
+    group: int
+    extra_groups: list[int]
 
 class EmbeddedPostgresError(RuntimeError):
     """The embedded PostgreSQL could not be started; the message says why and what to do."""
@@ -216,7 +225,7 @@ class EmbeddedPostgres:
 
     # -- where things live -------------------------------------------------
 
-    def _run_as(self) -> dict[str, object]:
+    def _run_as(self) -> _RunAs:
         if self._user is None:
             return {}
         return {"user": self._user.pw_uid, "group": self._user.pw_gid, "extra_groups": []}
@@ -225,7 +234,7 @@ class EmbeddedPostgres:
         """Whether the server user passes ``test -x``-style ``test`` on ``path`` (always true when not root)."""
         if self._user is None:
             return True
-        probe = subprocess.run(["test", test, str(path)], check=False, **self._run_as())  # type: ignore[call-overload]
+        probe = subprocess.run(["test", test, str(path)], check=False, **self._run_as())
         return bool(probe.returncode == 0)
 
     def _shared_root(self) -> Path:
@@ -312,7 +321,7 @@ class EmbeddedPostgres:
         result = subprocess.run(
             [str(self._bin / "initdb"), "--pgdata", str(self.data_dir), "--username", "postgres",
              "--auth", "trust", "--encoding", "UTF8", "--locale", "C", "--no-instructions"],
-            capture_output=True, text=True, check=False, **self._run_as(),  # type: ignore[call-overload]
+            capture_output=True, text=True, check=False, **self._run_as(),
         )
         if result.returncode != 0:
             raise EmbeddedPostgresError(f"initdb failed in {self.data_dir}: {result.stderr.strip()}")
@@ -372,7 +381,7 @@ class EmbeddedPostgres:
                 process = self._process = subprocess.Popen(
                     args, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
                     start_new_session=True, preexec_fn=_die_with_parent,
-                    **self._run_as(),  # type: ignore[call-overload]
+                    **self._run_as(),
                 )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not self._stopping.is_set():

@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime
-from typing import Final, Literal, TypeAlias, get_args
+from typing import Final, Literal, TypeAlias, TypeGuard, get_args
 
 import msgspec
 
@@ -68,6 +68,14 @@ OPS_BY_FIELD: Final[dict[str, tuple[str, ...]]] = {
     "confirmed_at": (*_SETS, "gt", "gte", "lt", "lte"),
     "attributes": get_args(Op),
 }
+
+
+def _is_field(name: str) -> TypeGuard[Field]:
+    return name in get_args(Field)
+
+
+def _is_compare_op(op: str) -> TypeGuard[CompareOp]:
+    return op in get_args(CompareOp)
 
 
 class FilterError(Unprocessable):
@@ -205,7 +213,8 @@ class _Parser:
             if field == "attributes":
                 return Contains(field=field, key=key, value=self.json(value, value_path, 1))
             return Contains(field=field, key=key, value=self.text(field, value, value_path))
-        return Compare(field=field, key=key, op=op, value=self.scalar(field, op, value, value_path))  # type: ignore[arg-type]
+        assert _is_compare_op(op), "every other operator was handled above"
+        return Compare(field=field, key=key, op=op, value=self.scalar(field, op, value, value_path))
 
     def field(self, raw: object, path: str) -> tuple[Field, str | None]:
         if not isinstance(raw, str):
@@ -216,10 +225,10 @@ class _Parser:
                 allowed = "1–64 characters of A–Z, a–z, 0–9, '_', '.', '-'"
                 raise FilterError(path, f"attribute key {key!r} must be {allowed}")
             return "attributes", key
-        if raw == "attributes" or raw not in OPS_BY_FIELD:
+        if raw == "attributes" or not _is_field(raw):
             names = ", ".join(f for f in OPS_BY_FIELD if f != "attributes")
             raise FilterError(path, f"unknown field {raw!r}; use one of {names} or attributes.<key>")
-        return raw, None  # type: ignore[return-value]
+        return raw, None
 
     def count(self, path: str) -> None:
         self.values += 1
