@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
 import pytest
 from litestar import Litestar, get
@@ -14,13 +12,6 @@ from service.settings import Settings
 from tests.support.console import PASSWORD, console_client, csrf_token, make_user, sign_in, signed_in
 
 Client = AsyncTestClient[Litestar]
-
-
-@pytest.fixture
-async def client(app: Litestar) -> AsyncIterator[Client]:
-    """The app's client, answering redirects rather than following them."""
-    async with console_client(app) as test_client:
-        yield test_client
 
 
 async def test_signed_out_is_sent_to_sign_in_with_next(client: Client) -> None:

@@ -6,7 +6,6 @@ import asyncio
 import io
 import random
 import time
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -15,15 +14,9 @@ from litestar.testing import AsyncTestClient
 
 from service import cli
 from service.settings import Settings
-from tests.support.console import PASSWORD, console_client, csrf_token, make_user, sign_in
+from tests.support.console import PASSWORD, csrf_token, make_user, sign_in
 
 Client = AsyncTestClient[Litestar]
-
-
-@pytest.fixture
-async def client(app: Litestar) -> AsyncIterator[Client]:
-    async with console_client(app) as test_client:
-        yield test_client
 
 
 def _cli(settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str,

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from service.settings import Settings
-from tests.support.console import PASSWORD, console_client, make_user, sign_in, signed_in
+from tests.support.console import PASSWORD, make_user, sign_in, signed_in
 
 Client = AsyncTestClient[Litestar]
-
-
-@pytest.fixture
-async def client(app: Litestar) -> AsyncIterator[Client]:
-    async with console_client(app) as test_client:
-        yield test_client
 
 
 class Browsers:

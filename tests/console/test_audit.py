@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -11,15 +10,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from service.settings import Settings
-from tests.support.console import console_client, csrf_token, make_user, signed_in
+from tests.support.console import csrf_token, make_user, signed_in
 
 Client = AsyncTestClient[Litestar]
-
-
-@pytest.fixture
-async def client(app: Litestar) -> AsyncIterator[Client]:
-    async with console_client(app) as test_client:
-        yield test_client
 
 
 async def _entries(client: Client, headers: dict[str, str], **params: Any) -> dict[str, Any]:

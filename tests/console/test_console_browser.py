@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,14 +21,11 @@ import pytest
 from service.settings import Settings
 from tests.conftest import BOOTSTRAP_KEY
 from tests.subscribers.test_browser import CHROMIUM, CHROMIUM_ARGS
-from tests.support.console import PASSWORD, make_user
+from tests.support.console import ARTIFACTS, AXE, PASSWORD, check_page, make_user
 from tests.support.processes import Served
 from tests.support.seed import seed_readers
 from tests.support.smtp import SmtpSink, free_port
 
-ROOT = Path(__file__).resolve().parents[2]
-AXE = ROOT / "tests" / "support" / "node" / "node_modules" / "axe-core" / "axe.min.js"
-ARTIFACTS = ROOT / "var" / "test-artifacts" / "console"
 READERS = 12
 
 pytestmark = [
@@ -72,20 +68,6 @@ async def sign_in(page: Any, server: str, email: str) -> None:
     await page.get_by_label("Password").fill(PASSWORD)
     await page.keyboard.press("Enter")
     await page.get_by_role("heading", name="Dashboard").wait_for()
-
-
-async def check_page(page: Any, name: str) -> None:
-    """Screenshot, axe-core scan (serious and critical violations fail), and no sideways scrolling at 375 px."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-    if not await page.evaluate("typeof axe !== 'undefined'"):
-        await page.add_script_tag(path=str(AXE))
-    result = await page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-    bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
-           for v in result["violations"] if v["impact"] in ("serious", "critical")]
-    assert bad == [], f"{name}: {bad}"
-    overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 0, f"{name} scrolls sideways by {overflow}px at phone width"
 
 
 async def tab_to(page: Any, text: str, limit: int = 80) -> None:

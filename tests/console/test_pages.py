@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -12,17 +11,10 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from service.settings import Settings
-from tests.support.console import console_client, signed_in
+from tests.support.console import signed_in
 from tests.support.console_data import post_edition, seed_console
 
 Client = AsyncTestClient[Litestar]
-
-
-@pytest.fixture
-async def client(app: Litestar) -> AsyncIterator[Client]:
-    """The app's client, answering redirects rather than following them."""
-    async with console_client(app) as test_client:
-        yield test_client
 
 
 @pytest.fixture

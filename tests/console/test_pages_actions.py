@@ -6,7 +6,6 @@ same transaction, and bad input is a 4xx page that leaves the data as it was.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -15,18 +14,11 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from service.settings import Settings
-from tests.support.console import console_client, signed_in
+from tests.support.console import signed_in
 from tests.support.console_data import seed_console
 from tests.support.smtp import SmtpSink
 
 Client = AsyncTestClient[Litestar]
-
-
-@pytest.fixture
-async def client(app: Litestar) -> AsyncIterator[Client]:
-    """The app's client, answering redirects rather than following them."""
-    async with console_client(app) as test_client:
-        yield test_client
 
 
 @pytest.fixture
