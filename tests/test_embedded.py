@@ -28,6 +28,9 @@ from tests.support.processes import ServeProcess
 from tests.support.seed import seed_readers
 from tests.support.smtp import SmtpSink, free_port
 
+# Real processes, servers or long generated runs: outside the fast loop (`pytest -m 'not slow'`).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def open_dir() -> Iterator[Path]:

@@ -27,6 +27,9 @@ from tests.support.seed import seed_readers
 from tests.support.smtp import SmtpSink
 from tests.support.worker import running_worker
 
+# Real processes, servers or long generated runs: outside the fast loop (`pytest -m 'not slow'`).
+pytestmark = pytest.mark.slow
+
 
 async def _states(url: str) -> dict[str, int]:
     conn = await asyncpg.connect(url)

@@ -33,6 +33,9 @@ from tests.support.postfix import BOUNCE_DOMAIN, REFUSED_DOMAIN, Postfix, privat
 from tests.support.seed import seed_readers, seed_taxonomy
 from tests.support.worker import running_worker
 
+# Real processes, servers or long generated runs: outside the fast loop (`pytest -m 'not slow'`).
+pytestmark = pytest.mark.slow
+
 # The session's private Postfix, and its view for one test that empties the queue afterwards.
 postfix_server = private.postfix_server
 postfix = private.postfix

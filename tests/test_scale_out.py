@@ -26,6 +26,9 @@ from tests.support.processes import settings_env
 from tests.support.seed import seed_readers
 from tests.support.smtp import free_port
 
+# Real processes, servers or long generated runs: outside the fast loop (`pytest -m 'not slow'`).
+pytestmark = pytest.mark.slow
+
 RECIPIENTS = 20_000
 WORKERS = 3
 APIS = 2

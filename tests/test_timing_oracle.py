@@ -20,11 +20,15 @@ import time
 
 import asyncpg
 import httpx
+import pytest
 
 from service.settings import Settings
 from tests.support.processes import Served
 from tests.support.seed import seed_readers
 from tests.support.smtp import free_port
+
+# Real processes, servers or long generated runs: outside the fast loop (`pytest -m 'not slow'`).
+pytestmark = pytest.mark.slow
 
 PER_SIDE = 250
 WARM_UP = 30

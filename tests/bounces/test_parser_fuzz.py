@@ -12,11 +12,15 @@ import email.policy
 from functools import cache
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.bounces.formats import arf, autoreply, dsn, prose, ses_notification
 from service.bounces.parse import ParsedReport, parse_report, verp_tokens
+
+# Real processes, servers or long generated runs: outside the fast loop (`pytest -m 'not slow'`).
+pytestmark = pytest.mark.slow
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "bounce-corpus" / "eml"
 # No example database and a fixed seed: the test leaves no files behind and CI runs the same

@@ -29,6 +29,9 @@ from tests.support.processes import Served
 from tests.support.seed import seed_taxonomy
 from tests.support.smtp import free_port
 
+# Real processes, servers or long generated runs: outside the fast loop (`pytest -m 'not slow'`).
+pytestmark = pytest.mark.slow
+
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 

@@ -12,6 +12,9 @@ from service.settings import Settings
 from tests.support.processes import start_letterbox
 from tests.support.smtp import free_port
 
+# Real processes, servers or long generated runs: outside the fast loop (`pytest -m 'not slow'`).
+pytestmark = pytest.mark.slow
+
 
 def _refuses_strangers(port: int) -> None:
     deadline = time.monotonic() + 30

@@ -7,6 +7,7 @@ import signal
 from collections import Counter
 
 import asyncpg
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -17,6 +18,9 @@ from tests.editions.test_posting import edition
 from tests.support.processes import start_letterbox
 from tests.support.seed import seed_readers
 from tests.support.smtp import SmtpSink
+
+# Real processes, servers or long generated runs: outside the fast loop (`pytest -m 'not slow'`).
+pytestmark = pytest.mark.slow
 
 Client = AsyncTestClient[Litestar]
 RECIPIENTS = 400

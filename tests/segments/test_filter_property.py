@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, cast
 
 import asyncpg
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +21,9 @@ from service.segments.audience_count import count_audience
 from service.segments.compile import compile_filter
 from service.segments.filter import STATUSES, parse_filter
 from tests.segments.evaluate import Person, in_audience, matches
+
+# Real processes, servers or long generated runs: outside the fast loop (`pytest -m 'not slow'`).
+pytestmark = pytest.mark.slow
 
 AGENCIES = ("police", "health", "school")
 ROLES = ("lead", "practitioner")
