@@ -17,12 +17,12 @@ from litestar.datastructures import State
 from .db.pool import Database, open_database
 from .links import Links
 from .metrics import Metrics
-from .settings import Settings, WebhookSecrets
+from .settings import Settings
 from .tokens import TokenSigner
 
 
 class Runtime(msgspec.Struct, frozen=True, kw_only=True):
-    """Settings, the database, the token signer and the links it signs, metrics and the clock."""
+    """Settings (the webhook secrets among them), the database, the signer and its links, metrics and the clock."""
 
     settings: Settings
     db: Database
@@ -30,11 +30,6 @@ class Runtime(msgspec.Struct, frozen=True, kw_only=True):
     links: Links
     metrics: Metrics
     clock: Callable[[], float]
-
-    @property
-    def webhooks(self) -> WebhookSecrets:
-        """The provider webhooks' secrets (a group of the settings)."""
-        return self.settings.webhooks
 
 
 def assemble(

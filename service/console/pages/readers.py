@@ -13,7 +13,7 @@ from litestar.response import Template
 
 from ...db.queries import Queries
 from ...schemas import RowId
-from ...subscribers.schemas import Subscriber
+from ...subscribers.schemas import ExportConsent, Subscriber
 from ...taxonomy.schemas import Term
 from ..access import requires_viewer
 from ..web import render
@@ -50,18 +50,6 @@ class Membership(msgspec.Struct, frozen=True):
     status: str
 
 
-class Consent(msgspec.Struct, frozen=True, kw_only=True):
-    """One proof of consent."""
-
-    action: str
-    lists: list[str]
-    source: str
-    ip: str | None
-    user_agent: str | None
-    wording_version: str | None
-    created_at: datetime
-
-
 class BounceRow(msgspec.Struct, frozen=True, kw_only=True):
     """A bounce or complaint report about the reader."""
 
@@ -89,7 +77,7 @@ class Reader(msgspec.Struct, frozen=True, kw_only=True):
 
     person: Subscriber
     memberships: list[Membership]
-    consents: list[Consent]
+    consents: list[ExportConsent]
     bounces: list[BounceRow]
     copies: list[CopiesByStatus]
     suppressed: bool
@@ -120,7 +108,7 @@ async def load_reader(conn: asyncpg.Connection, q: Queries, subscriber_id: int) 
     return Reader(
         person=person,
         memberships=_all(await conn.fetch(q["subscriber-memberships"], subscriber_id), Membership),
-        consents=_all(await conn.fetch(q["consent-history"], subscriber_id), Consent),
+        consents=_all(await conn.fetch(q["consent-history"], subscriber_id), ExportConsent),
         bounces=_all(await conn.fetch(q["console-subscriber-bounces"], subscriber_id), BounceRow),
         copies=_all(await conn.fetch(q["export-deliveries-summary"], subscriber_id), CopiesByStatus),
         suppressed=bool(await conn.fetchval(q["address-suppressed"], person.email)),
