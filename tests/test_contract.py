@@ -3,8 +3,6 @@
 Schemathesis generates valid and invalid requests from the committed file (not
 from the app, so the file itself is what is checked) and sends them, with the
 
-# Real processes, servers or long generated runs: outside the fast loop (`pytest -m 'not slow'`).
-pytestmark = pytest.mark.slow
 bootstrap admin key, to a server on a free port with its own database holding
 a little real data.  Every answer must be below 500 and conform to the file:
 a documented status code, its content type and its body schema.
@@ -49,6 +47,9 @@ from tests.conftest import BOOTSTRAP_KEY, SECRET, _with_database
 from tests.support.processes import Served
 from tests.support.seed import seed_readers
 from tests.support.smtp import free_port
+
+# Real processes, servers or long generated runs: outside the fast loop (`pytest -m 'not slow'`).
+pytestmark = pytest.mark.slow
 
 SPEC = Path(__file__).resolve().parents[1] / "openapi.yaml"
 ADMIN = {"Authorization": f"Bearer {BOOTSTRAP_KEY}"}
