@@ -21,8 +21,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from service.accounts.users import User, create_user
-from service.db.queries import load_queries
-from service.db.sql_files import QUERIES_DIR
+from service.db.pool import shipped_sql
 from service.settings import Settings
 
 PASSWORD = "correct horse battery staple"
@@ -47,7 +46,7 @@ async def make_user(settings: Settings, email: str, role: str, password: str | N
     conn = await asyncpg.connect(settings.database_url)
     try:
         async with conn.transaction():
-            return await create_user(conn, load_queries(QUERIES_DIR), email, role, password)
+            return await create_user(conn, shipped_sql()[1], email, role, password)
     finally:
         await conn.close()
 
