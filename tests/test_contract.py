@@ -127,7 +127,8 @@ async def contract_server(contract_database: str, tmp_path_factory: pytest.TempP
     settings = Settings(
         database_url=contract_database,
         secret_keys=(SECRET,),
-        var_dir=str(tmp_path_factory.mktemp("contract") / "var"),
+        # An existing folder: the Maildir outbox, which a proof writes to, is made inside it, not its parents.
+        var_dir=str(tmp_path_factory.mktemp("contract")),
         public_url="https://news.example.org",
         from_addr="Partnership News <news@example.org>",
     )
