@@ -14,10 +14,10 @@ from .types import EventType
 MessageStatus = Literal["pending", "delivered", "failed"]
 
 # What urlsplit() and check_url() (addresses.py) take for the host part: no '@' (credentials), no control
-# character or space, and brackets in pairs, the first holding an IPv6 address (or an IPvFuture one).
-_HOST = r"[^\x00-\x20\x7f@/?#\[\]]"
-_IP_LITERAL = rf"\[(?:[0-9A-Fa-f:.]+(?:%{_HOST}*)?|v[0-9A-Fa-f]+\.{_HOST}+)\]"
-_HOST_PART = rf"(?:{_HOST}+|{_HOST}*{_IP_LITERAL}(?:{_HOST}|\[{_HOST}*\])*)"
+# character or space; and a '[' only if a ']' closes an IPv6 (or IPvFuture) address, the one part urlsplit checks.
+_NOT = r"\x00-\x20\x7f@/?#"
+_IP_LITERAL = rf"\[(?:[0-9A-Fa-f:.]+(?:%[^{_NOT}\]]*)?|v[0-9A-Fa-f]+\.[^{_NOT}\]]+)\]"
+_HOST_PART = rf"(?:[^{_NOT}\[\]]+|[^{_NOT}\[]*{_IP_LITERAL}[^{_NOT}]*)"
 EndpointUrl = Annotated[
     str,
     Meta(
