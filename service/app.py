@@ -37,6 +37,7 @@ from .links import Links
 from .logs import RequestIdMiddleware
 from .metrics import Metrics
 from .problem_docs import ProblemDocs
+from .request_schemas import RequestBodySchemas
 from .runtime import Runtime, open_runtime, runtime_of
 from .segments import routes as segment_routes
 from .settings import Settings
@@ -196,7 +197,7 @@ def build_app(
         },
         exception_handlers=exception_handlers(unavailable_page),
         middleware=[RequestIdMiddleware, HttpMetricsMiddleware],
-        plugins=[ProblemDocs()],
+        plugins=[ProblemDocs(), RequestBodySchemas()],
         request_max_body_size=max_body_bytes,
         template_config=TemplateConfig(instance=templates),
         openapi_config=OpenAPIConfig(
