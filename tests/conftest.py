@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import msgspec
 import pytest
+from _pytest.mark.expression import Expression
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -30,6 +31,25 @@ from tests.support.smtp import SmtpSink
 
 BOOTSTRAP_KEY = "test-bootstrap-key-0123456789"
 SECRET = "test-secret-key-0123456789abcdef"
+
+
+# Modules that are slow even to collect: schemathesis builds test_contract's examples for every
+# operation while collecting it (half a minute).  A run that leaves slow tests out skips them whole.
+_SLOW_TO_COLLECT = frozenset({"test_contract.py"})
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Do not even collect a slow-to-collect module when the ``-m`` expression leaves ``slow`` out."""
+    if collection_path.name not in _SLOW_TO_COLLECT or not config.option.markexpr:
+        return None
+    # pytest's own parser for -m, asked about a test marked only ``slow``.
+    if Expression.compile(config.option.markexpr).evaluate(_only_slow):
+        return None
+    return True
+
+
+def _only_slow(name: str, /, **_: str | int | bool | None) -> bool:
+    return name == "slow"
 
 
 def _with_database(dsn: str, name: str) -> str:
