@@ -77,9 +77,7 @@ async def import_stream(conn: asyncpg.Connection, q: Queries, rows: Reader,
     await conn.execute(q["import-staging-analyze"])
     await conn.execute(q["import-staging-settle"], import_id)
     created = await conn.fetchval(q["subscribers-import"], import_id)
-    members = await conn.fetchval(q["import-staging-members"], import_id)
-    await conn.execute(q["subscriptions-import"], import_id)
-    await conn.execute(q["consents-import"], import_id)
+    members = await conn.fetchval(q["subscriptions-import"], import_id)
     await conn.execute(q["import-staging-clear"], import_id)
     updated = members - created
     skipped = tally.staged - members

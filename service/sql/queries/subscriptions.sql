@@ -82,11 +82,21 @@ WHERE sub.subscriber_id = $1
 ORDER BY l.name, l.slug;
 
 -- name: subscriptions-import
--- The lists of import $1's people (staged rows noted with a person by import-staging-members)
--- join as confirmed, except lists the person left.
-INSERT INTO subscriptions AS sub (list_id, subscriber_id, status)
-SELECT l.id, t.subscriber_id, 'confirmed'
-FROM import_staging t CROSS JOIN unnest(t.list_ids) AS l(id)
-WHERE t.import_id = $1 AND t.subscriber_id IS NOT NULL
-ON CONFLICT (list_id, subscriber_id) DO UPDATE SET status = 'confirmed', updated_at = now()
-WHERE sub.status = 'pending';
+-- After import $1's people are merged (subscribers-import): each staged row that names an active
+-- person joins them to the row's lists as confirmed (a list they left stays left) and leaves one
+-- consent record. One statement, so that both see the same people, found with one join; people
+-- who unsubscribed, bounced or complained are skipped. Returns how many rows named a person.
+WITH people AS MATERIALIZED (
+    SELECT s.id, t.list_ids, t.lists
+    FROM import_staging t JOIN subscribers s ON lower(s.email) = lower(t.email)
+    WHERE t.import_id = $1 AND s.status = 'active'
+), joined AS (
+    INSERT INTO subscriptions AS sub (list_id, subscriber_id, status)
+    SELECT l.id, p.id, 'confirmed' FROM people p CROSS JOIN unnest(p.list_ids) AS l(id)
+    ON CONFLICT (list_id, subscriber_id) DO UPDATE SET status = 'confirmed', updated_at = now()
+    WHERE sub.status = 'pending'
+), recorded AS (
+    INSERT INTO consents (subscriber_id, action, lists, source)
+    SELECT id, 'import', lists, 'import' FROM people
+)
+SELECT count(*) FROM people;
