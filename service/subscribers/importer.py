@@ -76,8 +76,9 @@ async def import_stream(conn: asyncpg.Connection, q: Queries, rows: Reader,
     await conn.execute(q["import-plan-settings"])
     await conn.execute(q["import-staging-analyze"])
     await conn.execute(q["import-staging-settle"], import_id)
-    created = await conn.fetchval(q["subscribers-import"], import_id)
-    members = await conn.fetchval(q["subscriptions-import"], import_id)
+    created_ids = await conn.fetchval(q["subscribers-import"], import_id)
+    members = await conn.fetchval(q["subscriptions-import"], import_id, created_ids)
+    created = len(created_ids)
     await conn.execute(q["import-staging-clear"], import_id)
     updated = members - created
     skipped = tally.staged - members
