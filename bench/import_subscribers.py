@@ -1,6 +1,6 @@
 """Benchmark: import 100,000 subscribers through the real app, beside a bare COPY of the same rows.
 
-    .venv/bin/python bench/import_subscribers.py [--rows 100000] [--format csv|ndjson]
+    .venv/bin/python -m bench.import_subscribers [--rows 100000] [--format csv|ndjson]
 
 Starts an embedded PostgreSQL in a temporary folder (or uses
 LETTERBOX_BENCH_DATABASE_URL, a server where the user may CREATE DATABASE),
