@@ -272,6 +272,10 @@ class Timed:
         """:meth:`asyncpg.Connection.fetchval`, noted."""
         return await self._note(query, self._conn.fetchval(query, *args))
 
+    async def commit(self, transaction: asyncpg.transaction.Transaction) -> None:
+        """Commit ``transaction``, noted: the time it takes is mostly flushing the WAL to disk."""
+        await self._note("COMMIT", transaction.commit())
+
     async def copy_records_to_table(self, table_name: str, **options: Any) -> Any:
         """:meth:`asyncpg.Connection.copy_records_to_table`, noted."""
         return await self._note(f"COPY into {table_name}", self._conn.copy_records_to_table(table_name, **options))
@@ -287,9 +291,17 @@ async def run_steps(dsn: str, count: int, fmt: str) -> bool:
         names = {sql: name for name, sql in db.q.items()}
         print(f"rows: {count:,}  format: {fmt}  cpus: {os.cpu_count()}  load: {os.getloadavg()[0]:.1f}")
         for label in ("new people", "re-import"):
-            async with db.transaction() as conn:
-                timed = Timed(conn, names)
-                result = await import_stream(cast(asyncpg.Connection, timed), db.q, FORMATS[media_type], chunks(body))
+            async with db.pool.acquire() as proxy:
+                timed = Timed(cast(asyncpg.Connection, proxy), names)
+                transaction = proxy.transaction()
+                await transaction.start()
+                try:
+                    result = await import_stream(cast(asyncpg.Connection, timed), db.q, FORMATS[media_type],
+                                                 chunks(body))
+                except BaseException:
+                    await transaction.rollback()
+                    raise
+                await timed.commit(transaction)
             print(f"{label}: created {result.created:,}, updated {result.updated:,}, skipped {result.skipped:,}")
             for name, cpu, seconds, wal in timed.steps:
                 print(f"  {name:26s} postgres {cpu:5.2f} s  elapsed {seconds:5.2f} s  WAL {wal / 1e6:6.1f} MB")
