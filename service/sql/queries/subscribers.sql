@@ -166,7 +166,7 @@ GROUP BY GROUPING SETS ((agency), (role));
 -- alone (another list's consent does not override ours). An active person whose details would
 -- not change is not rewritten (a re-import rewrote 100,000 rows and their seven index entries
 -- each), but is still locked, as every person merged, until the import ends.
--- Returns how many people were created.
+-- Returns the ids of the people created (nobody else can have written a row naming them yet).
 WITH merged AS (
     INSERT INTO subscribers AS s (email, name, agency, role, attributes, status, confirmed_at)
     SELECT email, coalesce(name, ''), agency, role, coalesce(attributes::jsonb, '{}'::jsonb), 'active', now()
@@ -186,6 +186,6 @@ WITH merged AS (
                OR (s.name, s.agency, s.role, s.attributes) IS DISTINCT FROM
                   (coalesce(nullif(excluded.name, ''), s.name), coalesce(excluded.agency, s.agency),
                    coalesce(excluded.role, s.role), s.attributes || excluded.attributes))
-    RETURNING s.xmax = 0 AS created
+    RETURNING s.id, s.xmax = 0 AS created
 )
-SELECT count(*) FILTER (WHERE created) FROM merged;
+SELECT coalesce(array_agg(id) FILTER (WHERE created), '{}') FROM merged;
