@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import mailbox
 import re
+import socket
 import ssl
 from pathlib import Path
 from typing import Protocol
@@ -98,10 +99,14 @@ class SmtpTransport:
         self._slots = asyncio.Semaphore(size)
         # Relays cap the mail transactions of one connection (and answer 421 past it): reconnect first.
         self._per_connection = messages_per_connection
+        self._local_hostname: str | None = None
 
     async def _connect(self) -> SmtpSession:
         """A new connection, greeted, encrypted and logged in as configured (by aiosmtplib)."""
+        if self._local_hostname is None:  # aiosmtplib would look it up in a thread for every connection
+            self._local_hostname = await asyncio.to_thread(socket.getfqdn)
         client = aiosmtplib.SMTP(
+            local_hostname=self._local_hostname,
             hostname=self._host,
             port=self._port,
             use_tls=self._implicit_tls,
