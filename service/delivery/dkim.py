@@ -252,3 +252,23 @@ class DkimSigner:
         first = _LINE - len(b" b=")
         lines = [signature[:first]] + [signature[i:i + _LINE - 1] for i in range(first, len(signature), _LINE - 1)]
         return header + b"\r\n ".join(lines) + b"\r\n"
+
+
+class KeyRing:
+    """One key and selector, signing for any ``d=`` domain; the key is loaded and checked once."""
+
+    def __init__(self, selector: str, key_pem: bytes) -> None:
+        """ValueError when the selector or the key is unusable."""
+        self._first = DkimSigner(domain="example.org", selector=selector, private_key_pem=key_pem)
+        self._signers: dict[str, DkimSigner] = {}
+
+    def signer_for(self, domain: str) -> DkimSigner:
+        """The signer for ``d=domain`` (the edition's From domain)."""
+        signer = self._signers.get(domain)
+        if signer is None:
+            signer = self._signers[domain] = self._first.for_domain(domain)
+        return signer
+
+    def sign(self, message: bytes, domain: str) -> bytes:
+        """Prepend a DKIM-Signature for ``domain``."""
+        return self.signer_for(domain).sign(message)

@@ -110,7 +110,7 @@ class Worker:
             await self.transport.close()
             await self.events.close()
             if self.dkim is not None:
-                self.dkim.close()
+                await self.dkim.close()
             log.info("worker_stopped", worker=self.name)
 
     async def _loop(self, stop: asyncio.Event) -> None:

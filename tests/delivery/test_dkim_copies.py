@@ -1,10 +1,13 @@
-"""DKIM for edition copies: signed in the thread pool, kept in their DATA form, verified by dkimpy
-on what a real SMTP server received; the key is loaded once however many domains sign."""
+"""DKIM for edition copies: signed in the signing process, kept in their DATA form, verified by
+dkimpy on what a real SMTP server received; the key is loaded once however many domains sign; a
+signing process that dies is replaced, and one that is closed is gone."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +62,7 @@ def _copy(domain: str, n: int) -> tuple[bytes, bytes]:
     ))
 
 
-async def test_copies_signed_in_the_pool_verify_as_received(tmp_path: Path) -> None:
+async def test_copies_signed_in_the_signing_process_verify_as_received(tmp_path: Path) -> None:
     key_file, _ = dkim_key(tmp_path, selector="lb1")
     dns = _dns_for(key_file, "lb1")
     keys = DkimKeys("lb1", key_file.read_bytes())
@@ -78,7 +81,7 @@ async def test_copies_signed_in_the_pool_verify_as_received(tmp_path: Path) -> N
     finally:
         await transport.close()
         controller.stop()
-        keys.close()
+        await keys.close()
     assert len(handler.received) == len(copies)
     for (domain, message, _), received in zip(copies, handler.received, strict=True):
         assert received.endswith(message)
@@ -110,3 +113,36 @@ def test_another_domain_must_still_be_a_domain(tmp_path: Path) -> None:
     keys = DkimKeys("lb1", key_file.read_bytes())
     with pytest.raises(ValueError, match="not a DNS domain name"):
         keys.signer_for("not a domain")
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_a_killed_signing_process_is_replaced_and_a_closed_one_ends(tmp_path: Path) -> None:
+    key_file, _ = dkim_key(tmp_path, selector="lb1")
+    dns = _dns_for(key_file, "lb1")
+    keys = DkimKeys("lb1", key_file.read_bytes())
+    message = _copy("example.org", 1)[0]
+    try:
+        assert dkim.verify(await keys.header(message, "example.org") + message, dnsfunc=dns)
+        first = keys._process.pid
+        assert first is not None and _running(first)
+        os.kill(first, signal.SIGKILL)
+        # Copies in flight when it died, and after, are signed by a new process.
+        headers = await asyncio.gather(*(keys.header(message, domain) for domain in DOMAINS * 4))
+        second = keys._process.pid
+        assert second not in (None, first)
+        for header, domain in zip(headers, DOMAINS * 4, strict=True):
+            assert dkim.verify(header + message, dnsfunc=dns), domain
+        with pytest.raises(ValueError, match="no From field"):
+            await keys.header(b"Subject: no sender\r\n\r\nhello\r\n", "example.org")
+        assert dkim.verify(await keys.header(message, "example.org") + message, dnsfunc=dns), "it signs on"
+    finally:
+        await keys.close()
+    assert second is not None and not _running(second)
+    assert keys._process.pid is None
