@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..settings import Settings
-from .dkim import KeyRing
+from .dkim import BodyPieces, KeyRing
 from .dkim_process import SigningProcess
 
 
@@ -14,6 +16,7 @@ class DkimKeys(KeyRing):
     def __init__(self, selector: str, key_pem: bytes) -> None:
         super().__init__(selector, key_pem)  # loads and checks the key now, once: a bad key fails the start
         self._process = SigningProcess(selector, key_pem)
+        self._pieces = BodyPieces()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DkimKeys | None:
@@ -28,10 +31,15 @@ class DkimKeys(KeyRing):
             raise ValueError(f"LETTERBOX_DKIM_KEY_FILE: cannot read {key_file}: {exc.strerror}") from exc
         return cls(selector, pem)
 
-    async def header(self, message: bytes, domain: str) -> bytes:
-        """The DKIM-Signature field for a CRLF-normal ``message`` (a composed copy), made in the
-        signing process while the event loop goes on sending."""
-        return await self._process.header(message, domain)
+    async def header_for_copy(self, pieces: Sequence[bytes], shared: Sequence[bool], domain: str) -> bytes:
+        """The DKIM-Signature field for a composed copy given as its pieces (see
+        :class:`service.mail.compose.RenderedCopy`; ValueError when it cannot be signed). The body's
+        relaxed form is worked out here, the template's pieces once per edition; the signing
+        process hashes and signs while the event loop goes on sending."""
+        split = self._pieces.split(pieces, shared)
+        if split is None:
+            return await self._process.header(b"".join(pieces), domain)
+        return await self._process.header_for(*split, domain)
 
     async def close(self) -> None:
         """End the signing process."""

@@ -31,7 +31,9 @@ from .dkim import KeyRing
 log = structlog.get_logger(__name__)
 
 _KEY = struct.Struct("!HI")  # selector length, key length; then both
-_REQUEST = struct.Struct("!IHI")  # request id, domain length, message length; then both
+# Request id, split, domain length, lengths of two parts; then the domain and the parts: the message
+# and nothing, or (split) its header fields and its relaxed body lines (see dkim.BodyPieces).
+_REQUEST = struct.Struct("!I?HII")
 _REPLY = struct.Struct("!I?I")  # request id, signed (else the payload is the ValueError's text), payload length
 _PIPE_BYTES = 1 << 20  # room for many copies in the pipe (Linux's default is 64 KB, less than two copies)
 _STOP_SECONDS = 5.0
@@ -87,16 +89,25 @@ class SigningProcess:
     async def header(self, message: bytes, domain: str) -> bytes:
         """The DKIM-Signature field for a CRLF-normal ``message`` (see :meth:`DkimSigner.header`);
         ValueError as it raises. When the child dies meanwhile, a new one signs the copy."""
+        return await self._ask(domain, False, message, b"")
+
+    async def header_for(self, fields: bytes, canonical_lines: bytes, domain: str) -> bytes:
+        """The same for a message given as its header fields and relaxed body lines (see
+        :meth:`DkimSigner.header_for`)."""
+        return await self._ask(domain, True, fields, canonical_lines)
+
+    async def _ask(self, domain: str, split: bool, first: bytes, second: bytes) -> bytes:
+        name = domain.encode()
+        sizes = (len(name), len(first), len(second))
         for attempt in (1, 2):
             child = await self._running()
             request = next(self._ids)
             future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
             child.pending[request] = future
-            name = domain.encode()
             stdin = child.process.stdin
             assert stdin is not None
             try:
-                stdin.write(_REQUEST.pack(request, len(name), len(message)) + name + message)
+                stdin.write(b"".join((_REQUEST.pack(request, split, *sizes), name, first, second)))
                 await stdin.drain()
                 return await future
             except (SignerGone, ConnectionError):
@@ -158,12 +169,14 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
     selector, key = stdin.read(selector_size).decode(), stdin.read(key_size)
     keys = KeyRing(selector, key)
     while (head := _read_exactly(stdin, _REQUEST.size)) is not None:
-        request, domain_size, message_size = _REQUEST.unpack(head)
-        domain, message = stdin.read(domain_size).decode(), _read_exactly(stdin, message_size)
-        if message is None:
+        request, split, domain_size, first_size, second_size = _REQUEST.unpack(head)
+        domain, first, second = stdin.read(domain_size).decode(), stdin.read(first_size), stdin.read(second_size)
+        if len(second) != second_size:
             return
         try:
-            payload, signed = keys.signer_for(domain).header(message), True
+            signer = keys.signer_for(domain)
+            payload = signer.header_for(first, second) if split else signer.header(first)
+            signed = True
         except ValueError as exc:
             payload, signed = str(exc).encode(), False
         stdout.write(_REPLY.pack(request, signed, len(payload)) + payload)

@@ -19,11 +19,12 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat,
 import service.delivery.dkim as dkim_module
 from service.delivery.dkim_keys import DkimKeys
 from service.delivery.transport import SmtpTransport
-from service.mail.compose import EditionMail, Personalisation, prepare
+from service.mail.compose import EditionMail, Personalisation, PreparedMail, RenderedCopy, prepare
 from tests.support.dkim import dkim_key
 from tests.support.smtp import free_port
 
 DOMAINS = ("example.org", "news.example.net")
+_MAILS: dict[str, PreparedMail] = {}
 
 
 def _dns_for(key_file: Path, selector: str) -> Any:
@@ -49,12 +50,12 @@ class _Keep:
         return "250 Accepted"
 
 
-def _copy(domain: str, n: int) -> tuple[bytes, bytes]:
-    mail = prepare(EditionMail(
+def _copy(domain: str, n: int) -> RenderedCopy:
+    mail = _MAILS.get(domain) or _MAILS.setdefault(domain, prepare(EditionMail(
         subject="Signed", from_addr=f"News <news@{domain}>", reply_to=None, list_id="news.lists.example.org",
         list_name="News", text="Hello {{name}}\n.a dotted line\n", html="<p>Hi {{name}}</p>\n.dotted\n",
-    ), message_id_domain=domain)
-    return mail.render_data(Personalisation(
+    ), message_id_domain=domain))
+    return mail.render_copy(Personalisation(
         to_email=f"reader{n}@example.net", to_name=f".Reader {n}",
         unsubscribe_url=f"https://lists.example.org/unsubscribe/t{n}",
         unsubscribe_mailto=f"mailto:unsubscribe+t{n}@bounce.example.org",
@@ -71,8 +72,10 @@ async def test_copies_signed_in_the_signing_process_verify_as_received(tmp_path:
     controller.start()
     transport = SmtpTransport(f"smtp://127.0.0.1:{controller.port}", size=2)
     try:
-        copies = [(domain, *_copy(domain, n)) for n, domain in enumerate(DOMAINS * 6)]
-        headers = await asyncio.gather(*(keys.header(message, domain) for domain, message, _ in copies))
+        rendered = [(domain, _copy(domain, n)) for n, domain in enumerate(DOMAINS * 6)]
+        headers = await asyncio.gather(*(keys.header_for_copy(copy.pieces, _MAILS[domain].shared, domain)
+                                         for domain, copy in rendered))
+        copies = [(domain, copy.message, copy.data) for domain, copy in rendered]
         for header, (_, message, data) in zip(headers, copies, strict=True):
             assert data != message, "the copies have dotted lines, so their DATA form differs"
             outcome = await transport.send("bounce@example.org", "r@example.net", header + message,
@@ -102,7 +105,7 @@ def test_the_key_is_loaded_once_for_every_domain(tmp_path: Path, monkeypatch: py
     keys = DkimKeys("lb1", key_file.read_bytes())
     dns = _dns_for(key_file, "lb1")
     for domain in DOMAINS:
-        signed = keys.sign(_copy(domain, 1)[0], domain)
+        signed = keys.sign(_copy(domain, 1).message, domain)
         assert dkim.verify(signed, dnsfunc=dns)
         assert keys.signer_for(domain).domain == domain
     assert len(loads) == 1, loads
@@ -127,21 +130,25 @@ async def test_a_killed_signing_process_is_replaced_and_a_closed_one_ends(tmp_pa
     key_file, _ = dkim_key(tmp_path, selector="lb1")
     dns = _dns_for(key_file, "lb1")
     keys = DkimKeys("lb1", key_file.read_bytes())
-    message = _copy("example.org", 1)[0]
+    copy = _copy("example.org", 1)
+    message, shared = copy.message, _MAILS["example.org"].shared
     try:
-        assert dkim.verify(await keys.header(message, "example.org") + message, dnsfunc=dns)
+        assert dkim.verify(await keys.header_for_copy(copy.pieces, shared, "example.org") + message, dnsfunc=dns)
         first = keys._process.pid
         assert first is not None and _running(first)
         os.kill(first, signal.SIGKILL)
         # Copies in flight when it died, and after, are signed by a new process.
-        headers = await asyncio.gather(*(keys.header(message, domain) for domain in DOMAINS * 4))
+        headers = await asyncio.gather(*(keys.header_for_copy(copy.pieces, shared, domain) for domain in DOMAINS * 4))
         second = keys._process.pid
         assert second not in (None, first)
         for header, domain in zip(headers, DOMAINS * 4, strict=True):
             assert dkim.verify(header + message, dnsfunc=dns), domain
         with pytest.raises(ValueError, match="no From field"):
-            await keys.header(b"Subject: no sender\r\n\r\nhello\r\n", "example.org")
-        assert dkim.verify(await keys.header(message, "example.org") + message, dnsfunc=dns), "it signs on"
+            await keys.header_for_copy([b"Subject: no sender\r\n\r\nhello\r\n"], [True], "example.org")
+        with pytest.raises(ValueError, match="no From field"):  # the same, signed from the whole message
+            await keys.header_for_copy([b"Subject: no sender\r\n", b"\r\nhello\r\n"], [True, False], "example.org")
+        signature = await keys.header_for_copy(copy.pieces, shared, "example.org")
+        assert dkim.verify(signature + message, dnsfunc=dns), "it signs on"
     finally:
         await keys.close()
     assert second is not None and not _running(second)
