@@ -64,12 +64,19 @@ def _canonical_lines(text: bytes) -> bytes:
     return text
 
 
-def _body_end(canonical: bytes) -> bytes:
-    """The end of the relaxed body: no empty lines at the end, and a final CRLF unless it is empty."""
-    # Every CR and LF is part of a CRLF here, so this drops whole trailing empty lines.
-    canonical = canonical.rstrip(b"\r\n")
-    # RFC 6376 3.4.4 adds the CRLF only to a non-empty body: an empty one hashes as nothing (as in dkimpy).
-    return canonical + b"\r\n" if canonical else b""
+def body_hash(canonical_parts: Sequence[bytes]) -> bytes:
+    """The ``bh=`` value (base64 SHA-256) of a relaxed body given as the canonical lines of its parts,
+    in order: the empty lines at its end dropped and a final CRLF kept unless it is empty (RFC 6376 3.4.4)."""
+    last = len(canonical_parts) - 1
+    # Every CR and LF is part of a CRLF here, so rstrip drops whole trailing empty lines.
+    while last >= 0 and not canonical_parts[last].rstrip(b"\r\n"):
+        last -= 1
+    digest = hashlib.sha256()
+    if last >= 0:  # an empty body hashes as nothing, without the CRLF (as in dkimpy)
+        for part in canonical_parts[:last]:
+            digest.update(part)
+        digest.update(canonical_parts[last].rstrip(b"\r\n") + b"\r\n")
+    return base64.b64encode(digest.digest())
 
 
 class BodyPieces:
@@ -82,11 +89,13 @@ class BodyPieces:
         self._limit = limit
         # id() of a shared piece -> (the piece, kept alive so that its id is not reused; its form).
         self._shared: dict[int, tuple[bytes, bytes]] = {}
+        self._forms: dict[int, bytes] = {}  # id() of a shared piece's form -> that form
 
-    def split(self, pieces: Sequence[bytes], shared: Sequence[bool]) -> tuple[bytes, bytes] | None:
-        """The header fields (no final CRLF) and the relaxed canonical body of ``b"".join(pieces)``,
-        as :meth:`DkimSigner.header` would work them out; None when the pieces are not laid out as
-        a composed copy's are (then sign the joined message)."""
+    def split(self, pieces: Sequence[bytes], shared: Sequence[bool]) -> tuple[bytes, list[bytes]] | None:
+        """The header fields (no final CRLF) of ``b"".join(pieces)`` and its body's relaxed lines, part
+        by part (see :func:`body_hash`), as :meth:`DkimSigner.header` would work them out. A shared
+        piece's form is the same bytes object for every copy (see :meth:`is_shared`). None when the
+        pieces are not laid out as a composed copy's are: then sign the joined message."""
         for index, piece in enumerate(pieces):
             end = piece.find(b"\r\n\r\n") if shared[index] else -1
             if end >= 0:
@@ -111,9 +120,15 @@ class BodyPieces:
             if known is None or known[0] is not whole:
                 if len(self._shared) >= self._limit:
                     self._shared.clear()
+                    self._forms.clear()
                 known = self._shared[id(whole)] = (whole, _canonical_lines(piece))
+                self._forms[id(known[1])] = known[1]
             body.append(known[1])
-        return fields, b"".join(body)
+        return fields, body
+
+    def is_shared(self, part: bytes) -> bool:
+        """Whether ``part`` (from :meth:`split`) is a shared piece's form, the same object in every copy."""
+        return self._forms.get(id(part)) is part
 
 
 def _wire_form(message: bytes) -> bytes:
@@ -267,12 +282,11 @@ class DkimSigner:
         else:
             end = message.find(b"\r\n\r\n")
             fields, body = (message[:-2], b"") if end < 0 else (message[:end], message[end + 4:])
-        return self.header_for(fields, _canonical_lines(body))
+        return self.signed_header(fields, body_hash([_canonical_lines(body)]))
 
-    def header_for(self, fields: bytes, canonical_lines: bytes) -> bytes:
+    def signed_header(self, fields: bytes, body_hash: bytes) -> bytes:
         """The DKIM-Signature field for a message with these header ``fields`` (CRLF between them,
-        none after the last) and a body whose relaxed lines (see :class:`BodyPieces`) are
-        ``canonical_lines``; ValueError as for :meth:`sign`."""
+        none after the last) and this ``bh=`` value (see :func:`body_hash`); ValueError as for :meth:`sign`."""
         present: dict[bytes, list[bytes]] = {}
         for field in _FIELD_BREAK.split(fields) if fields else ():
             name, colon, value = field.partition(b":")
@@ -295,7 +309,6 @@ class DkimSigner:
         names += [name for name in _OVERSIGNED if name in present]
 
         head, canonical_head = self._tags(int(time.time()), tuple(names))
-        body_hash = base64.b64encode(hashlib.sha256(_body_end(canonical_lines)).digest())
         # bh= and b= start lines of their own; b= last, as its value is removed before hashing.
         # RFC 6376 3.7: the signature header itself, with an empty b= and without the final CRLF,
         # is hashed last. Unfolded, the CRLF before each of them is gone and its SP stays.

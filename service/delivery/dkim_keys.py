@@ -39,7 +39,8 @@ class DkimKeys(KeyRing):
         split = self._pieces.split(pieces, shared)
         if split is None:
             return await self._process.header(b"".join(pieces), domain)
-        return await self._process.header_for(*split, domain)
+        fields, parts = split
+        return await self._process.signed_header(fields, parts, self._pieces.is_shared, domain)
 
     async def close(self) -> None:
         """End the signing process."""

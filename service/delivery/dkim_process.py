@@ -1,17 +1,21 @@
 """DKIM signatures made in a child process of the worker's own, beside its event loop.
 
 A signature costs about 350 µs of CPU for a 38 KB copy: the RSA-2048 operation (about 250 µs)
-plus reading, canonicalising and hashing the copy. Made in threads of the worker's process, the
-threads and the event loop took turns with one GIL: the signed rate was 0.40–0.61 of the unsigned
-one, and the worker's CPU per copy 1,025–1,254 µs against 306–416 µs unsigned (bench/send.py).
-A child process has an interpreter of its own: the event loop writes each copy down a pipe and
-reads its DKIM-Signature field back, a few microseconds of its time, while the child signs on
+plus canonicalising and hashing the copy. Made in threads of the worker's process, the threads
+and the event loop took turns with one GIL: the signed rate was 0.40–0.61 of the unsigned one,
+and the worker's CPU per copy 1,025–1,254 µs against 306–416 µs unsigned (bench/send.py). A
+child process has an interpreter of its own: the event loop sends it each copy's header fields
+and body parts and reads the DKIM-Signature field back, while the child hashes and signs on
 another core.
+
+An edition's shared body pieces (see :class:`.dkim.BodyPieces`) cross the pipe once: the child
+keeps them by number, and a copy names them between its own short values. So per copy the
+event loop writes about 2 KB, not the whole copy.
 
 The child is ``python -m service.delivery.dkim_process``; the key reaches it through the pipe,
 never the command line or the environment. It ends when the pipe closes, so it never outlives
 the worker, and a child that dies is replaced on the next copy (the copies it held are signed
-again by the new one).
+again by the new one, which is sent the pieces it needs anew).
 """
 
 from __future__ import annotations
@@ -22,21 +26,27 @@ import fcntl
 import itertools
 import struct
 import sys
+from collections.abc import Callable, Sequence
 from typing import BinaryIO
 
 import structlog
 
-from .dkim import KeyRing
+from .dkim import KeyRing, body_hash
 
 log = structlog.get_logger(__name__)
 
 _KEY = struct.Struct("!HI")  # selector length, key length; then both
-# Request id, split, domain length, lengths of two parts; then the domain and the parts: the message
-# and nothing, or (split) its header fields and its relaxed body lines (see dkim.BodyPieces).
-_REQUEST = struct.Struct("!I?HII")
+# Frames to the child start with a kind and a number (a request id, or a piece's number):
+_FRAME = struct.Struct("!BI")
+_MESSAGE, _PARTS, _PIECE, _FORGET = range(4)
+_MESSAGE_HEAD = struct.Struct("!HI")  # domain length, message length; then both
+_PARTS_HEAD = struct.Struct("!HII")  # domain length, fields length, number of parts; then domain and fields
+_PART = struct.Struct("!?I")  # a kept piece (then its number), or not (then the part's length and bytes)
+_PIECE_HEAD = struct.Struct("!I")  # the piece's length; then the piece, kept under the frame's number
 _REPLY = struct.Struct("!I?I")  # request id, signed (else the payload is the ValueError's text), payload length
-_PIPE_BYTES = 1 << 20  # room for many copies in the pipe (Linux's default is 64 KB, less than two copies)
+_PIPE_BYTES = 1 << 20  # a larger pipe than Linux's default 64 KB: fewer wake-ups of the child
 _STOP_SECONDS = 5.0
+_MAX_PIECES = 4096  # pieces numbered before the child is told to forget them all and start again
 
 
 class SignerGone(Exception):
@@ -49,6 +59,8 @@ class _Child:
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
         self.pending: dict[int, asyncio.Future[bytes]] = {}
+        self.pieces: set[int] = set()
+        """The numbers of the pieces this child keeps."""
         self.reader = asyncio.create_task(self._read(), name="letterbox-dkim-reader")
 
     @property
@@ -85,29 +97,69 @@ class SigningProcess:
         self._child: _Child | None = None
         self._starting = asyncio.Lock()
         self._ids = itertools.count()
+        self._piece_numbers = itertools.count()
+        # id() of a shared piece -> (the piece, kept alive so that its id is not reused; its number).
+        self._numbers: dict[int, tuple[bytes, int]] = {}
+        self._forget = False
 
     async def header(self, message: bytes, domain: str) -> bytes:
         """The DKIM-Signature field for a CRLF-normal ``message`` (see :meth:`DkimSigner.header`);
         ValueError as it raises. When the child dies meanwhile, a new one signs the copy."""
-        return await self._ask(domain, False, message, b"")
-
-    async def header_for(self, fields: bytes, canonical_lines: bytes, domain: str) -> bytes:
-        """The same for a message given as its header fields and relaxed body lines (see
-        :meth:`DkimSigner.header_for`)."""
-        return await self._ask(domain, True, fields, canonical_lines)
-
-    async def _ask(self, domain: str, split: bool, first: bytes, second: bytes) -> bytes:
         name = domain.encode()
-        sizes = (len(name), len(first), len(second))
+        return await self._ask(lambda child, request: b"".join(
+            (_FRAME.pack(_MESSAGE, request), _MESSAGE_HEAD.pack(len(name), len(message)), name, message)))
+
+    async def signed_header(self, fields: bytes, parts: Sequence[bytes], shared: Callable[[bytes], bool],
+                            domain: str) -> bytes:
+        """The same for a message given as its header fields and its body's relaxed parts (see
+        :meth:`.dkim.BodyPieces.split`); the parts for which ``shared`` holds are sent to the
+        child once and named after that."""
+        name = domain.encode()
+
+        def frame(child: _Child, request: int) -> bytes:
+            out = [b"", _FRAME.pack(_PARTS, request), _PARTS_HEAD.pack(len(name), len(fields), len(parts)), name,
+                   fields]
+            pieces = []
+            for part in parts:
+                if shared(part):
+                    number = self._number(part)
+                    if number not in child.pieces:
+                        child.pieces.add(number)
+                        pieces.append(_FRAME.pack(_PIECE, number) + _PIECE_HEAD.pack(len(part)) + part)
+                    out.append(_PART.pack(True, number))
+                else:
+                    out += (_PART.pack(False, len(part)), part)
+            out[0] = b"".join(pieces)
+            return b"".join(out)
+
+        return await self._ask(frame)
+
+    def _number(self, piece: bytes) -> int:
+        known = self._numbers.get(id(piece))
+        if known is not None and known[0] is piece:
+            return known[1]
+        if len(self._numbers) >= _MAX_PIECES:
+            self._numbers.clear()
+            self._forget = True
+        number = next(self._piece_numbers)
+        self._numbers[id(piece)] = (piece, number)
+        return number
+
+    async def _ask(self, frame: Callable[[_Child, int], bytes]) -> bytes:
         for attempt in (1, 2):
             child = await self._running()
+            if self._forget:  # numbers were handed out afresh: the child's pieces are of no more use
+                self._forget = False
+                child.pieces.clear()
+                assert child.process.stdin is not None
+                child.process.stdin.write(_FRAME.pack(_FORGET, 0))
             request = next(self._ids)
             future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
             child.pending[request] = future
             stdin = child.process.stdin
             assert stdin is not None
             try:
-                stdin.write(b"".join((_REQUEST.pack(request, split, *sizes), name, first, second)))
+                stdin.write(frame(child, request))
                 await stdin.drain()
                 return await future
             except (SignerGone, ConnectionError):
@@ -155,32 +207,48 @@ class SigningProcess:
         await child.reader
 
 
-def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
+def _read(stream: BinaryIO, size: int) -> bytes:
     data = stream.read(size)
-    return data if len(data) == size else None
+    if len(data) != size:
+        raise EOFError
+    return data
 
 
 def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
     """The child's loop: read the key, then answer each request in order until the pipe closes."""
-    head = _read_exactly(stdin, _KEY.size)
-    if head is None:
+    try:
+        selector_size, key_size = _KEY.unpack(_read(stdin, _KEY.size))
+        keys = KeyRing(_read(stdin, selector_size).decode(), _read(stdin, key_size))
+        pieces: dict[int, bytes] = {}
+        while head := stdin.read(_FRAME.size):
+            kind, number = _FRAME.unpack(head)
+            if kind == _PIECE:
+                (size,) = _PIECE_HEAD.unpack(_read(stdin, _PIECE_HEAD.size))
+                pieces[number] = _read(stdin, size)
+                continue
+            if kind == _FORGET:
+                pieces.clear()
+                continue
+            try:
+                if kind == _MESSAGE:
+                    domain_size, message_size = _MESSAGE_HEAD.unpack(_read(stdin, _MESSAGE_HEAD.size))
+                    domain, message = _read(stdin, domain_size).decode(), _read(stdin, message_size)
+                    payload = keys.signer_for(domain).header(message)
+                else:
+                    domain_size, fields_size, count = _PARTS_HEAD.unpack(_read(stdin, _PARTS_HEAD.size))
+                    domain, fields = _read(stdin, domain_size).decode(), _read(stdin, fields_size)
+                    parts = []
+                    for _ in range(count):
+                        kept, value = _PART.unpack(_read(stdin, _PART.size))
+                        parts.append(pieces[value] if kept else _read(stdin, value))
+                    payload = keys.signer_for(domain).signed_header(fields, body_hash(parts))
+                signed = True
+            except ValueError as exc:
+                payload, signed = str(exc).encode(), False
+            stdout.write(_REPLY.pack(number, signed, len(payload)) + payload)
+            stdout.flush()
+    except EOFError:
         return
-    selector_size, key_size = _KEY.unpack(head)
-    selector, key = stdin.read(selector_size).decode(), stdin.read(key_size)
-    keys = KeyRing(selector, key)
-    while (head := _read_exactly(stdin, _REQUEST.size)) is not None:
-        request, split, domain_size, first_size, second_size = _REQUEST.unpack(head)
-        domain, first, second = stdin.read(domain_size).decode(), stdin.read(first_size), stdin.read(second_size)
-        if len(second) != second_size:
-            return
-        try:
-            signer = keys.signer_for(domain)
-            payload = signer.header_for(first, second) if split else signer.header(first)
-            signed = True
-        except ValueError as exc:
-            payload, signed = str(exc).encode(), False
-        stdout.write(_REPLY.pack(request, signed, len(payload)) + payload)
-        stdout.flush()
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from dkim.util import parse_tag_value
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.delivery.dkim import BodyPieces, DkimSigner
+from service.delivery.dkim import BodyPieces, DkimSigner, body_hash
 from service.mail.compose import EditionMail, Personalisation, compose_simple, prepare
 
 SELECTOR_NAME = b"s2025._domainkey.example.org."
@@ -217,11 +217,21 @@ def test_a_copy_signed_from_its_pieces_has_the_whole_messages_body_hash(
             message_id="<1.p@example.org>", view_url="https://l.example.org/v/1"))
         split = pieces.split(copy.pieces, mail.shared)
         assert split is not None, "a composed copy is laid out in whole lines"
-        from_pieces = signer.header_for(*split) + copy.message
+        fields, parts = split
+        from_pieces = signer.signed_header(fields, body_hash(parts)) + copy.message
         whole = signer.sign(copy.message)
         assert signature_tags(from_pieces)[b"bh"] == signature_tags(whole)[b"bh"]
         assert signature_tags(from_pieces)[b"h"] == signature_tags(whole)[b"h"]
         assert verifies(from_pieces, key[1])
+
+
+def test_the_body_hash_of_parts_drops_empty_lines_at_the_end_across_parts() -> None:
+    def whole(body: bytes) -> bytes:
+        return base64.b64encode(hashlib.sha256(body).digest())
+
+    assert body_hash([b"a\r\n", b"\r\n\r\n", b"", b"\r\n"]) == whole(b"a\r\n")
+    assert body_hash([b"a\r\n\r\n", b"b\r\n", b"\r\n"]) == whole(b"a\r\n\r\nb\r\n")
+    assert body_hash([b"\r\n", b""]) == body_hash([]) == whole(b"")
 
 
 def test_pieces_not_in_whole_lines_are_left_to_the_whole_message() -> None:
@@ -230,7 +240,7 @@ def test_pieces_not_in_whole_lines_are_left_to_the_whole_message() -> None:
     assert pieces.split([b"From: a@example.org\r\n", b"\r\nbody\r\n"], [True, True]) is None
     assert pieces.split([b"From: a@example.org\r\n\r\nbody\r\n"], [False]) is None
     assert pieces.split([b"From: a@example.org\r\n\r\nbody  here \r\n"], [True]) == (
-        b"From: a@example.org", b"body here\r\n")
+        b"From: a@example.org", [b"body here\r\n"])
 
 
 def test_signature_tags_and_the_rfc8058_headers(signer: DkimSigner) -> None:

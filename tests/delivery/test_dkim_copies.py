@@ -17,6 +17,7 @@ from aiosmtpd.controller import Controller
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_private_key
 
 import service.delivery.dkim as dkim_module
+import service.delivery.dkim_process as dkim_process
 from service.delivery.dkim_keys import DkimKeys
 from service.delivery.transport import SmtpTransport
 from service.mail.compose import EditionMail, Personalisation, PreparedMail, RenderedCopy, prepare
@@ -153,3 +154,27 @@ async def test_a_killed_signing_process_is_replaced_and_a_closed_one_ends(tmp_pa
         await keys.close()
     assert second is not None and not _running(second)
     assert keys._process.pid is None
+
+
+async def test_pieces_are_sent_once_and_forgotten_when_numbers_run_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dkim_process, "_MAX_PIECES", 3)  # numbers handed out afresh every few pieces
+    key_file, _ = dkim_key(tmp_path, selector="lb1")
+    dns = _dns_for(key_file, "lb1")
+    keys = DkimKeys("lb1", key_file.read_bytes())
+    editions = [prepare(EditionMail(
+        subject=f"Edition {n}", from_addr="News <news@example.org>", reply_to=None, list_id="news.lists.example.org",
+        list_name="News", text=f"Edition {n}  for {{{{name}}}}\n", html=f"<p>{n}\t{{{{name}}}}</p>",
+    ), message_id_domain="example.org") for n in range(4)]
+    try:
+        for n in range(12):
+            mail = editions[n % 4]
+            copy = mail.render_copy(Personalisation(
+                to_email=f"r{n}@example.net", to_name=f"Reader  {n}", unsubscribe_url=f"https://l.example.org/u/{n}",
+                unsubscribe_mailto=f"mailto:u+{n}@example.org", preferences_url="https://l.example.org/p",
+                message_id=f"<{n}.f@example.org>"))
+            header = await keys.header_for_copy(copy.pieces, mail.shared, "example.org")
+            assert dkim.verify(header + copy.message, dnsfunc=dns), n
+    finally:
+        await keys.close()
