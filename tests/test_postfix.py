@@ -352,9 +352,10 @@ async def test_hostile_and_international_addresses_never_stop_an_edition(
     assert await value(url, "SELECT count(*) FROM system_mails WHERE status <> 'sent'") == 0
 
 
-async def test_copies_go_pipelined_through_postfix_refusals_included(postfix: Postfix) -> None:
-    """Postfix offers PIPELINING: MAIL, RCPT and DATA leave in one write, a recipient it refuses
-    inside the pipeline is a 550 for that copy alone, and one connection carries them all."""
+async def test_copies_go_pipelined_and_chunked_through_postfix_refusals_included(postfix: Postfix) -> None:
+    """Postfix offers PIPELINING and CHUNKING: MAIL, RCPT and BDAT with the message leave in one
+    write, a recipient it refuses inside the pipeline is a 550 for that copy alone, and one
+    connection carries them all."""
     relay = Relay(int(postfix.smtp_url.rsplit(":", 1)[1]))
     listening = await relay.serve()
     transport = SmtpTransport(f"smtp://127.0.0.1:{relay.port}", size=1)
@@ -369,7 +370,8 @@ async def test_copies_go_pipelined_through_postfix_refusals_included(postfix: Po
                                                                       (True, False, None)], outcomes
     assert outcomes[1].reply.startswith("550 5.1.1")
     unanswered = relay.written_before_reply(b"MAIL FROM:")
-    assert b"RCPT TO:<one.pipe@example.org>\r\nDATA\r\n" in unanswered, "sent before Postfix answered MAIL"
+    assert unanswered.endswith(b"RCPT TO:<one.pipe@example.org>\r\nBDAT %d LAST\r\n%s" % (len(message), message)), \
+        "sent before Postfix answered MAIL"
     assert relay.written.count(b"EHLO") == 1
     for address in ("one.pipe@example.org", "two.pipe@example.org"):
         await until(f"the copy for {address} did not arrive", arrived(postfix, address), postfix)

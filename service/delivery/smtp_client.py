@@ -58,6 +58,8 @@ class SmtpSession(asyncio.Protocol):
         comes to this session. ``extensions``: the EHLO keywords the server offered."""
         self.extensions = frozenset(name.lower() for name in extensions)
         self.pipelining = "pipelining" in self.extensions
+        self.chunking = self.pipelining and "chunking" in self.extensions
+        """BDAT (RFC 3030) in the same write as MAIL and RCPT: only where both are offered."""
         self.transactions = 0
         """Mail transactions this connection has carried (see ``messages_per_connection``)."""
         self._timeout = timeout
@@ -112,16 +114,27 @@ class SmtpSession(asyncio.Protocol):
         """Open, and nothing unasked-for waiting (a server about to hang up says 421 first)."""
         return self._lost is None and not self._replies and not self._transport.is_closing()
 
-    async def send(self, mail_from: bytes, rcpt_to: bytes, data: bytes) -> Reply:
+    async def send(self, mail_from: bytes, rcpt_to: bytes, message: bytes, data: bytes) -> Reply:
         """One mail transaction; the final reply when the server accepted the message.
 
-        ``mail_from`` and ``rcpt_to`` are the whole command lines with their CRLF, ``data`` the message
-        in its DATA form ending in CRLF, without the final ``.``. Raises :class:`Refused` (the caller
-        resets the transaction, or drops the connection after a 421) or :class:`SessionLost`.
+        ``mail_from`` and ``rcpt_to`` are the whole command lines with their CRLF; ``message`` ends
+        in CRLF, and ``data`` is the same in its DATA form, without the final ``.``. Raises
+        :class:`Refused` (the caller resets the transaction, or drops the connection after a 421)
+        or :class:`SessionLost`.
         """
         if not self.usable:
             raise SessionLost(self._lost or "the server is closing the connection", answered=False)
         self._answered = False
+        if self.chunking:
+            # RFC 3030: BDAT carries the message as it is, its length announced, so it can follow the
+            # commands in the same write: one write and one round trip for the whole transaction.
+            self._write(b"".join((mail_from, rcpt_to, b"BDAT %d LAST\r\n" % len(message), message)))
+            mail, rcpt, final = [await self._answer(stage) for stage in ("mail", "rcpt", "data")]
+            for stage, reply in (("mail", mail), ("rcpt", rcpt), ("data", final)):
+                if not _positive(reply):
+                    raise Refused(stage, reply)
+            self.transactions += 1
+            return final
         if self.pipelining:
             self._write(mail_from + rcpt_to + b"DATA\r\n")
             mail, rcpt, start = [await self._answer(stage) for stage in ("mail", "rcpt", "data")]

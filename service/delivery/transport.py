@@ -141,8 +141,9 @@ class SmtpTransport:
         if data is None:
             message = normalize_message_line_endings(message)
             data = dot_stuff(message)
-        elif not data.endswith(b"\r\n"):
+        elif not data.endswith(b"\r\n"):  # a caller's DATA form: the message is CRLF-normal too
             data += b"\r\n"
+            message += b"\r\n"
         encoding = "utf-8" if utf8 else "ascii"
         try:
             rcpt_to = _command(b"RCPT TO:", recipient, [], encoding)
@@ -168,7 +169,7 @@ class SmtpTransport:
                     options.insert(0, b"size=%d" % len(message))
                 mail_from = _command(b"MAIL FROM:", envelope_from, options, encoding)
                 try:
-                    reply = await session.send(mail_from, rcpt_to, data)
+                    reply = await session.send(mail_from, rcpt_to, message, data)
                 except Refused as exc:
                     await self._after_refusal(session, exc.reply.code)
                     refusal = _refusal(exc.reply.code, exc.reply.text)

@@ -3,18 +3,21 @@
 With PIPELINING offered, MAIL FROM, RCPT TO and DATA leave in one write, before the server has
 answered any of them; refusals inside the pipeline and a server that says 421 and hangs up are
 told apart as they were one command at a time; a server that does not offer PIPELINING gets one
-command at a time.
+command at a time. A server that offers CHUNKING too (the benchmarks' sink, as Postfix does, see
+tests/test_postfix.py) gets the whole transaction, BDAT and message included, in one write.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 
+from bench.smtp_sink import Sink
 from service.delivery.transport import SmtpTransport
 from tests.delivery.relay import Relay
 from tests.support.smtp import SmtpSink, free_port
@@ -136,3 +139,22 @@ async def test_a_421_mid_pipeline_is_a_retry_and_the_next_copy_takes_a_new_conne
     assert handler.received == [["after@example.org"]]
     assert relay.written.count(b"EHLO") == 2, "a connection the server closed is not used again"
     assert b"RSET" not in relay.written
+
+
+async def test_with_chunking_the_whole_transaction_is_one_write(tmp_path: Path) -> None:
+    sink = await asyncio.to_thread(Sink, tmp_path / "recipients")
+    relay = Relay(sink.port)
+    listening = await relay.serve()
+    transport = SmtpTransport(f"smtp://127.0.0.1:{relay.port}", size=1)
+    try:
+        outcomes = [await transport.send("bounce@example.org", f"r{n}@example.org", MESSAGE) for n in range(3)]
+    finally:
+        await transport.close()
+        listening.close()
+        await asyncio.to_thread(sink.stop)
+    assert all(outcome.accepted for outcome in outcomes), outcomes
+    assert sink.recipients() == {f"r{n}@example.org": 1 for n in range(3)}
+    # The message goes as it is (no dot-stuffing: its length is announced), after the commands.
+    assert relay.written_before_reply(b"MAIL FROM:") == (
+        b"MAIL FROM:<bounce@example.org> size=%d\r\nRCPT TO:<r0@example.org>\r\nBDAT %d LAST\r\n%s"
+        % (len(MESSAGE), len(MESSAGE), MESSAGE))
