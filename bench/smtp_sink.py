@@ -34,8 +34,10 @@ def _address(line: bytes) -> bytes:
 
 
 class _Session(asyncio.Protocol):
-    def __init__(self, counter: Any, record: IO[bytes] | None) -> None:
+    def __init__(self, counter: Any, record: IO[bytes] | None, chunking: bool) -> None:
         self.counter = counter
+        self.extensions = b"250-sink\r\n250-PIPELINING\r\n" + (b"250-CHUNKING\r\n" if chunking else b"") \
+            + b"250-8BITMIME\r\n250 SIZE 52428800\r\n"
         self.record = record
         self.recipients: list[bytes] = []
         self.buffer = b""
@@ -94,7 +96,7 @@ class _Session(asyncio.Protocol):
             line, self.buffer = self.buffer[:line_end], self.buffer[line_end + 2 :]
             verb = line[:4].upper()
             if verb == b"EHLO":
-                replies.append(b"250-sink\r\n250-PIPELINING\r\n250-CHUNKING\r\n250-8BITMIME\r\n250 SIZE 52428800\r\n")
+                replies.append(self.extensions)
             elif verb in (b"MAIL", b"RSET"):
                 self.recipients = []
                 replies.append(b"250 OK\r\n")
@@ -121,10 +123,10 @@ class _Session(asyncio.Protocol):
             self.transport.write(b"".join(replies))
 
 
-def _serve(port: int, counter: Any, ready: Any, record_path: str | None) -> None:
+def _serve(port: int, counter: Any, ready: Any, record_path: str | None, chunking: bool) -> None:
     async def main(record: IO[bytes] | None) -> None:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: _Session(counter, record), "127.0.0.1", port)
+        server = await loop.create_server(lambda: _Session(counter, record, chunking), "127.0.0.1", port)
         ready.set()
         async with server:
             await server.serve_forever()
@@ -141,7 +143,8 @@ def _serve(port: int, counter: Any, ready: Any, record_path: str | None) -> None
 class Sink:
     """The sink in its own (spawned) process; ``count`` messages accepted, :meth:`recipients` their RCPT TOs."""
 
-    def __init__(self, record_path: Path | None = None) -> None:
+    def __init__(self, record_path: Path | None = None, *, chunking: bool = True) -> None:
+        """``chunking``: offer CHUNKING (BDAT), as Postfix does; without it senders use DATA."""
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = int(sock.getsockname()[1])
@@ -153,7 +156,9 @@ class Sink:
         self._counter = context.Value("q", 0)
         ready = context.Event()
         record = str(record_path) if record_path is not None else None
-        self._process = context.Process(target=_serve, args=(self.port, self._counter, ready, record), daemon=True)
+        self._process = context.Process(
+            target=_serve, args=(self.port, self._counter, ready, record, chunking), daemon=True
+        )
         self._process.start()
         if not ready.wait(30):
             self.stop()
