@@ -172,9 +172,9 @@ class Recorder:
         q = self.db.q
         # Each statement with its arguments: one array per column of the rows.
         statements: list[tuple[str, list[list[Any]]]] = [
-            (q[name], [list(column) for column in zip(*rows, strict=True)])
-            for name, rows in (("delivery-mark-sent", batch.sent), ("delivery-mark-retry", batch.retry),
-                               ("delivery-mark-final", batch.final))
+            (query, [list(column) for column in zip(*rows, strict=True)])
+            for query, rows in ((q["delivery-mark-sent"], batch.sent), (q["delivery-mark-retry"], batch.retry),
+                                (q["delivery-mark-final"], batch.final))
             if rows
         ]
         if batch.released:
