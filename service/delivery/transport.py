@@ -214,6 +214,8 @@ class MaildirTransport:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # Maildir creates only its own folder; LETTERBOX_VAR_DIR may not exist yet either.
+        path.parent.mkdir(parents=True, exist_ok=True)
         self._maildir = mailbox.Maildir(str(path), create=True)
 
     async def send(self, envelope_from: str, recipient: str, message: bytes, *, data: bytes | None = None) -> Outcome:
