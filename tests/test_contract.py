@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -32,36 +31,23 @@ import schemathesis
 import yaml
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from service.links import Links
 from service.settings import Settings
 from service.subscribers import csrf
 from service.tokens import Purpose, TokenSigner
-from tests.conftest import BOOTSTRAP_KEY, SECRET, _with_database
+from tests.conftest import BOOTSTRAP_KEY, SECRET
+from tests.support.contract import ADMIN, CHECKS, SPEC, seeded_database
 from tests.support.processes import Served
-from tests.support.seed import seed_readers
 from tests.support.smtp import free_port
 
 # Real processes, servers or long generated runs: outside the fast loop (`pytest -m 'not slow'`).
 pytestmark = pytest.mark.slow
 
-SPEC = Path(__file__).resolve().parents[1] / "openapi.yaml"
-ADMIN = {"Authorization": f"Bearer {BOOTSTRAP_KEY}"}
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # CI's budget; raise it (and unset derandomize by setting a seed) to hunt further: LETTERBOX_CONTRACT_EXAMPLES=500.
 EXAMPLES_PER_OPERATION = int(os.environ.get("LETTERBOX_CONTRACT_EXAMPLES", "25"))
 
 schema = schemathesis.openapi.from_path(SPEC)
-# The streamed import reads text; a raw mail (message/rfc822) is bytes, generated as binary (the text
-# serializer sends a generated binary value as an empty body). tests/test_schemathesis.py registers the same.
-schemathesis.serializer.alias("application/x-ndjson", "text/plain")
-schemathesis.serializer.alias("message/rfc822", "application/octet-stream")
 
 # Real values, by (path template, parameter): filled in by the server fixture once the data exists.
 REAL_PATH_VALUES: dict[tuple[str, str], list[Any]] = {}
@@ -94,24 +80,9 @@ def flatmap_body(context: schemathesis.HookContext, body: Any) -> Any:
 
 @pytest.fixture(scope="module")
 async def contract_database(postgres_admin_dsn: str, template_database: str) -> AsyncIterator[str]:
-    """A fresh, migrated database for this module's server: lists, agencies, roles and four readers."""
-    name = f"letterbox_contract_{os.getpid()}"
-    admin = await asyncpg.connect(postgres_admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        url = _with_database(postgres_admin_dsn, name)
-        await seed_readers(url, 3)  # agencies, roles, lists news and training, three active readers
-        conn = await asyncpg.connect(url)
-        try:
-            await conn.execute(
-                "INSERT INTO subscribers (email, name, status) VALUES ('pending@example.org', 'Pending', 'pending')"
-            )
-        finally:
-            await conn.close()
+    """A database of this module's own: lists, agencies, roles, three readers and a pending sign-up."""
+    async with seeded_database(postgres_admin_dsn, template_database, f"letterbox_contract_{os.getpid()}", 3) as url:
         yield url
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 async def _ids(database_url: str) -> tuple[list[int], dict[str, int]]:

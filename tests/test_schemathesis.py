@@ -24,7 +24,6 @@ import asyncio
 import collections
 import os
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -32,30 +31,21 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 from schemathesis.core.result import Ok
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from service.links import Links
 from service.settings import Settings
 from service.subscribers import csrf
 from service.tokens import Purpose, TokenSigner
-from tests.conftest import BOOTSTRAP_KEY, SECRET, _with_database
+from tests.conftest import BOOTSTRAP_KEY, SECRET
+from tests.support.contract import ADMIN, CHECKS, SPEC, seeded_database
 from tests.support.processes import Served
-from tests.support.seed import seed_readers
 from tests.support.smtp import SmtpSink, free_port
 
 # A real server and about a thousand generated requests: outside the fast loop (`pytest -m 'not slow'`).
 pytestmark = pytest.mark.slow
 
-SPEC = Path(__file__).resolve().parents[1] / "openapi.yaml"
-ADMIN = {"Authorization": f"Bearer {BOOTSTRAP_KEY}"}
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 EXAMPLES_PER_OPERATION = int(os.environ.get("LETTERBOX_SCHEMATHESIS_EXAMPLES", "20"))
 ACCEPTED = 0.8
 ONE_SHOT = "the request holds nothing but a row's id, and a row is deleted once"
@@ -73,9 +63,6 @@ EXCLUDED = {
 }
 
 schema = schemathesis.openapi.from_path(SPEC)
-# The streamed import reads text; a raw mail (message/rfc822) is bytes, generated as binary.
-schemathesis.serializer.alias("application/x-ndjson", "text/plain")
-schemathesis.serializer.alias("message/rfc822", "application/octet-stream")
 
 # Real rows and signed values, filled in by the ``server`` fixture once they exist.
 REAL: dict[str, Any] = {}
@@ -118,24 +105,9 @@ def map_query(context: schemathesis.HookContext, query: Any) -> Any:
 
 @pytest.fixture(scope="module")
 async def database(postgres_admin_dsn: str, template_database: str) -> AsyncIterator[str]:
-    """A fresh, migrated database: agencies, roles, two lists, readers and one pending sign-up."""
-    name = f"letterbox_schemathesis_{os.getpid()}"
-    admin = await asyncpg.connect(postgres_admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        url = _with_database(postgres_admin_dsn, name)
-        await seed_readers(url, 6)
-        conn = await asyncpg.connect(url)
-        try:
-            await conn.execute(
-                "INSERT INTO subscribers (email, name, status) VALUES ('pending@example.org', 'Pending', 'pending')"
-            )
-        finally:
-            await conn.close()
+    """A database of this module's own: agencies, roles, two lists, six readers and a pending sign-up."""
+    async with seeded_database(postgres_admin_dsn, template_database, f"letterbox_schemathesis_{os.getpid()}", 6) as url:
         yield url
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 @pytest.fixture(scope="module")
