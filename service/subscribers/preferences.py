@@ -39,7 +39,6 @@ GONE = "We no longer hold any details for this link: you are not on any of our l
 async def unsubscribe_page(
     request: AnyRequest,
     token: FromPath[str],
-    conn: NamedDependency[asyncpg.Connection],
     db: NamedDependency[Database],
     signer: NamedDependency[TokenSigner],
 ) -> Template:
@@ -48,7 +47,7 @@ async def unsubscribe_page(
         return page(request, "unsubscribe.html", {"whole": True, "proof": True}, token_page=True)
     subscriber_id, list_id, _edition_id = read_token(signer, Purpose.UNSUBSCRIBE, token, fields=3)
     assert subscriber_id is not None, "read_token checks the first field"
-    memberships = await conn.fetch(db.q["subscriber-memberships"], subscriber_id)
+    memberships = await db.pool.fetch(db.q["subscriber-memberships"], subscriber_id)
     this_list = next((r["name"] for r in memberships if r["id"] == list_id), None)
     others = sum(1 for r in memberships if r["id"] != list_id and r["status"] != "unsubscribed")
     context = {"list_name": this_list, "other_lists": others, "whole": list_id is None}
@@ -60,12 +59,11 @@ async def unsubscribe_page(
 async def unsubscribe_submit(
     request: AnyRequest,
     token: FromPath[str],
-    conn: NamedDependency[asyncpg.Connection],
     db: NamedDependency[Database],
     links: NamedDependency[Links],
     signer: NamedDependency[TokenSigner],
 ) -> Template:
-    """Leave the list the mail was for, or every list when asked; count it against the edition."""
+    """Leave the list the mail was for, or every list when asked; count it against the edition (one statement)."""
     if _is_proof(signer, token):
         return page(request, "unsubscribed.html", {"everything": True, "proof": True}, token_page=True)
     subscriber_id, list_id, edition_id = read_token(signer, Purpose.UNSUBSCRIBE, token, fields=3)
@@ -73,10 +71,9 @@ async def unsubscribe_submit(
     form = await _lenient_form(request)
     one_click = form_text(form.get("List-Unsubscribe")) == "One-Click"
     everything = list_id is None or form_text(form.get("scope")) == "all"
-    left = await lifecycle.unsubscribe(conn, db.q, subscriber_id, None if everything else list_id, edition_id,
-                                       Actor.of_request(request, "one-click" if one_click else "link"))
-    return await _unsubscribed(request, conn, db.q, links, subscriber_id, gone=left is None,
-                               everything=everything)
+    left = await lifecycle.leave(db.pool, db.q, subscriber_id, None if everything else list_id, edition_id,
+                                 Actor.of_request(request, "one-click" if one_click else "link"))
+    return _unsubscribed(request, links, subscriber_id, left, everything=everything)
 
 
 @get("/preferences/{token:str}", tags=TAGS, summary="The preferences page", opt={PROBLEMS: (410,)})
@@ -120,8 +117,8 @@ async def preferences_submit(
     if person is None:
         raise LinkExpired(GONE)
     if form_text(form.get("action")) == "leave":
-        await lifecycle.unsubscribe(conn, db.q, subscriber_id, None, None, Actor.of_request(request, "link"))
-        return await _unsubscribed(request, conn, db.q, links, subscriber_id, gone=False, everything=True)
+        left = await lifecycle.leave(conn, db.q, subscriber_id, None, None, Actor.of_request(request, "link"))
+        return _unsubscribed(request, links, subscriber_id, left, everything=True)
 
     choices, _ = await _choices_for(conn, db.q, subscriber_id)
     values = entered(form)
@@ -178,14 +175,13 @@ def _preferences(request: AnyRequest, signer: TokenSigner, subscriber_id: int, c
     return page(request, "preferences.html", context, status=status, token_page=True)
 
 
-async def _unsubscribed(request: AnyRequest, conn: asyncpg.Connection, q: Queries, links: Links,
-                        subscriber_id: int, *, gone: bool, everything: bool) -> Template:
-    remaining = [] if gone else [
-        r["name"] for r in await conn.fetch(q["subscriber-memberships"], subscriber_id) if r["status"] == "confirmed"
-    ]
+def _unsubscribed(request: AnyRequest, links: Links, subscriber_id: int, left: lifecycle.Left | None, *,
+                  everything: bool) -> Template:
+    """The answer to an unsubscribe (``left`` None: the person is no longer on file)."""
+    remaining = [] if left is None else left.remaining
     context = {
         "everything": everything or not remaining,
         "remaining": remaining,
-        "preferences_url": None if gone else links.preferences_url(subscriber_id),
+        "preferences_url": None if left is None else links.preferences_url(subscriber_id),
     }
     return page(request, "unsubscribed.html", context, token_page=True)

@@ -12,7 +12,6 @@ follow links, and they must not subscribe anyone.
 
 from __future__ import annotations
 
-import asyncpg
 import structlog
 from litestar import get, post
 from litestar.background_tasks import BackgroundTask
@@ -115,17 +114,16 @@ async def confirm_page(
 async def confirm_submit(
     request: AnyRequest,
     token: FromPath[str],
-    conn: NamedDependency[asyncpg.Connection],
     db: NamedDependency[Database],
     settings: NamedDependency[Settings],
     signer: NamedDependency[TokenSigner],
     links: NamedDependency[Links],
 ) -> Template:
-    """Confirm every pending list of the person; pressing the button again is harmless."""
+    """Confirm every pending list of the person; pressing the button again is harmless (one statement)."""
     (subscriber_id,) = read_token(signer, Purpose.CONFIRM, token, fields=1,
                                   max_age=settings.confirm_max_age_seconds)
     assert subscriber_id is not None, "read_token checks the first field"
-    if not await lifecycle.confirm(conn, db.q, subscriber_id, Actor.of_request(request, "link", WORDING_VERSION)):
+    if not await lifecycle.confirm(db.pool, db.q, subscriber_id, Actor.of_request(request, "link", WORDING_VERSION)):
         raise LinkExpired("This link no longer works.")
     context = {"preferences_url": links.preferences_url(subscriber_id)}
     return page(request, "confirmed.html", context, token_page=True)
