@@ -23,6 +23,7 @@ from ..db.pool import Database
 from ..db.queries import Queries
 from ..links import Links
 from ..problem_docs import PROBLEMS
+from ..runtime import Runtime
 from ..taxonomy.terms import ListRef
 from ..tokens import Purpose, TokenInvalid, TokenSigner
 from . import csrf, lifecycle
@@ -56,14 +57,10 @@ async def unsubscribe_page(
 
 @post("/unsubscribe/{token:str}", tags=TAGS, summary="Unsubscribe at once (the button; RFC 8058 one-click)",
       status_code=200, operation_class=UNSUBSCRIBE_FORM)
-async def unsubscribe_submit(
-    request: AnyRequest,
-    token: FromPath[str],
-    db: NamedDependency[Database],
-    links: NamedDependency[Links],
-    signer: NamedDependency[TokenSigner],
-) -> Template:
+async def unsubscribe_submit(request: AnyRequest, token: FromPath[str], runtime: NamedDependency[Runtime]) -> Template:
     """Leave the list the mail was for, or every list when asked; count it against the edition (one statement)."""
+    # Only the runtime as a dependency: two or more are resolved in an anyio task group (see public.py).
+    db, signer = runtime.db, runtime.signer
     if _is_proof(signer, token):
         return page(request, "unsubscribed.html", {"everything": True, "proof": True}, token_page=True)
     subscriber_id, list_id, edition_id = read_token(signer, Purpose.UNSUBSCRIBE, token, fields=3)
@@ -73,7 +70,7 @@ async def unsubscribe_submit(
     everything = list_id is None or form_text(form.get("scope")) == "all"
     left = await lifecycle.leave(db.pool, db.q, subscriber_id, None if everything else list_id, edition_id,
                                  Actor.of_request(request, "one-click" if one_click else "link"))
-    return _unsubscribed(request, links, subscriber_id, left, everything=everything)
+    return _unsubscribed(request, runtime.links, subscriber_id, left, everything=everything)
 
 
 @get("/preferences/{token:str}", tags=TAGS, summary="The preferences page", opt={PROBLEMS: (410,)})
