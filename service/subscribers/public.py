@@ -12,8 +12,11 @@ follow links, and they must not subscribe anyone.
 
 from __future__ import annotations
 
+from typing import Any
+
+import msgspec
 import structlog
-from litestar import get, post
+from litestar import MediaType, Response, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency
 from litestar.params import FromPath
@@ -28,20 +31,22 @@ from . import csrf, lifecycle, ratelimit, signups
 from .forms import HONEYPOT, WORDING_VERSION, Choices, Entered, FieldError, check_subscribe, entered, load_choices
 from .lifecycle import Actor
 from .openapi_bodies import SUBSCRIBE_FORM
-from .web import AnyRequest, FormRefused, LinkExpired, client_key, form_text, page, read_token
+from .web import AnyRequest, FilledPage, FormRefused, LinkExpired, client_key, form_text, page, read_token
 
 log = structlog.get_logger(__name__)
 TAGS = ["public pages"]
 REFUSED = "This form has expired or did not come from this site. Please reload the form and try again."
 
 
-@get("/subscribe", tags=TAGS, summary="The subscription form")
-async def subscribe_form(request: AnyRequest, runtime: NamedDependency[Runtime]) -> Template:
+@get("/subscribe", tags=TAGS, summary="The subscription form", media_type=MediaType.HTML)
+async def subscribe_form(request: AnyRequest, runtime: NamedDependency[Runtime]) -> Response[str]:
     """The form: address, name, organisation, role, and one checkbox per public list."""
     # Only the runtime as a dependency, here and on the other public pages: Litestar resolves two or
     # more dependencies in an anyio task group, a tenth of a page's cost.
-    db = runtime.db
-    return _form(request, runtime.signer, await load_choices(db.pool, db.q), Entered(), [])
+    choices = await load_choices(runtime.db.pool, runtime.db.q)
+    context = _form_context(choices, Entered(), [], FilledPage.SLOT)
+    token = csrf.issue(runtime.signer, csrf.Form.SUBSCRIBE)
+    return _BLANK_FORM.response(request, msgspec.json.encode(choices), context, token)
 
 
 @post("/subscribe", tags=TAGS, summary="Ask to subscribe (form post)", status_code=200,
@@ -115,17 +120,25 @@ async def confirm_submit(request: AnyRequest, token: FromPath[str], runtime: Nam
     return page(request, "confirmed.html", context, token_page=True)
 
 
-def _form(request: AnyRequest, signer: TokenSigner, choices: Choices, values: Entered,
-          errors: list[FieldError], *, status: int = 200) -> Template:
-    context = {
+# The blank form, drawn once per set of choices (see FilledPage).
+_BLANK_FORM = FilledPage("subscribe.html")
+
+
+def _form_context(choices: Choices, values: Entered, errors: list[FieldError], token: str) -> dict[str, Any]:
+    return {
         "choices": choices,
         "values": values,
         "errors": errors,
         "field_errors": {e.field: e.message for e in errors},
         "csrf_field": csrf.FIELD,
-        "csrf_token": csrf.issue(signer, csrf.Form.SUBSCRIBE),
+        "csrf_token": token,
         "honeypot": HONEYPOT,
     }
+
+
+def _form(request: AnyRequest, signer: TokenSigner, choices: Choices, values: Entered,
+          errors: list[FieldError], *, status: int = 200) -> Template:
+    context = _form_context(choices, values, errors, csrf.issue(signer, csrf.Form.SUBSCRIBE))
     return page(request, "subscribe.html", context, status=status)
 
 
