@@ -1,6 +1,6 @@
 """Benchmark: import 100,000 subscribers through the real app, beside a bare COPY of the same rows.
 
-    .venv/bin/python bench/import_subscribers.py [--rows 100000] [--format csv|ndjson]
+    .venv/bin/python -m bench.import_subscribers [--rows 100000] [--format csv|ndjson] [--steps]
 
 Starts an embedded PostgreSQL in a temporary folder (or uses
 LETTERBOX_BENCH_DATABASE_URL, a server where the user may CREATE DATABASE),
@@ -14,6 +14,11 @@ bare COPY of the same run, for each import.  Each figure also shows the CPU
 seconds it took, in this process (the app and the client) and in the
 database's backends, which other load on the machine changes far less than
 the elapsed time.
+
+``--steps`` runs the importer itself instead (no HTTP, no baseline), new
+people then a re-import, and prints what each statement it sends cost:
+PostgreSQL's CPU, the elapsed time and the WAL written (for the COPY, the
+elapsed time is the body's reading and checking, which the COPY keeps pace with).
 """
 
 from __future__ import annotations
@@ -30,10 +35,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -47,6 +52,7 @@ from service.db.embedded import EmbeddedPostgres
 from service.db.pool import open_database
 from service.settings import Settings
 from service.subscribers.demo import AGENCIES, LISTS, ROLES, load_demo
+from service.subscribers.importer import FORMATS, import_stream
 
 TARGET_SECONDS = 3.0
 TARGET_RATIO = 25.0
@@ -232,11 +238,84 @@ async def run(dsn: str, count: int, fmt: str) -> bool:
     return met
 
 
+class Timed:
+    """A connection that notes, for each statement sent through it, PostgreSQL's CPU, the time and the WAL."""
+
+    def __init__(self, conn: asyncpg.Connection, names: dict[str, str]) -> None:
+        self._conn = conn
+        self._names = names
+        self.steps: list[tuple[str, float, float, int]] = []
+        """(query name, PostgreSQL CPU seconds, elapsed seconds, WAL bytes) per statement, in order."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    async def _note(self, query: str, call: Awaitable[Any]) -> Any:
+        backend = self._conn.get_server_pid()
+        wal = await self._conn.fetchval("SELECT pg_current_wal_insert_lsn()")
+        cpu, started = process_cpu(backend), time.perf_counter()
+        result = await call
+        elapsed, used = time.perf_counter() - started, process_cpu(backend) - cpu
+        written = await self._conn.fetchval("SELECT pg_current_wal_insert_lsn() - $1::pg_lsn", wal)
+        self.steps.append((self._names.get(query, query), used, elapsed, int(written)))
+        return result
+
+    async def execute(self, query: str, *args: Any) -> Any:
+        """:meth:`asyncpg.Connection.execute`, noted."""
+        return await self._note(query, self._conn.execute(query, *args))
+
+    async def fetch(self, query: str, *args: Any) -> Any:
+        """:meth:`asyncpg.Connection.fetch`, noted."""
+        return await self._note(query, self._conn.fetch(query, *args))
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        """:meth:`asyncpg.Connection.fetchval`, noted."""
+        return await self._note(query, self._conn.fetchval(query, *args))
+
+    async def commit(self, transaction: asyncpg.transaction.Transaction) -> None:
+        """Commit ``transaction``, noted: the time it takes is mostly flushing the WAL to disk."""
+        await self._note("COMMIT", transaction.commit())
+
+    async def copy_records_to_table(self, table_name: str, **options: Any) -> Any:
+        """:meth:`asyncpg.Connection.copy_records_to_table`, noted."""
+        return await self._note(f"COPY into {table_name}", self._conn.copy_records_to_table(table_name, **options))
+
+
+async def run_steps(dsn: str, count: int, fmt: str) -> bool:
+    """Import the rows twice through the importer itself and print each statement's cost."""
+    db = await open_database(dsn, pool_size=2)
+    try:
+        await load_demo(db)
+        rows = generate(count)
+        body, media_type = (as_csv(rows), "text/csv") if fmt == "csv" else (as_ndjson(rows), "application/x-ndjson")
+        names = {sql: name for name, sql in db.q.items()}
+        print(f"rows: {count:,}  format: {fmt}  cpus: {os.cpu_count()}  load: {os.getloadavg()[0]:.1f}")
+        for label in ("new people", "re-import"):
+            async with db.pool.acquire() as proxy:
+                timed = Timed(cast(asyncpg.Connection, proxy), names)
+                transaction = proxy.transaction()
+                await transaction.start()
+                try:
+                    result = await import_stream(cast(asyncpg.Connection, timed), db.q, FORMATS[media_type],
+                                                 chunks(body))
+                except BaseException:
+                    await transaction.rollback()
+                    raise
+                await timed.commit(transaction)
+            print(f"{label}: created {result.created:,}, updated {result.updated:,}, skipped {result.skipped:,}")
+            for name, cpu, seconds, wal in timed.steps:
+                print(f"  {name:26s} postgres {cpu:5.2f} s  elapsed {seconds:5.2f} s  WAL {wal / 1e6:6.1f} MB")
+    finally:
+        await db.close()
+    return True
+
+
 def main() -> int:
     """Parse arguments, provide a scratch database, run."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--format", choices=("csv", "ndjson"), default="csv")
+    parser.add_argument("--steps", action="store_true", help="each statement's cost instead of the HTTP figures")
     args = parser.parse_args()
     with admin_dsn() as admin:
         name = f"letterbox_bench_{uuid.uuid4().hex[:8]}"
@@ -245,7 +324,8 @@ def main() -> int:
             conn = await asyncpg.connect(admin)
             await conn.execute(f'CREATE DATABASE "{name}"')
             try:
-                return await run(with_database(admin, name), args.rows, args.format)
+                measure = run_steps if args.steps else run
+                return await measure(with_database(admin, name), args.rows, args.format)
             finally:
                 await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 await conn.close()

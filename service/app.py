@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import asyncpg
 from litestar import Litestar, Router
@@ -37,6 +37,7 @@ from .links import Links
 from .logs import RequestIdMiddleware
 from .metrics import Metrics
 from .problem_docs import ProblemDocs
+from .request_schemas import RequestBodySchemas
 from .runtime import Runtime, open_runtime, runtime_of
 from .segments import routes as segment_routes
 from .settings import Settings
@@ -47,6 +48,9 @@ from .taxonomy.routes import TaxonomyController
 from .tokens import TokenSigner
 
 API_VERSION = "0.1.0"
+
+RuntimeOpener = Callable[[], AbstractAsyncContextManager[Runtime]]
+"""Opens the runtime a lifespan runs on (``open_runtime`` bound to settings and a clock)."""
 
 
 def provide_runtime(state: State) -> Runtime:
@@ -115,6 +119,28 @@ def create_app(
     if not settings.database_url or not settings.secret_keys:
         raise ValueError("create_app needs a database URL and secret keys; see service/startup.py")
     check_webhook_secrets(settings.webhooks)  # a secret that cannot work stops the app being built
+    return build_app(
+        lambda: open_runtime(settings, clock=clock),
+        max_body_bytes=settings.max_body_bytes,
+        run_worker=run_worker,
+        on_fatal=on_fatal,
+    )
+
+
+def build_app(
+    runtime_opener: RuntimeOpener,
+    *,
+    max_body_bytes: int,
+    run_worker: bool = False,
+    on_fatal: Callable[[str], None] | None = None,
+) -> Litestar:
+    """The app around a runtime that each lifespan opens with ``runtime_opener``.
+
+    ``create_app`` opens one from fixed settings.  Building the app (routes, signatures,
+    dependencies) costs far more than opening a runtime, so the test suite builds one app and
+    starts it once per test, each time on that test's settings and database.  Nothing the app
+    keeps between lifespans may belong to a runtime (see HttpMetricsMiddleware).
+    """
     supervision = Supervision(on_fatal)
 
     def provide_supervision() -> Supervision:
@@ -122,13 +148,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
-        async with open_runtime(settings, clock=clock) as runtime:
+        async with runtime_opener() as runtime:
             app.state.runtime = runtime
             worker_task: asyncio.Task[None] | None = None
             receiver: BounceReceiver | None = None
             stop = asyncio.Event()
             try:
-                if settings.bounce_smtp_port is not None:
+                if runtime.settings.bounce_smtp_port is not None:
                     # Started here, not as a task: a port already taken stops the start.
                     receiver = BounceReceiver(runtime.settings, runtime.db, runtime.signer, runtime.metrics)
                     await receiver.start()
@@ -171,8 +197,8 @@ def create_app(
         },
         exception_handlers=exception_handlers(unavailable_page),
         middleware=[RequestIdMiddleware, HttpMetricsMiddleware],
-        plugins=[ProblemDocs()],
-        request_max_body_size=settings.max_body_bytes,
+        plugins=[ProblemDocs(), RequestBodySchemas()],
+        request_max_body_size=max_body_bytes,
         template_config=TemplateConfig(instance=templates),
         openapi_config=OpenAPIConfig(
             title="Letterbox",

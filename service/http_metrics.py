@@ -17,6 +17,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Counter, Histogram
 
+from .metrics import Metrics
 from .runtime import runtime_of
 
 
@@ -27,6 +28,8 @@ class HttpMetricsMiddleware:
         self.app = app
         self._counters: dict[tuple[str, str, int], Counter] = {}
         self._timers: dict[tuple[str, str], Histogram] = {}
+        self._metrics: Metrics | None = None
+        """The metrics the cached children belong to: an app restarted on a new runtime starts afresh."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -48,10 +51,14 @@ class HttpMetricsMiddleware:
 
     def _observe(self, scope: Scope, method: str, status: int, seconds: float) -> None:
         route = scope["path_template"]
+        metrics = runtime_of(scope["app"].state).metrics
+        if metrics is not self._metrics:
+            self._counters.clear()
+            self._timers.clear()
+            self._metrics = metrics
         counter = self._counters.get((method, route, status))
         timer = self._timers.get((method, route))
         if counter is None or timer is None:
-            metrics = runtime_of(scope["app"].state).metrics
             counter = self._counters[(method, route, status)] = metrics.http_requests.labels(method, route, str(status))
             timer = self._timers[(method, route)] = metrics.http_duration.labels(method, route)
         counter.inc()

@@ -11,8 +11,21 @@ import base64
 import binascii
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from litestar.params import QueryParameter
 
 from .errors import Unprocessable
+
+Cursor = Annotated[
+    str | None,
+    QueryParameter(
+        description="next_cursor of the previous page, passed back as it came: any other value is a 422",
+        # Both codecs below write only these characters; the server, not the pattern, tells a real cursor.
+        schema_extra={"pattern": "^[A-Za-z0-9_-]+$"},
+    ),
+]
+"""The ``cursor`` query parameter of every paged listing."""
 
 
 def encode_cursor(kind: str, last_id: int) -> str:

@@ -5,30 +5,51 @@ and the app behind Litestar's async test client."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import msgspec
 import pytest
+from _pytest.mark.expression import Expression
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from service.app import create_app
+from service.app import build_app, create_app
 from service.db.embedded import EmbeddedPostgres
 from service.db.pool import open_database
-from service.settings import Settings
+from service.runtime import Runtime, open_runtime
+from service.settings import Settings, WebhookSecrets
 from tests.support.clock import FakeClock
+from tests.support.databases import DatabaseCopies
 from tests.support.smtp import SmtpSink
 
 BOOTSTRAP_KEY = "test-bootstrap-key-0123456789"
 SECRET = "test-secret-key-0123456789abcdef"
-_counter = itertools.count()
+
+
+# Modules that are slow even to collect: schemathesis builds test_contract's examples for every
+# operation while collecting it (half a minute).  A run that leaves slow tests out skips them whole.
+_SLOW_TO_COLLECT = frozenset({"test_contract.py"})
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Do not even collect a slow-to-collect module when the ``-m`` expression leaves ``slow`` out."""
+    if collection_path.name not in _SLOW_TO_COLLECT or not config.option.markexpr:
+        return None
+    # pytest's own parser for -m, asked about a test marked only ``slow``.
+    if Expression.compile(config.option.markexpr).evaluate(_only_slow):
+        return None
+    return True
+
+
+def _only_slow(name: str, /, **_: str | int | bool | None) -> bool:
+    return name == "slow"
 
 
 def _with_database(dsn: str, name: str) -> str:
@@ -70,17 +91,24 @@ async def template_database(postgres_admin_dsn: str) -> AsyncIterator[str]:
         await admin.close()
 
 
-@pytest.fixture
-async def database_url(postgres_admin_dsn: str, template_database: str) -> AsyncIterator[str]:
-    """A fresh, migrated database for one test."""
-    name = f"letterbox_test_{os.getpid()}_{next(_counter)}"
-    admin = await asyncpg.connect(postgres_admin_dsn)
+@pytest.fixture(scope="session")
+def database_copies(postgres_admin_dsn: str, template_database: str) -> Iterator[DatabaseCopies]:
+    """Databases in the template's state, put back to it behind each test (tests/support/databases.py)."""
+    copies = DatabaseCopies(postgres_admin_dsn, template_database, lambda name: _with_database(postgres_admin_dsn, name))
     try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        yield _with_database(postgres_admin_dsn, name)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        yield copies
     finally:
-        await admin.close()
+        copies.close()
+
+
+@pytest.fixture
+async def database_url(postgres_admin_dsn: str, database_copies: DatabaseCopies) -> AsyncIterator[str]:
+    """A fresh, migrated database for one test."""
+    name = await database_copies.take()
+    try:
+        yield _with_database(postgres_admin_dsn, name)
+    finally:
+        database_copies.give_back(name)
 
 
 @pytest.fixture
@@ -116,10 +144,41 @@ def settings(database_url: str, smtp_sink: SmtpSink, tmp_path: Path) -> Settings
     )
 
 
+class SharedApp:
+    """One app for the session, started once per test on that test's settings and clock.
+
+    Building the app costs several times what a test does; its lifespan opens the runtime
+    from whatever settings the current test set (``service.app.build_app``).
+    """
+
+    def __init__(self) -> None:
+        self.settings: Settings | None = None
+        self.clock: FakeClock | None = None
+        self.max_body_bytes = Settings().max_body_bytes
+        self.app = build_app(self._open, max_body_bytes=self.max_body_bytes)
+
+    def _open(self) -> AbstractAsyncContextManager[Runtime]:
+        assert self.settings is not None and self.clock is not None, "set by the app fixture"
+        return open_runtime(self.settings, clock=self.clock)
+
+    def fits(self, settings: Settings) -> bool:
+        """Whether ``settings`` change nothing fixed when an app is built."""
+        return settings.max_body_bytes == self.max_body_bytes and settings.webhooks == WebhookSecrets()
+
+
+@pytest.fixture(scope="session")
+def shared_app() -> SharedApp:
+    """The session's one app (see SharedApp)."""
+    return SharedApp()
+
+
 @pytest.fixture
-def app(settings: Settings, clock: FakeClock) -> Litestar:
-    """The app without a worker (tests that need one run it explicitly)."""
-    return create_app(settings, clock=clock)
+def app(settings: Settings, clock: FakeClock, shared_app: SharedApp) -> Litestar:
+    """The app without a worker (tests that need one run it explicitly), on this test's settings."""
+    if not shared_app.fits(settings):
+        return create_app(settings, clock=clock)
+    shared_app.settings, shared_app.clock = settings, clock
+    return shared_app.app
 
 
 @pytest.fixture

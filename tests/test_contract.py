@@ -3,8 +3,6 @@
 Schemathesis generates valid and invalid requests from the committed file (not
 from the app, so the file itself is what is checked) and sends them, with the
 
-# Real processes, servers or long generated runs: outside the fast loop (`pytest -m 'not slow'`).
-pytestmark = pytest.mark.slow
 bootstrap admin key, to a server on a free port with its own database holding
 a little real data.  Every answer must be below 500 and conform to the file:
 a documented status code, its content type and its body schema.
@@ -50,6 +48,9 @@ from tests.support.processes import Served
 from tests.support.seed import seed_readers
 from tests.support.smtp import free_port
 
+# Real processes, servers or long generated runs: outside the fast loop (`pytest -m 'not slow'`).
+pytestmark = pytest.mark.slow
+
 SPEC = Path(__file__).resolve().parents[1] / "openapi.yaml"
 ADMIN = {"Authorization": f"Bearer {BOOTSTRAP_KEY}"}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -57,8 +58,10 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 EXAMPLES_PER_OPERATION = int(os.environ.get("LETTERBOX_CONTRACT_EXAMPLES", "25"))
 
 schema = schemathesis.openapi.from_path(SPEC)
-# The streamed import and the raw bounce endpoint read text bodies; send generated strings as they are.
-schemathesis.serializer.alias(["application/x-ndjson", "message/rfc822"], "text/plain")
+# The streamed import reads text; a raw mail (message/rfc822) is bytes, generated as binary (the text
+# serializer sends a generated binary value as an empty body). tests/test_schemathesis.py registers the same.
+schemathesis.serializer.alias("application/x-ndjson", "text/plain")
+schemathesis.serializer.alias("message/rfc822", "application/octet-stream")
 
 # Real values, by (path template, parameter): filled in by the server fixture once the data exists.
 REAL_PATH_VALUES: dict[tuple[str, str], list[Any]] = {}
@@ -127,7 +130,8 @@ async def contract_server(contract_database: str, tmp_path_factory: pytest.TempP
     settings = Settings(
         database_url=contract_database,
         secret_keys=(SECRET,),
-        var_dir=str(tmp_path_factory.mktemp("contract") / "var"),
+        # An existing folder: the Maildir outbox, which a proof writes to, is made inside it, not its parents.
+        var_dir=str(tmp_path_factory.mktemp("contract")),
         public_url="https://news.example.org",
         from_addr="Partnership News <news@example.org>",
     )

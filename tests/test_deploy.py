@@ -45,6 +45,9 @@ from service.settings import PREFIX, Settings, load_settings
 from tests.support.processes import settings_env, start_letterbox
 from tests.support.smtp import free_port
 
+# Real processes: outside the fast loop (`pytest -m 'not slow'`).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
 DEPLOY = ROOT / "deploy"

@@ -39,6 +39,9 @@ from tests.support.processes import Served, settings_env
 from tests.support.seed import seed_readers
 from tests.support.smtp import Received, SmtpSink, free_port
 
+# Real processes: outside the fast loop (`pytest -m 'not slow'`).
+pytestmark = pytest.mark.slow
+
 FORM_READER = "hygiene.formreader@example.org"
 API_READER = "hygiene.apireader@example.net"
 # Seeded, confirmed on "news": the first gets the edition and a bounce, the second is refused by SMTP,

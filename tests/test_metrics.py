@@ -15,6 +15,7 @@ import subprocess
 import urllib.request
 
 import asyncpg
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -150,6 +151,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     assert process.wait(timeout=30) == 0
 
 
+@pytest.mark.slow  # a real process
 async def test_a_worker_process_exports_metrics_on_its_own_port(
     client: Client, admin_headers: dict[str, str], settings: Settings, smtp_sink: SmtpSink
 ) -> None:
@@ -176,6 +178,7 @@ async def test_a_worker_process_exports_metrics_on_its_own_port(
         _stop(worker)
 
 
+@pytest.mark.slow  # a real process
 async def test_a_bounce_receiver_process_exports_metrics_on_its_own_port(settings: Settings) -> None:
     port = free_port()
     receiver = start_letterbox(settings, "bounce-receiver", bounce_smtp_port=free_port(), metrics_port=port)
@@ -188,6 +191,7 @@ async def test_a_bounce_receiver_process_exports_metrics_on_its_own_port(setting
         _stop(receiver)
 
 
+@pytest.mark.slow  # a real process
 def test_a_metrics_port_already_taken_stops_the_worker_with_status_2(settings: Settings) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -75,6 +75,7 @@ def test_bad_values_name_the_variable(variable: str, value: str) -> None:
     assert variable in str(caught.value) or caught.value.variable == "LETTERBOX_DKIM_KEY_FILE"
 
 
+@pytest.mark.slow  # a real process
 def test_the_command_stops_with_one_line_and_status_2() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "service.cli", "migrate"],
@@ -116,6 +117,7 @@ def test_links_follow_the_bind_and_mail_follows_the_links(
         ("LETTERBOX_DKIM_KEY_FILE", "/nonexistent/dkim.pem", "cannot read"),
     ],
 )
+@pytest.mark.slow  # a real process
 def test_configuration_that_would_fail_every_copy_stops_the_start(variable: str, value: str, words: str) -> None:
     env = {"PATH": "/usr/bin:/bin", "LETTERBOX_DATABASE_URL": "postgresql://nowhere.invalid/x", variable: value}
     if variable == "LETTERBOX_DKIM_KEY_FILE":

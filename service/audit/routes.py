@@ -11,7 +11,7 @@ from litestar.params import QueryParameter
 
 from ..auth import Principal
 from ..db.pool import Database
-from ..pagination import decode_cursor, encode_cursor
+from ..pagination import Cursor, decode_cursor, encode_cursor
 from . import CURSOR_KIND, AuditPage, AuditTrail, page
 
 
@@ -28,7 +28,7 @@ def provide_api_audit(
 async def list_audit(
     conn: NamedDependency[asyncpg.Connection],
     db: NamedDependency[Database],
-    cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
+    cursor: Cursor = None,
     limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
 ) -> AuditPage:
     """Who (a user's email or an API key's name) changed what, on which object, when; newest first."""

@@ -10,11 +10,11 @@ request proves itself by its provider's signature or credentials instead.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromQuery, JSONBody, PathParameter
 from litestar.types import ControllerRouterHandler
 
 from ..db.pool import Database
@@ -117,7 +117,7 @@ class BounceController(Controller):
 )
 async def provider_webhook(
     request: Request[Any, Any, Any],
-    provider: FromPath[str],
+    provider: Annotated[str, PathParameter(schema_extra={"enum": list(PROVIDERS)})],
     db: NamedDependency[Database],
     runtime: NamedDependency[Runtime],
 ) -> BounceEvents:

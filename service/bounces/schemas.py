@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 import msgspec
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 
+from ..schemas import NO_NUL, Email
 from .classify import Kind, ReportedKind
 
 SuppressionReason = Literal["hard_bounce", "soft_bounce", "complaint", "erasure", "manual"]
@@ -17,12 +18,12 @@ SuppressionReason = Literal["hard_bounce", "soft_bounce", "complaint", "erasure"
 class BounceIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A bounce or complaint already reduced to its facts (by another system)."""
 
-    email: Annotated[str, msgspec.Meta(min_length=3, max_length=320)]
+    email: Email
     kind: ReportedKind
     """Your system's label: a hint. A status code or reply code in ``reason`` decides over it."""
-    reason: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+    reason: Annotated[str, msgspec.Meta(max_length=2000, extra_json_schema={"pattern": NO_NUL})] | None = None
     """The remote server's words or the provider's description; they are classified like a report."""
-    edition_id: Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)] | None = None
+    edition_id: Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1, description="an existing edition's id")] | None = None
     """The edition whose copy bounced, when known: it then counts the bounce."""
 
 
@@ -67,7 +68,10 @@ class SuppressionPage(msgspec.Struct, frozen=True):
     next_cursor: str | None
 
 
-_MAIL = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY, description="the whole mail, headers and body")
+_WHOLE_MAIL = "the whole mail, headers and body (not empty, nor only white space)"
+_MAIL = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY, min_length=1, description=_WHOLE_MAIL)
+# As text, "not only white space" is a pattern: some character that bytes.strip() does not remove.
+_MAIL_TEXT = Schema(type=OpenAPIType.STRING, pattern="[^\t\n\x0b\x0c\r ]", description=_WHOLE_MAIL)
 
 
 @dataclass
@@ -77,8 +81,9 @@ class RawMailBody(Operation):
     def __post_init__(self) -> None:
         self.request_body = RequestBody(
             content={
-                media: OpenAPIMediaType(schema=_MAIL)
-                for media in ("message/rfc822", "text/plain", "application/octet-stream")
+                "message/rfc822": OpenAPIMediaType(schema=_MAIL),
+                "text/plain": OpenAPIMediaType(schema=_MAIL_TEXT),
+                "application/octet-stream": OpenAPIMediaType(schema=_MAIL),
             },
             description="A bounce, delivery status notification or complaint (ARF) mail, as received.",
             required=True,

@@ -15,14 +15,15 @@ import asyncpg
 import structlog
 from litestar import Controller, delete, get
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import QueryParameter
 
 from ..audit import AuditTrail
 from ..db.pool import Database
 from ..db.queries import Queries
 from ..errors import NotFound, Unprocessable
 from ..logs import mask_email
-from ..pagination import decode_time_cursor, encode_time_cursor
+from ..pagination import Cursor, decode_time_cursor, encode_time_cursor
+from ..schemas import EmailPath
 from .schemas import Suppression, SuppressionPage
 
 log = structlog.get_logger(__name__)
@@ -42,7 +43,7 @@ class SuppressionController(Controller):
         self,
         conn: NamedDependency[asyncpg.Connection],
         db: NamedDependency[Database],
-        cursor: FromQuery[str | None] = None,
+        cursor: Cursor = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> SuppressionPage:
         """Newest first; keyset pagination with ``cursor``. ``email`` is null for erased people."""
@@ -50,7 +51,7 @@ class SuppressionController(Controller):
 
     @delete("/{email:str}", opt=WRITE, summary="Lift an address's suppression")
     async def lift(
-        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], email: FromPath[str],
+        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], email: EmailPath,
         audit: NamedDependency[AuditTrail],
     ) -> None:
         """Let the address be mailed again (an erased person's too, by giving their address); 404 if not suppressed."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -46,6 +47,16 @@ async def _keep_session(_: asyncpg.Connection) -> None:
     """
 
 
+@functools.cache
+def shipped_sql() -> tuple[tuple[int, ...], Queries]:
+    """The migration versions and named queries this package ships, read once per process.
+
+    The files are package data: they do not change under a running process, and every pool
+    (a test opens hundreds) would otherwise parse them again.  A failure is not cached.
+    """
+    return tuple(m.version for m in load_migrations(MIGRATIONS_DIR)), load_queries(QUERIES_DIR)
+
+
 class Database:
     """The pool and the queries: what every part of the service talks to PostgreSQL through."""
 
@@ -77,8 +88,8 @@ async def open_database(dsn: str, *, pool_size: int = 10, run_migrations: bool =
     Without ``run_migrations`` a database that lacks any migration this code ships is refused
     (:class:`MigrationError`): a process on a half-migrated schema would fail request by request.
     """
-    migrations = tuple(m.version for m in load_migrations(MIGRATIONS_DIR))
-    queries = load_queries(QUERIES_DIR)
+    migrations, shipped = shipped_sql()
+    queries = shipped.copy()
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size, init=_init_connection,
                                      reset=_keep_session)
     try:

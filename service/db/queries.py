@@ -40,6 +40,10 @@ class Queries(Mapping[str, str]):
         self._queries = queries
         self._named = named or {}
 
+    def copy(self) -> Queries:
+        """A copy of its own: each pool holds one, so that nothing done to one reaches another."""
+        return Queries(dict(self._queries), self._named)
+
     def bind(self, name: str, **values: object) -> tuple[str, tuple[object, ...]]:
         """``(sql, arguments)`` for a query with named parameters: ``sql, args = q.bind("x", a=1)``.
 

@@ -26,11 +26,12 @@ from ..errors import LetterboxError, Unprocessable
 from ..links import Links
 from ..mail.addresses import UnsendableAddress, wire_address
 from ..mail.compose import HeaderInjectionError, Personalisation
+from ..schemas import HEADER_NAME, Email
 from ..settings import Settings
 from ..subscribers.ratelimit import Limit, hit
 from ..subscribers.validation import normalise_email
 from .composition import compose_posted, one_line
-from .schemas import Address, Subject
+from .schemas import From, ReplyTo, Subject
 
 MAX_RECIPIENTS = 10
 PROOF_HEADER = b"X-Letterbox-Proof: yes\r\n"
@@ -44,10 +45,15 @@ class ProofIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     subject: Subject
     html: Annotated[str, Meta(min_length=1)]
     text: str | None = None
-    from_: Address | None = msgspec.field(default=None, name="from")
-    reply_to: Address | None = None
-    to: Annotated[list[Address], Meta(min_length=1, max_length=MAX_RECIPIENTS)]
-    name: Annotated[str, Meta(max_length=200, description="what {{name}} becomes in the proof")] = ""
+    from_: From | None = msgspec.field(default=None, name="from")
+    reply_to: ReplyTo | None = None
+    to: Annotated[list[Email], Meta(min_length=1, max_length=MAX_RECIPIENTS)]
+    name: Annotated[
+        str,
+        Meta(
+            max_length=200, description="what {{name}} becomes in the proof", extra_json_schema={"pattern": HEADER_NAME}
+        ),
+    ] = ""
 
 
 class ProofSent(msgspec.Struct, kw_only=True):

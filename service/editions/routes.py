@@ -13,10 +13,10 @@ from litestar.params import FromQuery, HeaderParameter, JSONBody, QueryParameter
 from ..audit import AuditTrail
 from ..db.pool import Database
 from ..errors import NotFound
-from ..pagination import decode_cursor, encode_cursor
+from ..pagination import Cursor, decode_cursor, encode_cursor
 from ..problem_docs import PROBLEMS
 from ..runtime import Runtime
-from ..schemas import RowId
+from ..schemas import IDEMPOTENCY_KEY, RowId
 from ..settings import Settings
 from .checks import CheckReport, check_edition
 from .posting import post_edition
@@ -44,7 +44,7 @@ class EditionController(Controller):
         settings: NamedDependency[Settings],
         data: JSONBody[EditionIn],
         audit: NamedDependency[AuditTrail],
-        idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
+        idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", **IDEMPOTENCY_KEY)] = None,
     ) -> EditionAccepted:
         """Freeze the recipients and queue a copy for each; a retried post with the same key is answered again."""
         accepted = await post_edition(conn, db, settings, idempotency_key, data)
@@ -127,7 +127,7 @@ class EditionController(Controller):
         db: NamedDependency[Database],
         edition_id: EditionId,
         status: FromQuery[DeliveryStatus | None] = None,
-        cursor: FromQuery[str | None] = None,
+        cursor: Cursor = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> DeliveryPage:
         """Deliveries in id order, optionally of one status; keyset pagination with ``cursor``."""

@@ -3,34 +3,66 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 from msgspec import Meta
 
-from ..schemas import Slug
+from ..schemas import CONTROL, ONE_LINE, STRIPPED_ONE_LINE, Slug
+from ..segments.schemas import TARGET, RawFilter
 
 EditionStatus = Literal["scheduled", "queued", "sending", "paused", "cancelled", "done"]
 DeliveryStatus = Literal["queued", "sending", "sent", "failed", "skipped"]
 Priority = Literal["normal", "urgent"]
 
-Subject = Annotated[str, Meta(min_length=1, max_length=300, description="one line, no CR/LF")]
-Address = Annotated[str, Meta(min_length=3, max_length=320, description="'Name <addr@example.org>' or 'addr@…'")]
+Subject = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=300,
+        description="one line: no control characters",
+        extra_json_schema={"pattern": ONE_LINE},
+    ),
+]
+# service/mail/compose.py's mailbox (_MAILBOX, _ADDRESS): "addr@domain" or "Name <addr@domain>".  'from' is
+# checked by one_line() and stripped before the composer's control-character check; 'reply_to' as it came.
+_ADDRESS = r"[^\x00-\x20\x7f-\x9f\u2028\u2029<>()\[\]\\,;:@\"]+@[^\x00-\x20\x7f-\x9f\u2028\u2029<>()\[\]\\,;:@\"]+"
+_MAILBOX = rf"(?:[^{CONTROL}]*<{_ADDRESS}>|{_ADDRESS})"
+_BLANK = r"[^\S\x00-\x1f\x7f-\x9f\u2028\u2029]*"  # white space that is not a control character
+
+
+_MAILBOX_TEXT = "'addr@example.org' or 'Name <addr@example.org>', on one line; the domain needs an IDNA form"
+
+
+def _mailbox(edges: str) -> dict[str, Any]:
+    """The schema of a mailbox whose surrounding white space matches ``edges``."""
+    return {"anyOf": [{"format": "idn-email"}, {"pattern": rf"^{edges}{_MAILBOX}{edges}$"}]}
+
+
+From = Annotated[
+    str, Meta(min_length=3, max_length=320, description=_MAILBOX_TEXT, extra_json_schema=_mailbox(STRIPPED_ONE_LINE))
+]
+ReplyTo = Annotated[
+    str, Meta(min_length=3, max_length=320, description=_MAILBOX_TEXT, extra_json_schema=_mailbox(_BLANK))
+]
+Moment = Annotated[datetime, Meta(description="with a time zone", extra_json_schema={"format": "date-time"})]
 
 
 class EditionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """A finished edition posted by a renderer."""
+    """A finished edition posted by a renderer: to a saved ``segment``, or to ``lists`` with an optional filter."""
+
+    json_schema_extra: ClassVar[dict[str, Any]] = TARGET
 
     subject: Subject
     html: Annotated[str, Meta(min_length=1)]
     text: str | None = None
-    lists: list[Slug] = msgspec.field(default_factory=list)
-    filter: dict[str, Any] | None = None
-    segment: Slug | None = None
-    from_: Address | None = msgspec.field(default=None, name="from")
-    reply_to: Address | None = None
-    send_at: datetime | None = None
-    expires_at: datetime | None = None
+    lists: Annotated[list[Slug], Meta(description="slugs of existing lists")] = msgspec.field(default_factory=list)
+    filter: RawFilter | None = None
+    segment: Annotated[Slug | None, Meta(description="a saved segment's slug")] = None
+    from_: From | None = msgspec.field(default=None, name="from")
+    reply_to: ReplyTo | None = None
+    send_at: Moment | None = None
+    expires_at: Annotated[Moment | None, Meta(description="later than send_at (or than now)")] = None
     """When the content stops being timely: copies not sent by then are skipped (default: never)."""
     priority: Priority = "normal"
     """``urgent`` editions (a safeguarding alert) are sent before ``normal`` ones sending at the same time."""

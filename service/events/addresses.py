@@ -32,7 +32,10 @@ def check_url(url: str, *, allow_private: bool) -> tuple[str, int]:
     """The host and port of an endpoint URL events may be posted to; :class:`AddressRefused` otherwise."""
     if any(ord(c) < 33 or ord(c) == 127 for c in url):
         raise AddressRefused("the URL contains spaces or control characters")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # brackets that hold no IPv6 address: "https://[abc/"
+        raise AddressRefused(f"the host is not valid ({exc})") from exc
     if parts.scheme not in ("http", "https"):
         raise AddressRefused("only http and https URLs can receive events")
     if parts.scheme == "http" and not allow_private:

@@ -17,7 +17,7 @@ from litestar.params import JSONBody, QueryParameter
 from ..audit import AuditTrail
 from ..db.pool import Database
 from ..errors import NotFound, Unprocessable
-from ..pagination import decode_cursor, encode_cursor
+from ..pagination import Cursor, decode_cursor, encode_cursor
 from ..schemas import RowId
 from ..settings import Settings
 from .addresses import AddressRefused, check_url, checked_addresses
@@ -70,7 +70,7 @@ class EventEndpointController(Controller):
         self,
         conn: NamedDependency[asyncpg.Connection],
         db: NamedDependency[Database],
-        cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
+        cursor: Cursor = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> EventEndpointPage:
         """Endpoints in id order; follow ``next_cursor`` until it is null."""
@@ -96,7 +96,7 @@ class EventEndpointController(Controller):
         db: NamedDependency[Database],
         endpoint_id: RowId,
         status: Annotated[MessageStatus | None, QueryParameter()] = None,
-        cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
+        cursor: Cursor = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> EventMessagePage:
         """Each event sent to the endpoint: pending, delivered or failed, how many tries, and the latest

@@ -8,17 +8,30 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from ..schemas import NO_NUL
 from .types import EventType
 
 MessageStatus = Literal["pending", "delivered", "failed"]
 
+# What urlsplit() and check_url() (addresses.py) take for the host part: no '@' (credentials), no control
+# character or space; and a '[' only if a ']' closes an IPv6 (or IPvFuture) address, the one part urlsplit checks.
+_NOT = r"\x00-\x20\x7f@/?#"
+_IP_LITERAL = rf"\[(?:[0-9A-Fa-f:.]+(?:%[^{_NOT}\]]*)?|v[0-9A-Fa-f]+\.[^{_NOT}\]]+)\]"
+_HOST_PART = rf"(?:[^{_NOT}\[\]]+|[^{_NOT}\[]*{_IP_LITERAL}[^{_NOT}]*)"
 EndpointUrl = Annotated[
     str,
     Meta(
         min_length=8,
         max_length=2000,
         pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://",
-        description="https URL on a public address (http and private addresses need LETTERBOX_EVENT_ALLOW_PRIVATE)",
+        description=(
+            "https URL on a public address (http and private addresses need LETTERBOX_EVENT_ALLOW_PRIVATE): "
+            "no spaces or control characters, no user name or password, a host and a port up to 65535"
+        ),
+        # What check_url (addresses.py) reads: a host part without '@' (credentials), then a path, query or fragment.
+        extra_json_schema={
+            "allOf": [{"pattern": rf"^[Hh][Tt][Tt][Pp][Ss]?://{_HOST_PART}(?:[/?#][^\x00-\x20\x7f]*)?$"}]
+        },
     ),
 ]
 
@@ -28,7 +41,7 @@ class EventEndpointIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
 
     url: EndpointUrl
     events: Annotated[list[EventType], Meta(min_length=1, max_length=20)]
-    description: Annotated[str, Meta(max_length=500)] = ""
+    description: Annotated[str, Meta(max_length=500, extra_json_schema={"pattern": NO_NUL})] = ""
 
 
 class EventEndpoint(msgspec.Struct, frozen=True, kw_only=True):

@@ -10,12 +10,13 @@ import asyncpg
 import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 from litestar.types import ControllerRouterHandler
 
 from ..audit import AuditTrail, changes
 from ..db.pool import Database
 from ..errors import NotFound, Unprocessable
+from ..schemas import SlugPath
 from ..settings import Settings
 from ..taxonomy.terms import resolve_lists
 from .audience_count import count_audience
@@ -73,7 +74,7 @@ class SegmentController(Controller):
 
     @get("/{slug:str}", opt=READ, summary="Get a saved segment")
     async def get_segment(
-        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], slug: FromPath[str]
+        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], slug: SlugPath
     ) -> Segment:
         """One saved segment."""
         row = await conn.fetchrow(db.q["segment-get"], slug)
@@ -86,7 +87,7 @@ class SegmentController(Controller):
         self,
         conn: NamedDependency[asyncpg.Connection],
         db: NamedDependency[Database],
-        slug: FromPath[str],
+        slug: SlugPath,
         data: JSONBody[SegmentPatch],
         audit: NamedDependency[AuditTrail],
     ) -> Segment:
@@ -107,7 +108,7 @@ class SegmentController(Controller):
 
     @delete("/{slug:str}", opt=WRITE, summary="Delete a saved segment")
     async def delete_segment(
-        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], slug: FromPath[str],
+        self, conn: NamedDependency[asyncpg.Connection], db: NamedDependency[Database], slug: SlugPath,
         audit: NamedDependency[AuditTrail],
     ) -> None:
         """Forget a segment; editions already posted are not affected."""

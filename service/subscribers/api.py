@@ -17,8 +17,8 @@ from ..audit import AuditTrail, changes
 from ..db.pool import Database
 from ..db.queries import Queries
 from ..errors import NotFound, UnsupportedMediaType
-from ..pagination import decode_cursor, encode_cursor
-from ..schemas import RowId
+from ..pagination import Cursor, decode_cursor, encode_cursor
+from ..schemas import NO_NUL, RowId, slug_query
 from ..settings import Settings
 from ..taxonomy.terms import check_terms, resolve_lists
 from ..tokens import TokenSigner
@@ -76,11 +76,12 @@ class SubscriberController(Controller):
         conn: NamedDependency[asyncpg.Connection],
         db: NamedDependency[Database],
         status: Annotated[Status | None, QueryParameter()] = None,
-        list_slug: Annotated[str | None, QueryParameter(name="list", description="pending or confirmed on it")] = None,
-        agency: Annotated[str | None, QueryParameter()] = None,
-        role: Annotated[str | None, QueryParameter()] = None,
-        q: Annotated[str | None, QueryParameter(description="part of the address or name", max_length=200)] = None,
-        cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page")] = None,
+        list_slug: Annotated[str | None, slug_query("a list's slug: pending or confirmed on it", name="list")] = None,
+        agency: Annotated[str | None, slug_query("an existing agency's slug")] = None,
+        role: Annotated[str | None, slug_query("an existing role's slug")] = None,
+        q: Annotated[str | None, QueryParameter(description="part of the address or name", max_length=200,
+                                                schema_extra={"pattern": NO_NUL})] = None,
+        cursor: Cursor = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
     ) -> SubscriberPage:
         """People in id order, filtered; follow ``next_cursor`` until it is null."""

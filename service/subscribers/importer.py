@@ -4,10 +4,10 @@ Each checked row is streamed into the unlogged ``import_staging`` table with
 one COPY that runs while the body is still arriving and being read, so that
 PostgreSQL stores rows on one core while Python reads them on the other. The
 rows are tagged with the import's id; at the end a few set-based statements
-merge them all (service/sql/queries/import_staging.sql, subscribers.sql,
-subscriptions.sql and consents.sql): superseded and suppressed rows are
-dropped, people are created or brought up to date, then their lists and
-consent records are written. The caller's
+merge them all (service/sql/queries/import_staging.sql, subscribers.sql and
+subscriptions.sql): superseded and suppressed rows are dropped, people are
+created or brought up to date, then one statement writes their lists and
+consent records. The caller's
 transaction spans the whole import: a stream that breaks off leaves nothing
 half-imported.  An address repeated in the body: the last row wins.
 """
@@ -76,10 +76,9 @@ async def import_stream(conn: asyncpg.Connection, q: Queries, rows: Reader,
     await conn.execute(q["import-plan-settings"])
     await conn.execute(q["import-staging-analyze"])
     await conn.execute(q["import-staging-settle"], import_id)
-    created = await conn.fetchval(q["subscribers-import"], import_id)
-    members = await conn.fetchval(q["import-staging-members"], import_id)
-    await conn.execute(q["subscriptions-import"], import_id)
-    await conn.execute(q["consents-import"], import_id)
+    created_ids = await conn.fetchval(q["subscribers-import"], import_id)
+    members = await conn.fetchval(q["subscriptions-import"], import_id, created_ids)
+    created = len(created_ids)
     await conn.execute(q["import-staging-clear"], import_id)
     updated = members - created
     skipped = tally.staged - members

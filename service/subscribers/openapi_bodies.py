@@ -4,10 +4,38 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Reference, RequestBody, Schema
+from litestar.openapi.spec import (
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    Reference,
+    RequestBody,
+    Schema,
+)
+
+from ..schemas import PERSON_NAME, SLUG, SPECIAL_USE
 
 _TEXT = Schema(type=OpenAPIType.STRING)
 _FORM = "application/x-www-form-urlencoded"
+# The fields as service/subscribers/forms.py checks them (the same checks as the API's, on text).
+_EMAIL = Schema(
+    type=OpenAPIType.STRING,
+    format=OpenAPIFormat.IDN_EMAIL,
+    schema_not=Schema(pattern=SPECIAL_USE),
+    description="an e-mail address, international ones too (EAI, IDN)",
+)
+_NAME = Schema(type=OpenAPIType.STRING, pattern=PERSON_NAME, description="at most 200 characters, one line")
+_CHOICE = Schema(
+    type=OpenAPIType.STRING,
+    pattern=f"^(?:{SLUG[1:-1]})?$",
+    description="empty, or the slug of one offered on the form",
+)
+_LISTS = Schema(
+    type=OpenAPIType.ARRAY,
+    items=Schema(type=OpenAPIType.STRING, pattern=SLUG),
+    description="one value per ticked list (the slug of a list offered on the form)",
+)
 
 
 def with_body(description: str, content: dict[str, Schema], *, required: bool = True) -> type[Operation]:
@@ -34,11 +62,11 @@ SUBSCRIBE_FORM = with_body(
     "The form as a browser posts it; `csrf` comes from the form page, `website` must stay empty.",
     _form(
         {
-            "email": _TEXT,
-            "name": _TEXT,
-            "agency": _TEXT,
-            "role": _TEXT,
-            "lists": Schema(type=OpenAPIType.ARRAY, items=_TEXT, description="one value per ticked list (slug)"),
+            "email": _EMAIL,
+            "name": _NAME,
+            "agency": _CHOICE,
+            "role": _CHOICE,
+            "lists": Schema(type=OpenAPIType.ARRAY, items=_LISTS.items, min_items=1, description=_LISTS.description),
             "csrf": _TEXT,
             "website": Schema(type=OpenAPIType.STRING, description="honeypot: leave empty"),
         },
@@ -49,10 +77,10 @@ PREFERENCES_FORM = with_body(
     "The preferences form; `action` is `save` (default) or `leave` (every list).",
     _form(
         {
-            "name": _TEXT,
-            "agency": _TEXT,
-            "role": _TEXT,
-            "lists": Schema(type=OpenAPIType.ARRAY, items=_TEXT),
+            "name": _NAME,
+            "agency": _CHOICE,
+            "role": _CHOICE,
+            "lists": _LISTS,
             "action": Schema(type=OpenAPIType.STRING, enum=["save", "leave"]),
             "csrf": _TEXT,
         },

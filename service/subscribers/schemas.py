@@ -8,27 +8,35 @@ dropped).  ``UNSET`` tells "not given" from ``null`` in PATCH bodies, so
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from ..schemas import Input, Slug
+from ..schemas import NO_NUL, PERSON_NAME, STORABLE_JSON, Email, Input, Slug
 
-Address = Annotated[str, Meta(min_length=3, max_length=320, description="an e-mail address")]
-PersonName = Annotated[str, Meta(max_length=200)]
-Attributes = Annotated[dict[str, Any], Meta(description="free-form JSON object, e.g. {\"team\": \"north\"}")]
+PersonName = Annotated[
+    str,
+    Meta(max_length=200, description="one line: no control characters", extra_json_schema={"pattern": PERSON_NAME}),
+]
+Attributes = Annotated[
+    dict[str, Any],
+    Meta(
+        description="free-form JSON object, e.g. {\"team\": \"north\"}",
+        extra_json_schema={"propertyNames": {"pattern": NO_NUL}, "additionalProperties": STORABLE_JSON},
+    ),
+]
 Status = Literal["pending", "active", "unsubscribed", "bounced", "complained"]
 
 
 class SubscriptionIn(Input):
     """Ask for a subscription on someone's behalf: the same double opt-in as the public form."""
 
-    email: Address
-    lists: Annotated[list[Slug], Meta(min_length=1, max_length=100)]
+    email: Email
+    lists: Annotated[list[Slug], Meta(min_length=1, max_length=100, description="slugs of existing lists")]
     name: PersonName = ""
-    agency: Slug | None = None
-    role: Slug | None = None
+    agency: Annotated[Slug | None, Meta(description="an existing agency's slug")] = None
+    role: Annotated[Slug | None, Meta(description="an existing role's slug")] = None
     attributes: Attributes = msgspec.field(default_factory=dict)
 
 
@@ -74,9 +82,11 @@ class SubscriberPatch(Input):
     (only from ``bounced``, once the address is no longer suppressed).
     """
 
+    json_schema_extra: ClassVar[dict[str, Any]] = {"minProperties": 1}
+
     name: PersonName | UnsetType = UNSET
-    agency: Slug | UnsetType | None = UNSET
-    role: Slug | UnsetType | None = UNSET
+    agency: Annotated[Slug | None, Meta(description="an existing agency's slug; null clears it")] | UnsetType = UNSET
+    role: Annotated[Slug | None, Meta(description="an existing role's slug; null clears it")] | UnsetType = UNSET
     attributes: Attributes | UnsetType = UNSET
     status: Literal["active", "unsubscribed"] | UnsetType = UNSET
 

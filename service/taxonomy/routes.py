@@ -6,11 +6,12 @@ import asyncpg
 import msgspec
 from litestar import Controller, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 
 from ..audit import AuditTrail, changes
 from ..db.pool import Database
 from ..errors import NotFound, Unprocessable
+from ..schemas import SlugPath
 from .schemas import ListIn, ListPatch, MailingList, Term, TermIn
 
 READ = {"scope": "subscribers:read"}
@@ -75,7 +76,7 @@ class TaxonomyController(Controller):
         self,
         conn: NamedDependency[asyncpg.Connection],
         db: NamedDependency[Database],
-        slug: FromPath[str],
+        slug: SlugPath,
         data: JSONBody[ListPatch],
         audit: NamedDependency[AuditTrail],
     ) -> MailingList:

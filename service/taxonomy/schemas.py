@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, ClassVar
 
 import msgspec
 
-from ..schemas import Description, Input, Name, Slug
+from ..schemas import Description, Input, Name, Slug, some_change
 
 
 class TermIn(Input):
@@ -34,6 +35,8 @@ class ListIn(Input):
 
 class ListPatch(Input):
     """Changes to a list; absent fields stay as they are."""
+
+    json_schema_extra: ClassVar[dict[str, Any]] = some_change("name", "description", "public")
 
     name: Name | None = None
     description: Description | None = None

@@ -71,6 +71,7 @@ def _path(url: str) -> str:
     return f"{parts.path}?{parts.query}"
 
 
+@pytest.mark.slow  # a real provider: a node process
 async def test_sign_in_with_the_provider(client: Client, settings: Settings, provider: OidcProvider) -> None:
     await make_user(settings, "dpo@example.org", "admin", password=None)
     provider.login_as("DPO@example.org")
@@ -83,6 +84,7 @@ async def test_sign_in_with_the_provider(client: Client, settings: Settings, pro
     assert "dpo@example.org" in page.text and "(admin)" in page.text
 
 
+@pytest.mark.slow  # a real provider: a node process
 async def test_a_state_not_started_by_this_browser_is_refused(client: Client, settings: Settings,
                                                               provider: OidcProvider) -> None:
     await make_user(settings, "dpo@example.org", "admin", password=None)
@@ -99,6 +101,7 @@ async def test_a_state_not_started_by_this_browser_is_refused(client: Client, se
     assert (await client.get("/console/account")).status_code == 303
 
 
+@pytest.mark.slow  # a real provider: a node process
 async def test_an_id_token_with_another_nonce_is_refused(client: Client, settings: Settings,
                                                          provider: OidcProvider) -> None:
     await make_user(settings, "dpo@example.org", "admin", password=None)
@@ -112,6 +115,7 @@ async def test_an_id_token_with_another_nonce_is_refused(client: Client, setting
     assert (await client.get("/console/account")).status_code == 303
 
 
+@pytest.mark.slow  # a real provider: a node process
 async def test_an_email_without_an_account_is_refused(client: Client, settings: Settings,
                                                       provider: OidcProvider) -> None:
     provider.login_as("stranger@example.org")
@@ -126,6 +130,7 @@ async def test_an_email_without_an_account_is_refused(client: Client, settings: 
     assert (await client.get("/console/account")).status_code == 303
 
 
+@pytest.mark.slow  # a real provider: a node process
 async def test_a_disabled_account_is_refused(client: Client, settings: Settings, provider: OidcProvider) -> None:
     await make_user(settings, "gone@example.org", "editor", password=None)
     conn = await asyncpg.connect(settings.database_url)

@@ -34,6 +34,9 @@ from tests.editions.test_posting import edition
 from tests.support.seed import seed_readers, seed_taxonomy
 from tests.support.smtp import SmtpSink
 
+# The delivery worker end to end against a real SMTP server: outside the fast loop (`pytest -m 'not slow'`).
+pytestmark = pytest.mark.slow
+
 Client = AsyncTestClient[Litestar]
 
 

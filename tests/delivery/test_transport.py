@@ -35,7 +35,8 @@ class _Keep:
 
 def _authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
     ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (b"news", b"p@ss:word")
-    return AuthResult(success=ok)
+    # handled=False: aiosmtpd answers a failure with 535 itself (True would leave the client waiting).
+    return AuthResult(success=ok, handled=False)
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +121,8 @@ async def test_wrong_credentials_are_refused_not_sent(starttls_server: tuple[int
     outcome = await transport.send("bounce+t@example.org", "b@example.org", MESSAGE)
     await transport.close()
     assert not outcome.accepted
+    # The server's 535, not a timeout: the whole send stops (shared), since no copy can go.
+    assert outcome.permanent and outcome.shared and outcome.reply.startswith("authentication failed"), outcome
     assert handler.received == []
 
 

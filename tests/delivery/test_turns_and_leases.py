@@ -18,6 +18,9 @@ from tests.support.seed import seed_readers
 from tests.support.smtp import SmtpSink
 from tests.support.worker import running_worker
 
+# The delivery worker end to end against a real SMTP server: outside the fast loop (`pytest -m 'not slow'`).
+pytestmark = pytest.mark.slow
+
 Client = AsyncTestClient[Litestar]
 
 

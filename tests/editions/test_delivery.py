@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 import dkim
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -23,6 +24,9 @@ from tests.support.dkim import dkim_key
 from tests.support.seed import seed_readers
 from tests.support.smtp import SmtpSink
 from tests.support.worker import running_worker
+
+# The delivery worker end to end against a real SMTP server: outside the fast loop (`pytest -m 'not slow'`).
+pytestmark = pytest.mark.slow
 
 Client = AsyncTestClient[Litestar]
 

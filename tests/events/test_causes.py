@@ -22,6 +22,9 @@ from tests.support.seed import seed_readers
 from tests.support.smtp import SmtpSink
 from tests.support.worker import running_worker
 
+# The worker posts events end to end to a real HTTP receiver: outside the fast loop (`pytest -m 'not slow'`).
+pytestmark = pytest.mark.slow
+
 RFC822 = {"Content-Type": "message/rfc822"}
 
 

@@ -18,6 +18,9 @@ from tests.support.seed import seed_readers
 from tests.support.smtp import SmtpSink
 from tests.support.worker import running_worker
 
+# The worker posts events end to end to a real HTTP receiver: outside the fast loop (`pytest -m 'not slow'`).
+pytestmark = pytest.mark.slow
+
 
 async def _an_event(client: Client, headers: Headers, email: str = "reader@example.org") -> int:
     """Cause one subscriber.unsubscribed event through the API: an operator unsubscribes a reader."""

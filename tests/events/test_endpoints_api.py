@@ -72,6 +72,9 @@ async def test_delete_removes_the_endpoint(client: Client, admin_headers: Header
         ({"url": "http://127.0.0.1:99999/hook", "events": ["complaint"]}, "port"),
         ({"url": "http:///hook", "events": ["complaint"]}, "no host"),
         ({"url": "http://127.0.0.1:9/a b", "events": ["complaint"]}, "spaces"),
+        # urlsplit's own refusals (brackets that hold no IPv6 address) were a 500.
+        ({"url": "https://[abc/hook", "events": ["complaint"]}, "host is not valid"),
+        ({"url": "https://[zz]/hook", "events": ["complaint"]}, "host is not valid"),
         ({"url": "http://127.0.0.1:9/hook", "events": ["complaint"], "secret": "mine"}, "secret"),
     ],
 )

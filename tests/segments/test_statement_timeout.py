@@ -20,6 +20,9 @@ from tests.conftest import replace_settings
 from tests.support.clock import FakeClock
 from tests.support.seed import seed_readers
 
+# Waits out real statement timeouts: outside the fast loop (`pytest -m 'not slow'`).
+pytestmark = pytest.mark.slow
+
 Client = AsyncTestClient[Litestar]
 COSTLY = {"any": [{"field": "name", "op": "contains", "value": f"nobody-{i}"} for i in range(190)]}
 

@@ -153,6 +153,26 @@ async def test_a_re_import_rewrites_only_people_whose_details_change(
     assert await value(db, "SELECT count(*) FROM consents") == 6, "every import records consent, changed or not"
 
 
+async def test_new_and_known_people_in_one_import_each_get_their_lists(
+    client: Client, db: Database, admin_headers: Headers
+) -> None:
+    # New people's subscriptions are written without a conflict check, known people's with one:
+    # a known reader's pending list is confirmed, a list they left stays left, a new one is added.
+    known = await confirmed_reader(db, "known@example.org", ())
+    await db.pool.execute("INSERT INTO subscriptions (list_id, subscriber_id, status) SELECT id, $1, "
+                          "CASE slug WHEN 'training' THEN 'pending' ELSE 'unsubscribed' END FROM lists "
+                          "WHERE slug IN ('training', 'newsletter')", known)
+    body = (b"email,lists\nnew@example.org,newsletter;training\n"
+            b"known@example.org,newsletter;training;practice-reviews\n")
+    result = await _import(client, admin_headers, body, CSV)
+    assert (result["created"], result["updated"], result["skipped"]) == (1, 1, 0)
+    assert await subscription_statuses(db, known) == {
+        "newsletter": "unsubscribed", "training": "confirmed", "practice-reviews": "confirmed"}
+    new = await value(db, "SELECT id FROM subscribers WHERE email = 'new@example.org'")
+    assert await subscription_statuses(db, new) == {"newsletter": "confirmed", "training": "confirmed"}
+    assert await value(db, "SELECT count(*) FROM consents WHERE action = 'import'") == 2
+
+
 async def test_a_re_import_moves_people_to_another_agency_and_role(
     client: Client, db: Database, admin_headers: Headers
 ) -> None:

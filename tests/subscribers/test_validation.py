@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
 from email_validator import EmailNotValidError, validate_email
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from service.errors import InvalidValue
 from service.subscribers.validation import normalise_email
+
+# A long generated run (hypothesis): outside the fast loop (`pytest -m 'not slow'`).
+pytestmark = pytest.mark.slow
 
 _LOCAL = st.text(alphabet="aZ09._-+!#'\"()ü ", min_size=0, max_size=70)
 _LABEL = st.text(alphabet="abxnZ09-_ü", min_size=0, max_size=66)

@@ -8,6 +8,7 @@ import re
 import time
 
 import asyncpg
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -18,6 +19,9 @@ from tests.editions.test_posting import edition
 from tests.support.seed import seed_readers
 from tests.support.smtp import SmtpSink
 from tests.support.worker import running_worker
+
+# The delivery worker end to end against a real SMTP server: outside the fast loop (`pytest -m 'not slow'`).
+pytestmark = pytest.mark.slow
 
 Client = AsyncTestClient[Litestar]
 HTML = ('<html lang="en"><body><p>Dear {{name}},</p><p><img src="https://cdn.example.org/a.png" alt="Map"></p>'

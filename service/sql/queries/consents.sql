@@ -8,9 +8,3 @@ VALUES ($1, $2, $3::text[], $4, $5::inet, left($6, 500), $7);
 SELECT action, lists, source, host(ip) AS ip, user_agent, wording_version, created_at
 FROM consents WHERE subscriber_id = $1 ORDER BY id;
 
--- name: consents-import
--- One consent record for each person import $1 merged (staged rows noted with a person).
-INSERT INTO consents (subscriber_id, action, lists, source)
-SELECT subscriber_id, 'import', lists, 'import'
-FROM import_staging
-WHERE import_id = $1 AND subscriber_id IS NOT NULL;

@@ -19,7 +19,7 @@ SELECT e.id, $2, $1, $3::text::jsonb FROM event_endpoints e WHERE $1 = ANY (e.ev
 
 -- name: event-emit-subscriber
 -- The same for an event about a reader: the reader as they are now, plus the event's own fields
--- (emit_subscriber_event(), migration 0010).
+-- (emit_subscriber_event(), migration 0011).
 SELECT emit_subscriber_event($1, $2, $3, $4::text::jsonb);
 
 -- name: event-forget-subscriber

@@ -22,18 +22,6 @@ USING (
 ) d
 WHERE t.import_id = $1 AND t.line = d.line;
 
--- name: import-staging-members
--- After the people are merged (subscribers-import): note on each staged row of import $1 the
--- active person it names (the merge locked each of them). People who unsubscribed, bounced or
--- complained stay unnoted and are skipped. Returns how many rows name a person.
-WITH resolved AS (
-    UPDATE import_staging t SET subscriber_id = s.id
-    FROM subscribers s
-    WHERE t.import_id = $1 AND lower(s.email) = lower(t.email) AND s.status = 'active'
-    RETURNING 1
-)
-SELECT count(*) FROM resolved;
-
 -- name: import-staging-clear
 -- Remove one import's staged rows once merged (they never outlive the import's transaction).
 DELETE FROM import_staging WHERE import_id = $1;

@@ -31,7 +31,7 @@ FOR UPDATE SKIP LOCKED;
 
 -- name: sign-up-request-decide
 -- Take sign-up $1 (unless another transaction holds it) and ask for it in the same statement,
--- inside the caller's transaction (subscriber_request(), migration 0010: the person, the lists,
+-- inside the caller's transaction (subscriber_request(), migration 0011: the person, the lists,
 -- the consent). Returns no row when there was nothing to take; else the address asked for, and the
 -- person and the lists now waiting for confirmation, all NULL when it is suppressed (see subscriber-request).
 WITH taken AS (

@@ -58,7 +58,7 @@ WITH gone AS (
 SELECT count(*) FROM gone;
 
 -- name: subscriber-request
--- Someone asks to subscribe (subscriber_request() in migration 0010: person, pending lists and
+-- Someone asks to subscribe (subscriber_request() in migration 0011: person, pending lists and
 -- consent in one statement); no row when the address is suppressed, else the person and the
 -- lists now waiting for confirmation (none: nothing to confirm, no mail).
 SELECT person_id, person_email, waiting_slugs, waiting_names
@@ -66,7 +66,7 @@ FROM subscriber_request($1, $2, $3, $4, $5, $6::bigint[], $7, $8::inet, $9, $10)
 
 -- name: subscriber-settle-status
 -- After lists changed: active with a confirmed list, unsubscribed without one (bounced and
--- complained people stay); the new status when it changed (settle_subscriber_status(), migration 0010).
+-- complained people stay); the new status when it changed (settle_subscriber_status(), migration 0011).
 SELECT settle_subscriber_status($1) AS status;
 
 -- name: subscriber-get
@@ -142,7 +142,7 @@ GROUP BY GROUPING SETS ((agency), (role));
 -- alone (another list's consent does not override ours). An active person whose details would
 -- not change is not rewritten (a re-import rewrote 100,000 rows and their seven index entries
 -- each), but is still locked, as every person merged, until the import ends.
--- Returns how many people were created.
+-- Returns the ids of the people created (nobody else can have written a row naming them yet).
 WITH merged AS (
     INSERT INTO subscribers AS s (email, name, agency, role, attributes, status, confirmed_at)
     SELECT email, coalesce(name, ''), agency, role, coalesce(attributes::jsonb, '{}'::jsonb), 'active', now()
@@ -162,18 +162,18 @@ WITH merged AS (
                OR (s.name, s.agency, s.role, s.attributes) IS DISTINCT FROM
                   (coalesce(nullif(excluded.name, ''), s.name), coalesce(excluded.agency, s.agency),
                    coalesce(excluded.role, s.role), s.attributes || excluded.attributes))
-    RETURNING s.xmax = 0 AS created
+    RETURNING s.id, s.xmax = 0 AS created
 )
-SELECT count(*) FILTER (WHERE created) FROM merged;
+SELECT coalesce(array_agg(id) FILTER (WHERE created), '{}') FROM merged;
 
 -- name: subscriber-confirm
--- Double opt-in, step two, in one statement (subscriber_confirm(), migration 0010): pending lists
+-- Double opt-in, step two, in one statement (subscriber_confirm(), migration 0011): pending lists
 -- confirmed, the person active, consent and event recorded. Whether the person is on file and not
 -- suppressed, and the slugs confirmed now.
 SELECT known, confirmed FROM subscriber_confirm($1, $2, $3, $4::inet, $5, $6);
 
 -- name: subscriber-unsubscribe
--- Leave one list ($2) or all ($2 NULL) in one statement (subscriber_unsubscribe(), migration 0010):
+-- Leave one list ($2) or all ($2 NULL) in one statement (subscriber_unsubscribe(), migration 0011):
 -- status settled, the edition ($3) counting it, consent and event recorded. Whether the person is
 -- on file, the slugs left, and the names of the lists still confirmed.
 SELECT known, left_lists, remaining FROM subscriber_unsubscribe($1, $2, $3, $4, $5, $6::inet, $7, $8);

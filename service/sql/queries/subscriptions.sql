@@ -64,11 +64,33 @@ WHERE sub.subscriber_id = $1
 ORDER BY l.name, l.slug;
 
 -- name: subscriptions-import
--- The lists of import $1's people (staged rows noted with a person by import-staging-members)
--- join as confirmed, except lists the person left.
-INSERT INTO subscriptions AS sub (list_id, subscriber_id, status)
-SELECT l.id, t.subscriber_id, 'confirmed'
-FROM import_staging t CROSS JOIN unnest(t.list_ids) AS l(id)
-WHERE t.import_id = $1 AND t.subscriber_id IS NOT NULL
-ON CONFLICT (list_id, subscriber_id) DO UPDATE SET status = 'confirmed', updated_at = now()
-WHERE sub.status = 'pending';
+-- After import $1's people are merged (subscribers-import, which created the people $2): each
+-- staged row that names an active person joins them to the row's lists as confirmed (a list they
+-- left stays left) and leaves one consent record. One statement, so that both see the same
+-- people, found with one join; people who unsubscribed, bounced or complained are skipped. The
+-- people just created have no subscription another transaction could have written (none can see
+-- them yet), so theirs are inserted plainly, without the conflict check each existing person's
+-- needs; a known person's lists already confirmed or left are not even tried (trying locked
+-- each of those rows: 200,000 locks on a re-import). Returns how many rows named a person.
+WITH people AS MATERIALIZED (
+    SELECT s.id, t.list_ids, t.lists, n.id IS NOT NULL AS created
+    FROM import_staging t
+    JOIN subscribers s ON lower(s.email) = lower(t.email)
+    LEFT JOIN unnest($2::bigint[]) AS n(id) ON n.id = s.id
+    WHERE t.import_id = $1 AND s.status = 'active'
+), fresh AS (
+    INSERT INTO subscriptions (list_id, subscriber_id, status)
+    SELECT l.id, p.id, 'confirmed' FROM people p CROSS JOIN unnest(p.list_ids) AS l(id)
+    WHERE p.created
+), joined AS (
+    INSERT INTO subscriptions AS sub (list_id, subscriber_id, status)
+    SELECT l.id, p.id, 'confirmed' FROM people p CROSS JOIN unnest(p.list_ids) AS l(id)
+    WHERE NOT p.created AND NOT EXISTS (
+        SELECT FROM subscriptions x WHERE x.list_id = l.id AND x.subscriber_id = p.id AND x.status <> 'pending')
+    ON CONFLICT (list_id, subscriber_id) DO UPDATE SET status = 'confirmed', updated_at = now()
+    WHERE sub.status = 'pending'
+), recorded AS (
+    INSERT INTO consents (subscriber_id, action, lists, source)
+    SELECT id, 'import', lists, 'import' FROM people
+)
+SELECT count(*) FROM people;

@@ -34,6 +34,6 @@ WITH lifted AS (
     DELETE FROM suppressions WHERE email_hash = email_hash($1) RETURNING email_hash, reason
 ), reset AS (
     UPDATE subscribers s SET soft_bounces = 0, first_soft_bounce_at = NULL, updated_at = now()
-    FROM lifted WHERE s.email_hash = lifted.email_hash
+    WHERE lower(s.email) = lower($1) AND EXISTS (SELECT FROM lifted)
 )
 SELECT reason FROM lifted;
