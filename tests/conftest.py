@@ -102,13 +102,16 @@ def database_copies(postgres_admin_dsn: str, template_database: str) -> Iterator
 
 
 @pytest.fixture
-async def database_url(postgres_admin_dsn: str, database_copies: DatabaseCopies) -> AsyncIterator[str]:
-    """A fresh, migrated database for one test."""
-    name = await database_copies.take()
+async def database_url(
+    postgres_admin_dsn: str, database_copies: DatabaseCopies, request: pytest.FixtureRequest
+) -> AsyncIterator[str]:
+    """A migrated database in the template's state for one test; slow tests get a new copy of their own."""
+    slow = request.node.get_closest_marker("slow") is not None
+    name = await database_copies.take(fresh=slow)
     try:
         yield _with_database(postgres_admin_dsn, name)
     finally:
-        database_copies.give_back(name)
+        database_copies.give_back(name, reuse=not slow)
 
 
 @pytest.fixture

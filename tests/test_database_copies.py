@@ -76,3 +76,18 @@ async def test_a_database_whose_schema_changed_is_replaced(copies: DatabaseCopie
         await conn.close()
     copies.give_back(name)
     assert await copies.take() != name
+
+
+async def test_a_fresh_copy_is_new_and_dropped_after(copies: DatabaseCopies, postgres_admin_dsn: str) -> None:
+    reused = await copies.take()
+    copies.give_back(reused)
+    fresh = await copies.take(fresh=True)
+    assert fresh != reused
+    copies.give_back(fresh, reuse=False)
+    assert await copies.take() == reused, "the fresh one did not join the databases handed out again"
+    copies.close()  # waits for the drop
+    admin = await asyncpg.connect(postgres_admin_dsn)
+    try:
+        assert await admin.fetchval("SELECT count(*) FROM pg_database WHERE datname = $1", fresh) == 0
+    finally:
+        await admin.close()

@@ -23,9 +23,11 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from service.delivery.transport import SmtpTransport
 from service.settings import Settings
 from tests.bounces.sends import fetch, reader_state, value
 from tests.conftest import replace_settings
+from tests.delivery.relay import Relay
 from tests.editions.test_posting import edition
 from tests.subscribers.conftest import csrf_of, subscribe
 from tests.support import postfix as private
@@ -348,6 +350,32 @@ async def test_hostile_and_international_addresses_never_stop_an_edition(
         "ünïcode@example.net", "imported@xn--bcher-kva.example",
     }  # fmt: skip
     assert await value(url, "SELECT count(*) FROM system_mails WHERE status <> 'sent'") == 0
+
+
+async def test_copies_go_pipelined_and_chunked_through_postfix_refusals_included(postfix: Postfix) -> None:
+    """Postfix offers PIPELINING and CHUNKING: MAIL, RCPT and BDAT with the message leave in one
+    write, a recipient it refuses inside the pipeline is a 550 for that copy alone, and one
+    connection carries them all."""
+    relay = Relay(int(postfix.smtp_url.rsplit(":", 1)[1]))
+    listening = await relay.serve()
+    transport = SmtpTransport(f"smtp://127.0.0.1:{relay.port}", size=1)
+    message = b"From: news@example.org\r\nSubject: pipelined\r\n\r\n.hello\r\n"
+    try:
+        outcomes = [await transport.send("news@example.org", address, message)
+                    for address in ("one.pipe@example.org", f"nobody@{REFUSED_DOMAIN}", "two.pipe@example.org")]
+    finally:
+        await transport.close()
+        listening.close()
+    assert [(o.accepted, o.permanent, o.code) for o in outcomes] == [(True, False, None), (False, True, 550),
+                                                                      (True, False, None)], outcomes
+    assert outcomes[1].reply.startswith("550 5.1.1")
+    unanswered = relay.written_before_reply(b"MAIL FROM:")
+    assert unanswered.endswith(b"RCPT TO:<one.pipe@example.org>\r\nBDAT %d LAST\r\n%s" % (len(message), message)), \
+        "sent before Postfix answered MAIL"
+    assert relay.written.count(b"EHLO") == 1
+    for address in ("one.pipe@example.org", "two.pipe@example.org"):
+        await until(f"the copy for {address} did not arrive", arrived(postfix, address), postfix)
+        assert postfix.sink.messages_for(address)[0].content.endswith(b"\r\n.hello\r\n")
 
 
 def test_a_stopped_postfix_leaves_no_process_behind(postfix_server: Postfix) -> None:

@@ -13,7 +13,7 @@ import copy
 import hashlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -52,19 +52,83 @@ def _canonical_value(value: bytes) -> bytes:
     return value.strip(b" \t")
 
 
-def _canonical_body(body: bytes) -> bytes:
-    """Relaxed body (RFC 6376 3.4.4) of a body whose line breaks are all CRLF and that ends in one.
+def _canonical_lines(text: bytes) -> bytes:
+    """Relaxed body lines (RFC 6376 3.4.4) of whole CRLF lines: WSP runs as one SP, none at a line's end.
 
-    The ``in`` tests skip the regular expression for the usual body, which has nothing to collapse.
+    The ``in`` tests skip the regular expression for the usual text, which has nothing to collapse.
     """
-    if b"\t" in body or b"  " in body:
-        body = _WSP_TO_COLLAPSE.sub(b" ", body)
-    if b" \r\n" in body:  # after collapsing, trailing WSP is exactly one SP
-        body = body.replace(b" \r\n", b"\r\n")
-    # Every CR and LF is part of a CRLF here, so this drops whole trailing empty lines.
-    body = body.rstrip(b"\r\n")
-    # RFC 6376 3.4.4 adds the CRLF only to a non-empty body: an empty one hashes as nothing (as in dkimpy).
-    return body + b"\r\n" if body else b""
+    if b"\t" in text or b"  " in text:
+        text = _WSP_TO_COLLAPSE.sub(b" ", text)
+    if b" \r\n" in text:  # after collapsing, trailing WSP is exactly one SP
+        text = text.replace(b" \r\n", b"\r\n")
+    return text
+
+
+def body_hash(canonical_parts: Sequence[bytes]) -> bytes:
+    """The ``bh=`` value (base64 SHA-256) of a relaxed body given as the canonical lines of its parts,
+    in order: the empty lines at its end dropped and a final CRLF kept unless it is empty (RFC 6376 3.4.4)."""
+    last = len(canonical_parts) - 1
+    # Every CR and LF is part of a CRLF here, so rstrip drops whole trailing empty lines.
+    while last >= 0 and not canonical_parts[last].rstrip(b"\r\n"):
+        last -= 1
+    digest = hashlib.sha256()
+    if last >= 0:  # an empty body hashes as nothing, without the CRLF (as in dkimpy)
+        for part in canonical_parts[:last]:
+            digest.update(part)
+        digest.update(canonical_parts[last].rstrip(b"\r\n") + b"\r\n")
+    return base64.b64encode(digest.digest())
+
+
+class BodyPieces:
+    """Relaxed bodies of copies assembled from an edition's shared pieces and each copy's values
+    (see :meth:`service.mail.compose.PreparedMail.render_copy`): a shared piece is canonicalised
+    once, not for every copy. The relaxed form works line by line, and every body piece of a
+    composed copy is whole lines, so the canonical body is the canonical pieces, in order."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._limit = limit
+        # id() of a shared piece -> (the piece, kept alive so that its id is not reused; its form).
+        self._shared: dict[int, tuple[bytes, bytes]] = {}
+        self._forms: dict[int, bytes] = {}  # id() of a shared piece's form -> that form
+
+    def split(self, pieces: Sequence[bytes], shared: Sequence[bool]) -> tuple[bytes, list[bytes]] | None:
+        """The header fields (no final CRLF) of ``b"".join(pieces)`` and its body's relaxed lines, part
+        by part (see :func:`body_hash`), as :meth:`DkimSigner.header` would work them out. A shared
+        piece's form is the same bytes object for every copy (see :meth:`is_shared`). None when the
+        pieces are not laid out as a composed copy's are: then sign the joined message."""
+        for index, piece in enumerate(pieces):
+            end = piece.find(b"\r\n\r\n") if shared[index] else -1
+            if end >= 0:
+                break
+            if piece.endswith(b"\r") or piece.endswith(b"\r\n"):  # a blank line could straddle two pieces
+                return None
+        else:
+            return None
+        fields = b"".join([*pieces[:index], piece[:end]])
+        if fields.startswith(b"\r\n") or not fields:
+            return None
+        body: list[bytes] = []
+        for n in range(index, len(pieces)):
+            whole = pieces[n]
+            piece = whole[end + 4:] if n == index else whole
+            if piece and not piece.endswith(b"\r\n"):
+                return None  # not whole lines: a WSP run or a line's end could straddle two pieces
+            if not shared[n]:
+                body.append(_canonical_lines(piece))
+                continue
+            known = self._shared.get(id(whole))
+            if known is None or known[0] is not whole:
+                if len(self._shared) >= self._limit:
+                    self._shared.clear()
+                    self._forms.clear()
+                known = self._shared[id(whole)] = (whole, _canonical_lines(piece))
+                self._forms[id(known[1])] = known[1]
+            body.append(known[1])
+        return fields, body
+
+    def is_shared(self, part: bytes) -> bool:
+        """Whether ``part`` (from :meth:`split`) is a shared piece's form, the same object in every copy."""
+        return self._forms.get(id(part)) is part
 
 
 def _wire_form(message: bytes) -> bytes:
@@ -211,15 +275,18 @@ class DkimSigner:
         """The DKIM-Signature field (with its CRLF) for a message whose line breaks are all CRLF
         and that ends in one, as composed copies are; ValueError as for :meth:`sign`.
 
-        Safe to call from several threads at once: OpenSSL and SHA-256 run without the GIL, so a
-        pool of threads signs beside the event loop.
+        Safe to call from several threads at once.
         """
         if message.startswith(b"\r\n"):
             fields, body = b"", message[2:]
         else:
             end = message.find(b"\r\n\r\n")
             fields, body = (message[:-2], b"") if end < 0 else (message[:end], message[end + 4:])
+        return self.signed_header(fields, body_hash([_canonical_lines(body)]))
 
+    def signed_header(self, fields: bytes, body_hash: bytes) -> bytes:
+        """The DKIM-Signature field for a message with these header ``fields`` (CRLF between them,
+        none after the last) and this ``bh=`` value (see :func:`body_hash`); ValueError as for :meth:`sign`."""
         present: dict[bytes, list[bytes]] = {}
         for field in _FIELD_BREAK.split(fields) if fields else ():
             name, colon, value = field.partition(b":")
@@ -242,7 +309,6 @@ class DkimSigner:
         names += [name for name in _OVERSIGNED if name in present]
 
         head, canonical_head = self._tags(int(time.time()), tuple(names))
-        body_hash = base64.b64encode(hashlib.sha256(_canonical_body(body)).digest())
         # bh= and b= start lines of their own; b= last, as its value is removed before hashing.
         # RFC 6376 3.7: the signature header itself, with an empty b= and without the final CRLF,
         # is hashed last. Unfolded, the CRLF before each of them is gone and its SP stays.
@@ -252,3 +318,23 @@ class DkimSigner:
         first = _LINE - len(b" b=")
         lines = [signature[:first]] + [signature[i:i + _LINE - 1] for i in range(first, len(signature), _LINE - 1)]
         return header + b"\r\n ".join(lines) + b"\r\n"
+
+
+class KeyRing:
+    """One key and selector, signing for any ``d=`` domain; the key is loaded and checked once."""
+
+    def __init__(self, selector: str, key_pem: bytes) -> None:
+        """ValueError when the selector or the key is unusable."""
+        self._first = DkimSigner(domain="example.org", selector=selector, private_key_pem=key_pem)
+        self._signers: dict[str, DkimSigner] = {}
+
+    def signer_for(self, domain: str) -> DkimSigner:
+        """The signer for ``d=domain`` (the edition's From domain)."""
+        signer = self._signers.get(domain)
+        if signer is None:
+            signer = self._signers[domain] = self._first.for_domain(domain)
+        return signer
+
+    def sign(self, message: bytes, domain: str) -> bytes:
+        """Prepend a DKIM-Signature for ``domain``."""
+        return self.signer_for(domain).sign(message)

@@ -15,6 +15,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 
@@ -164,19 +165,28 @@ class Recorder:
                 return
 
     async def _write(self, batch: _Pending) -> None:
+        # Committed durably (synchronous_commit stays on): a send's slot is freed only once
+        # its result would survive a PostgreSQL crash too; with it off, a killed postmaster
+        # forgot the last results and 300 readers got 340 copies. Results group themselves
+        # under load, so the flush is paid per group, not per copy.
         q = self.db.q
+        # Each statement with its arguments: one array per column of the rows.
+        statements: list[tuple[str, list[list[Any]]]] = [
+            (query, [list(column) for column in zip(*rows, strict=True)])
+            for query, rows in ((q["delivery-mark-sent"], batch.sent), (q["delivery-mark-retry"], batch.retry),
+                                (q["delivery-mark-final"], batch.final))
+            if rows
+        ]
+        if batch.released:
+            statements.append((q["delivery-release"], [batch.released]))
+        if len(statements) == 1 and not batch.bounces:
+            # The usual group (copies sent, nothing else): one statement is its own transaction,
+            # one round trip instead of BEGIN, the statement and COMMIT.
+            query, arguments = statements[0]
+            await self.db.pool.execute(query, *arguments)
+            return
         async with self.db.transaction() as conn:
-            # Committed durably (synchronous_commit stays on): a send's slot is freed only once
-            # its result would survive a PostgreSQL crash too; with it off, a killed postmaster
-            # forgot the last results and 300 readers got 340 copies. Results group themselves
-            # under load, so the flush is paid per group, not per copy.
-            if batch.sent:
-                await conn.execute(q["delivery-mark-sent"], *map(list, zip(*batch.sent, strict=True)))
-            if batch.retry:
-                await conn.execute(q["delivery-mark-retry"], *map(list, zip(*batch.retry, strict=True)))
-            if batch.final:
-                await conn.execute(q["delivery-mark-final"], *map(list, zip(*batch.final, strict=True)))
-            if batch.released:
-                await conn.execute(q["delivery-release"], batch.released)
+            for query, arguments in statements:
+                await conn.execute(query, *arguments)
             for delivery_id, reply in batch.bounces:
                 await record_send_refusal(conn, q, self.settings, delivery_id, reply)

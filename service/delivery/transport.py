@@ -1,22 +1,24 @@
-"""Where finished messages go: an SMTP server (pooled aiosmtplib connections) or a Maildir.
+"""Where finished messages go: an SMTP server (a pool of reused connections) or a Maildir.
 
 A transport never raises for a delivery problem; it answers with an
 :class:`Outcome` that says whether the copy was accepted, and if not whether
 to try again (4xx, connection trouble) or give up (5xx).
 
-aiosmtplib connects, greets, starts TLS, logs in and speaks MAIL and RCPT; the
-message itself goes out through :func:`_send_data`, which writes bytes already in
-their DATA form as they are.  aiosmtplib's own DATA step rewrites every copy with
-two regular expressions (line endings, twice with SIZE, and dot-stuffing): that
-was about three quarters of the sending CPU, and composed copies come out of
+aiosmtplib connects, greets, starts TLS and logs in; then the connection is an
+:class:`~.smtp_client.SmtpSession`, which pipelines MAIL, RCPT and DATA where
+the server offers PIPELINING and writes the message in its DATA form as it is.
+aiosmtplib's own DATA step rewrites every copy with two regular expressions
+(line endings, twice with SIZE, and dot-stuffing): that was about three
+quarters of the sending CPU, and composed copies come out of
 :mod:`service.mail.compose` in that form already.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import mailbox
+import re
+import socket
 import ssl
 from pathlib import Path
 from typing import Protocol
@@ -31,6 +33,7 @@ from aiosmtplib.protocol import normalize_message_line_endings
 from ..mail.addresses import needs_smtputf8
 from ..mail.compose import dot_stuff
 from ..settings import Settings
+from .smtp_client import CLOSING, Refused, SessionLost, SmtpSession
 
 log = structlog.get_logger(__name__)
 
@@ -63,24 +66,21 @@ class Transport(Protocol):
         ...
 
 
-async def _send_data(client: aiosmtplib.SMTP, data: bytes, reply_within: float | None) -> aiosmtplib.SMTPResponse:
-    """The DATA step of a transaction that MAIL and RCPT opened: ``data`` (see :func:`dot_stuff`)
-    is written as it is, then the final ``.``. Raises what aiosmtplib's ``data()`` raises,
-    closing the connection, as it does, when the server goes away or does not answer."""
-    response = await client.execute_command(b"DATA", timeout=reply_within)
-    if response.code != 354:
-        raise aiosmtplib.SMTPDataError(response.code, response.message)
-    if client.protocol is None:
-        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-    try:
-        client.protocol.write(data + b".\r\n")
-        response = await client.protocol.read_response(timeout=reply_within)
-    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
-        client.close()
-        raise
-    if response.code != 250:
-        raise aiosmtplib.SMTPDataError(response.code, response.message)
-    return response
+# An address that parses as itself: plain dot-atom local part and domain, nothing to unquote or
+# reject. Everything else goes through aiosmtplib's parse_address, as aiosmtplib would send it.
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+                            r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
+
+
+def _command(verb: bytes, address: str, options: list[bytes], encoding: str) -> bytes:
+    """``MAIL FROM:<address> options`` or ``RCPT TO:<address>``, byte for byte as aiosmtplib writes it;
+    ValueError for an address it would refuse to put on the wire."""
+    plain = address if _PLAIN_ADDRESS.fullmatch(address) else parse_address(address)
+    line = b" ".join([verb + b"<" + plain.encode(encoding) + b">", *options])
+    if _CONTROL.search(line):
+        raise ValueError("Command arg contains a prohibited control character")
+    return line + b"\r\n"
 
 
 class SmtpTransport:
@@ -95,14 +95,18 @@ class SmtpTransport:
         self._username = unquote(parts.username) if parts.username else None
         self._password = unquote(parts.password) if parts.password else None
         self._timeout = timeout
-        self._idle: asyncio.LifoQueue[aiosmtplib.SMTP] = asyncio.LifoQueue()
+        self._idle: asyncio.LifoQueue[SmtpSession] = asyncio.LifoQueue()
         self._slots = asyncio.Semaphore(size)
         # Relays cap the mail transactions of one connection (and answer 421 past it): reconnect first.
         self._per_connection = messages_per_connection
-        self._transactions: dict[aiosmtplib.SMTP, int] = {}
+        self._local_hostname: str | None = None
 
-    async def _connect(self) -> aiosmtplib.SMTP:
+    async def _connect(self) -> SmtpSession:
+        """A new connection, greeted, encrypted and logged in as configured (by aiosmtplib)."""
+        if self._local_hostname is None:  # aiosmtplib would look it up in a thread for every connection
+            self._local_hostname = await asyncio.to_thread(socket.getfqdn)
         client = aiosmtplib.SMTP(
+            local_hostname=self._local_hostname,
             hostname=self._host,
             port=self._port,
             use_tls=self._implicit_tls,
@@ -113,15 +117,19 @@ class SmtpTransport:
             tls_context=ssl.create_default_context() if (self._implicit_tls or self._starttls) else None,
         )
         await client.connect()
-        if client.is_ehlo_or_helo_needed:  # greet now: the extensions (SMTPUTF8) decide how to send
+        if client.is_ehlo_or_helo_needed:  # greet now: the extensions (SMTPUTF8, PIPELINING) decide how to send
             try:
                 await client.ehlo()
             except aiosmtplib.SMTPHeloError:
                 await client.helo()
-        return client
+        if not isinstance(client.transport, asyncio.Transport):
+            client.close()
+            raise aiosmtplib.SMTPServerDisconnected("the connection closed while greeting")
+        return SmtpSession(client.transport, client.esmtp_extensions, timeout=self._timeout)
 
     async def send(self, envelope_from: str, recipient: str, message: bytes, *, data: bytes | None = None) -> Outcome:
-        """Send over an idle pooled connection (or a new one); retry once if a reused one was stale.
+        """Send over an idle pooled connection (or a new one); once more over a fresh one if a reused
+        connection turns out to have been closed by the server while idle.
 
         ``data`` is ``message`` in its DATA form when the caller has it (see :func:`dot_stuff`);
         then ``message`` must be CRLF-normal too, as its length is the SIZE announced.
@@ -130,108 +138,75 @@ class SmtpTransport:
         offers it; when it does not, that copy fails for good with a reason that says so.
         """
         utf8 = needs_smtputf8(envelope_from) or needs_smtputf8(recipient)
+        if data is None:
+            message = normalize_message_line_endings(message)
+            data = dot_stuff(message)
+        elif not data.endswith(b"\r\n"):  # a caller's DATA form: the message is CRLF-normal too
+            data += b"\r\n"
+            message += b"\r\n"
+        encoding = "utf-8" if utf8 else "ascii"
+        try:
+            rcpt_to = _command(b"RCPT TO:", recipient, [], encoding)
+            # The SIZE option is added per connection below; the address is checked before anything is sent.
+            _command(b"MAIL FROM:", envelope_from, [], encoding)
+        except ValueError as exc:  # an address that cannot be put on the wire
+            return Outcome(False, permanent=True, reply=f"address cannot be sent: {exc}")
         async with self._slots:
             for attempt in (1, 2):
                 reused = not self._idle.empty()
                 try:
-                    client = self._idle.get_nowait() if reused else await self._connect()
+                    session = self._idle.get_nowait() if reused else await self._connect()
                 except aiosmtplib.SMTPAuthenticationError as exc:
                     return Outcome(False, permanent=True, shared=True, reply=f"authentication failed: {exc}")
                 except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                     return Outcome(False, permanent=False, reply=f"connection failed: {exc}")
-                if utf8 and not client.supports_extension("smtputf8"):
-                    self._idle.put_nowait(client)
+                if utf8 and "smtputf8" not in session.extensions:
+                    self._idle.put_nowait(session)
                     return Outcome(False, permanent=True,
                                    reply="the mail server does not offer SMTPUTF8, which this address needs")
+                options = [b"SMTPUTF8"] if utf8 else []
+                if "size" in session.extensions:  # RFC 1870: the octets of the message, CRLF counted
+                    options.insert(0, b"size=%d" % len(message))
+                mail_from = _command(b"MAIL FROM:", envelope_from, options, encoding)
                 try:
-                    reply = await self._transaction(client, envelope_from, recipient, message, data, utf8)
-                except aiosmtplib.SMTPRecipientsRefused as exc:
-                    refused = exc.recipients[0]
-                    await self._after_transaction(client)
-                    return _refusal(refused.code, refused.message)
-                except aiosmtplib.SMTPSenderRefused as exc:
-                    await _reset_or_drop(client, self._idle)
-                    return msgspec.structs.replace(_refusal(exc.code, exc.message), shared=True, code=None)
-                except aiosmtplib.SMTPResponseException as exc:
-                    await _reset_or_drop(client, self._idle)
-                    return _refusal(exc.code, exc.message)
-                except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError, OSError, TimeoutError,
-                        aiosmtplib.SMTPTimeoutError) as exc:
-                    client.close()
-                    if reused and attempt == 1:
+                    reply = await session.send(mail_from, rcpt_to, message, data)
+                except Refused as exc:
+                    await self._after_refusal(session, exc.reply.code)
+                    refusal = _refusal(exc.reply.code, exc.reply.text)
+                    if exc.stage == "mail":  # the sender is refused: every copy would be
+                        return msgspec.structs.replace(refusal, shared=True, code=None)
+                    return refusal
+                except SessionLost as exc:
+                    session.close()
+                    if reused and attempt == 1 and not exc.answered:
                         continue  # the server dropped an idle connection; one fresh try
                     return Outcome(False, permanent=False, reply=f"connection lost: {exc}")
-                except aiosmtplib.SMTPException as exc:
-                    client.close()
-                    return Outcome(False, permanent=False, reply=str(exc))
-                except ValueError as exc:  # an address aiosmtplib cannot put on the wire
-                    await _reset_or_drop(client, self._idle)
-                    return Outcome(False, permanent=True, reply=f"address cannot be sent: {exc}")
-                await self._after_transaction(client)
-                return Outcome(True, reply=reply)
+                await self._after_transaction(session)
+                return Outcome(True, reply=reply.text)
         return Outcome(False, reply="unreachable")  # pragma: no cover - the loop always returns
 
-    async def _transaction(self, client: aiosmtplib.SMTP, envelope_from: str, recipient: str, message: bytes,
-                           data: bytes | None, utf8: bool) -> str:
-        """One mail transaction, raising what aiosmtplib's ``sendmail`` raises for the same replies."""
-        parse_address(envelope_from)  # ValueError before anything is sent, as sendmail does
-        parse_address(recipient)
-        encoding = "utf-8" if utf8 else "ascii"
-        options = ["SMTPUTF8"] if utf8 else []
-        if data is None:
-            message = normalize_message_line_endings(message)
-            data = dot_stuff(message)
-        if client.supports_extension("size"):  # RFC 1870: the octets of the message, CRLF counted
-            options.insert(0, f"size={len(message)}")
-        try:
-            await client.mail(envelope_from, options=options, encoding=encoding, timeout=self._timeout)
-            try:
-                await client.rcpt(recipient, encoding=encoding, timeout=self._timeout)
-            except aiosmtplib.SMTPRecipientRefused as exc:
-                raise aiosmtplib.SMTPRecipientsRefused([exc]) from None
-            response = await _send_data(client, data, self._timeout)
-        except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
-            # Reset the envelope, as sendmail does; a failure to reset is not the story.
-            with contextlib.suppress(ConnectionError, aiosmtplib.SMTPResponseException):
-                await client.rset(timeout=self._timeout)
-            raise
-        return response.message
+    async def _after_refusal(self, session: SmtpSession, code: int) -> None:
+        """Reset the envelope and keep the connection, unless the server said it is closing or RSET fails."""
+        if code != CLOSING and await session.reset():
+            self._idle.put_nowait(session)
+        else:
+            session.close()
 
-    async def _after_transaction(self, client: aiosmtplib.SMTP) -> None:
+    async def _after_transaction(self, session: SmtpSession) -> None:
         """Back to the pool, or QUIT once it has carried its share of transactions."""
-        done = self._transactions.get(client, 0) + 1
-        if done < self._per_connection:
-            self._transactions[client] = done
-            self._idle.put_nowait(client)
-            return
-        self._transactions.pop(client, None)
-        try:
-            await client.quit()
-        except (aiosmtplib.SMTPException, OSError):
-            client.close()
+        if session.transactions < self._per_connection:
+            self._idle.put_nowait(session)
+        else:
+            await session.quit()
 
     async def close(self) -> None:
         """QUIT every idle connection."""
         while not self._idle.empty():
-            client = self._idle.get_nowait()
-            try:
-                await client.quit()
-            except (aiosmtplib.SMTPException, OSError):
-                client.close()
+            await self._idle.get_nowait().quit()
 
 
 def _refusal(code: int, message: str) -> Outcome:
     return Outcome(False, permanent=500 <= code < 600, reply=f"{code} {message}".strip(), code=code)
-
-
-async def _reset_or_drop(client: aiosmtplib.SMTP, idle: asyncio.LifoQueue[aiosmtplib.SMTP]) -> None:
-    """After a refused transaction, keep the connection only if RSET works."""
-    try:
-        await client.rset()
-    except (aiosmtplib.SMTPException, OSError):
-        client.close()
-        return
-    idle.put_nowait(client)
 
 
 class MaildirTransport:
@@ -239,6 +214,8 @@ class MaildirTransport:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # Maildir creates only its own folder; LETTERBOX_VAR_DIR may not exist yet either.
+        path.parent.mkdir(parents=True, exist_ok=True)
         self._maildir = mailbox.Maildir(str(path), create=True)
 
     async def send(self, envelope_from: str, recipient: str, message: bytes, *, data: bytes | None = None) -> Outcome:

@@ -110,7 +110,7 @@ class Worker:
             await self.transport.close()
             await self.events.close()
             if self.dkim is not None:
-                self.dkim.close()
+                await self.dkim.close()
             log.info("worker_stopped", worker=self.name)
 
     async def _loop(self, stop: asyncio.Event) -> None:
@@ -208,7 +208,9 @@ class Worker:
                 recorder.outcome(row["id"], row["attempts"], outcome, message_id, row["retry_ends_at"])
 
         try:
-            await asyncio.gather(*(sender() for _ in range(self.settings.smtp_concurrency)))
+            # Two senders per connection: while one copy is on the wire, the next is composed (and
+            # signed, in the signing process) instead of the connection waiting for it.
+            await asyncio.gather(*(sender() for _ in range(2 * self.settings.smtp_concurrency)))
         finally:
             await recorder.close()
         unsent = [queue.get_nowait()["id"] for _ in range(queue.qsize())]
@@ -230,7 +232,7 @@ class Worker:
         message_id = f"<{row['id']}.{secrets.token_hex(6)}@{domain}>"
         try:
             recipient = wire_address(row["email"])
-            message, data = mail.render_data(
+            copy = mail.render_copy(
                 Personalisation(
                     to_email=row["email"],
                     to_name=row["name"] or "",
@@ -244,9 +246,10 @@ class Worker:
             )
         except ValueError as exc:  # this reader's values (the address): retrying cannot help
             return Outcome(False, permanent=True, reply=f"not composed: {exc}"), ""
+        message, data = copy.message, copy.data
         if self.dkim is not None:
             try:
-                signature = await self.dkim.header(message, domain)
+                signature = await self.dkim.header_for_copy(copy.pieces, mail.shared, domain)
             except ValueError as exc:
                 raise EditionHalted(f"copies cannot be DKIM-signed for {domain}: {exc}") from exc
             signed = signature + message

@@ -19,6 +19,7 @@ import re
 import secrets
 import time
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import html2text
 import msgspec
@@ -230,11 +231,26 @@ _TO, _DATE, _MSGID, _UNSUB, _TEXT = 0, 1, 2, 3, 4
 _HTML = _TEXT + len(_KEYS)
 
 
+class RenderedCopy(NamedTuple):
+    """One recipient's copy, as :meth:`PreparedMail.render_copy` makes it."""
+
+    message: bytes
+    data: bytes
+    """``message`` in its DATA form (see :func:`dot_stuff`), usually the very same object."""
+    pieces: list[bytes]
+    """What ``message`` is joined from: the template's pieces and this copy's values between them.
+    Past the header, every piece is whole CRLF lines (each value starts a line and ends with a soft
+    line break), so a line-by-line form such as DKIM's relaxed body can be worked out piece by piece."""
+
+
 class PreparedMail:
     """One edition's message template; ``render`` makes a recipient's copy from it."""
 
     def __init__(self, pieces: list[bytes | int], message_id_domain: str, *, one_click: bool) -> None:
         self._pieces = pieces
+        self.shared = tuple(isinstance(piece, bytes) for piece in pieces)
+        """Per piece of :attr:`RenderedCopy.pieces`: whether it is the template's own, the same
+        bytes object in every copy."""
         self._message_id_domain = message_id_domain
         self._link_schemes = ("https://",) if one_click else ("https://", "http://")
         used = {piece for piece in pieces if isinstance(piece, int)}
@@ -256,16 +272,23 @@ class PreparedMail:
     def render_data(self, p: Personalisation, *, date: str | None = None) -> tuple[bytes, bytes]:
         """The copy as :meth:`render` makes it, and the same copy in its DATA form (see
         :func:`dot_stuff`), usually the very same bytes object."""
+        copy = self.render_copy(p, date=date)
+        return copy.message, copy.data
+
+    def render_copy(self, p: Personalisation, *, date: str | None = None) -> RenderedCopy:
+        """:meth:`render_data`'s two forms, and the pieces the message is joined from (see
+        :class:`RenderedCopy`; :attr:`shared` says which are the template's own)."""
         values = self._values(p, date)
-        message = b"".join([x if isinstance(x, bytes) else y for x, y in zip(self._pieces, values, strict=True)])
+        pieces = [x if isinstance(x, bytes) else y for x, y in zip(self._pieces, values, strict=True)]
+        message = b"".join(pieces)
         # Every body slot starts a line, so a value's leading dot is a line's; header values never start one.
         stuffed = {i: dot_stuff(values[i]) for i in self._body_slots
                    if values[i][:1] == b"." or b"\n." in values[i]}
         if self._wire_pieces is None and not stuffed:  # the usual copy: no line starts with a dot
-            return message, message
+            return RenderedCopy(message, message, pieces)
         data = b"".join([x if isinstance(x, bytes) else stuffed.get(i, values[i])
                          for i, x in enumerate(self._wire_pieces or self._pieces)])
-        return message, data
+        return RenderedCopy(message, data, pieces)
 
     def _values(self, p: Personalisation, date: str | None) -> list[bytes]:
         """The per-recipient bytes, at the index of each slot in ``_pieces``."""

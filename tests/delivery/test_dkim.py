@@ -25,7 +25,7 @@ from dkim.util import parse_tag_value
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.delivery.dkim import DkimSigner
+from service.delivery.dkim import BodyPieces, DkimSigner, body_hash
 from service.mail.compose import EditionMail, Personalisation, compose_simple, prepare
 
 SELECTOR_NAME = b"s2025._domainkey.example.org."
@@ -190,6 +190,57 @@ def test_composed_messages_verify(key: Key, signer: DkimSigner, message: bytes) 
     signed = signer.sign(message)
     assert signed.endswith(message)
     assert verifies(signed, key[1])
+
+
+PIECE_EDITIONS = {
+    "tabs, double spaces and trailing spaces": ("Hello {{name}}\t and  you  \nline with trailing spaces   \n\n\n",
+                                                "<p>Hi  {{name}}\t</p>  \n<p>{{unsubscribe_url}}</p>   "),
+    "placeholders first and last": ("{{name}}\nmiddle\n{{unsubscribe_url}}", "{{name}}<p>x</p>{{preferences_url}}"),
+    "footer placeholders only": ("A long text  part\n" * 200 + "{{unsubscribe_url}}\n", "<p>x</p>\n" * 200
+                                 + "<a href='{{unsubscribe_url}}'>out</a>"),
+    "derived text": (None, "<p>Dear {{name}},</p><p>\tnews  of the week</p>\n\n<p>{{view_url}}</p>"),
+}
+
+
+@pytest.mark.parametrize(("text", "html"), PIECE_EDITIONS.values(), ids=PIECE_EDITIONS.keys())
+def test_a_copy_signed_from_its_pieces_has_the_whole_messages_body_hash(
+    key: Key, signer: DkimSigner, text: str | None, html: str
+) -> None:
+    mail = prepare(EditionMail(subject="Pieces", html=html, text=text, from_addr="News <news@example.org>",
+                               reply_to=None, list_id="news.lists.example.org", list_name="News"),
+                   message_id_domain="example.org")
+    pieces = BodyPieces()
+    for name in ("Alice", "  Bob  the   Builder ", ""):  # the second and third copies reuse the shared pieces
+        copy = mail.render_copy(Personalisation(
+            to_email="a@example.net", to_name=name, unsubscribe_url="https://l.example.org/u/t1",
+            unsubscribe_mailto="mailto:unsubscribe+t1@bounce.example.org", preferences_url="https://l.example.org/p",
+            message_id="<1.p@example.org>", view_url="https://l.example.org/v/1"))
+        split = pieces.split(copy.pieces, mail.shared)
+        assert split is not None, "a composed copy is laid out in whole lines"
+        fields, parts = split
+        from_pieces = signer.signed_header(fields, body_hash(parts)) + copy.message
+        whole = signer.sign(copy.message)
+        assert signature_tags(from_pieces)[b"bh"] == signature_tags(whole)[b"bh"]
+        assert signature_tags(from_pieces)[b"h"] == signature_tags(whole)[b"h"]
+        assert verifies(from_pieces, key[1])
+
+
+def test_the_body_hash_of_parts_drops_empty_lines_at_the_end_across_parts() -> None:
+    def whole(body: bytes) -> bytes:
+        return base64.b64encode(hashlib.sha256(body).digest())
+
+    assert body_hash([b"a\r\n", b"\r\n\r\n", b"", b"\r\n"]) == whole(b"a\r\n")
+    assert body_hash([b"a\r\n\r\n", b"b\r\n", b"\r\n"]) == whole(b"a\r\n\r\nb\r\n")
+    assert body_hash([b"\r\n", b""]) == body_hash([]) == whole(b"")
+
+
+def test_pieces_not_in_whole_lines_are_left_to_the_whole_message() -> None:
+    pieces = BodyPieces()
+    assert pieces.split([b"From: a@example.org\r\n\r\nhalf a ", b"line\r\n"], [True, False]) is None
+    assert pieces.split([b"From: a@example.org\r\n", b"\r\nbody\r\n"], [True, True]) is None
+    assert pieces.split([b"From: a@example.org\r\n\r\nbody\r\n"], [False]) is None
+    assert pieces.split([b"From: a@example.org\r\n\r\nbody  here \r\n"], [True]) == (
+        b"From: a@example.org", [b"body here\r\n"])
 
 
 def test_signature_tags_and_the_rfc8058_headers(signer: DkimSigner) -> None:

@@ -146,6 +146,14 @@ async def test_maildir_outbox_keeps_the_envelope(tmp_path: Path) -> None:
     assert str(message.get_payload()).strip() == "hello"
 
 
+async def test_maildir_outbox_under_folders_not_made_yet(tmp_path: Path) -> None:
+    # A fresh LETTERBOX_VAR_DIR: the outbox's parents do not exist until the first copy.
+    transport = MaildirTransport(tmp_path / "new" / "var" / "outbox")
+    outcome = await transport.send("bounce+t@example.org", "b@example.org", MESSAGE)
+    assert outcome.accepted, outcome.reply
+    assert len(mailbox.Maildir(str(tmp_path / "new" / "var" / "outbox"), create=False)) == 1
+
+
 class _Peers:
     """Keeps which connection (client port) carried each message."""
 

@@ -20,6 +20,7 @@ from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
 from service.delivery.transport import SmtpTransport
 from service.mail.compose import EditionMail, Personalisation, prepare
+from tests.delivery.relay import Relay
 from tests.support.smtp import free_port
 
 
@@ -46,50 +47,12 @@ class _Keep:
         return self.reply
 
 
-class _Relay:
-    """A TCP relay that keeps every byte the client side writes, on its way to the server."""
-
-    def __init__(self, upstream: int) -> None:
-        self.upstream = upstream
-        self.written = bytearray()
-        self.port = 0
-
-    async def serve(self) -> asyncio.Server:
-        server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
-        self.port = server.sockets[0].getsockname()[1]
-        return server
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream)
-
-        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter, keep: bool) -> None:
-            with contextlib.suppress(ConnectionError):
-                while data := await source.read(65536):
-                    if keep:
-                        self.written += data
-                    sink.write(data)
-                    await sink.drain()
-            sink.close()
-
-        await asyncio.gather(pump(reader, up_writer, True), pump(up_reader, writer, False))
-
-    def transactions(self) -> list[bytes]:
-        """Each MAIL FROM ... final '.' written so far; forgets them."""
-        found, rest = [], bytes(self.written)
-        while (start := rest.find(b"MAIL FROM:")) >= 0:
-            end = rest.index(b"\r\n.\r\n", start) + 5  # dot-stuffed data cannot hold this earlier
-            found.append(rest[start:end])
-            rest = rest[end:]
-        self.written.clear()
-        return found
-
-
 @pytest.fixture
-async def server() -> AsyncIterator[tuple[_Keep, _Relay]]:
+async def server() -> AsyncIterator[tuple[_Keep, Relay]]:
     handler = _Keep()
     controller = Controller(handler, hostname="127.0.0.1", port=free_port(), enable_SMTPUTF8=True)
     controller.start()
-    relay = _Relay(controller.port)
+    relay = Relay(controller.port)
     listening = await relay.serve()
     try:
         yield handler, relay
@@ -120,7 +83,7 @@ TRICKY = {
 
 @pytest.mark.parametrize("message", TRICKY.values(), ids=TRICKY.keys())
 async def test_tricky_bodies_go_out_byte_for_byte_as_aiosmtplib_sends_them(
-    server: tuple[_Keep, _Relay], message: bytes
+    server: tuple[_Keep, Relay], message: bytes
 ) -> None:
     handler, relay = server
     recipient = "üser@example.com" if not message.isascii() else "b@example.org"
@@ -172,7 +135,7 @@ COPIES = {
 
 @pytest.mark.parametrize(("mail", "reader"), COPIES.values(), ids=COPIES.keys())
 async def test_composed_copies_carry_the_data_form_aiosmtplib_would_have_made(
-    server: tuple[_Keep, _Relay], mail: EditionMail, reader: Personalisation
+    server: tuple[_Keep, Relay], mail: EditionMail, reader: Personalisation
 ) -> None:
     handler, relay = server
     message, data = prepare(mail, message_id_domain="example.org").render_data(reader, date="Tue, 25 Nov 2025 "
@@ -195,7 +158,7 @@ def test_a_copy_without_dotted_lines_is_its_own_data_form() -> None:
 
 
 async def test_a_refusal_after_the_data_is_permanent_on_5xx_and_keeps_the_connection(
-    server: tuple[_Keep, _Relay],
+    server: tuple[_Keep, Relay],
 ) -> None:
     handler, relay = server
     message = TRICKY["lines starting with dots"]
@@ -216,7 +179,7 @@ async def test_a_refusal_after_the_data_is_permanent_on_5xx_and_keeps_the_connec
     assert relay.written.count(b"EHLO") == 1, "one connection carried all three, reset after each refusal"
 
 
-async def test_a_server_hanging_up_mid_data_is_a_retry(server: tuple[_Keep, _Relay]) -> None:
+async def test_a_server_hanging_up_mid_data_is_a_retry(server: tuple[_Keep, Relay]) -> None:
     handler, relay = server
     handler.hang_up = True
     transport = SmtpTransport(f"smtp://127.0.0.1:{relay.port}", size=1)
@@ -228,7 +191,7 @@ async def test_a_server_hanging_up_mid_data_is_a_retry(server: tuple[_Keep, _Rel
     assert outcome.reply.startswith("connection lost")
 
 
-async def test_no_answer_to_the_data_is_a_retry_on_a_fresh_connection(server: tuple[_Keep, _Relay]) -> None:
+async def test_no_answer_to_the_data_is_a_retry_on_a_fresh_connection(server: tuple[_Keep, Relay]) -> None:
     handler, relay = server
     handler.stall = 2.0
     transport = SmtpTransport(f"smtp://127.0.0.1:{relay.port}", size=1, timeout=0.3)

@@ -7,10 +7,13 @@ import time
 from collections import Counter
 from typing import Any
 
+import asyncpg
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from service.db.pool import open_database
+from service.delivery.leases import LeaseKeeper
 from service.settings import Settings
 from tests.conftest import replace_settings
 from tests.editions.test_posting import edition
@@ -89,3 +92,31 @@ async def test_a_slow_relay_never_lets_a_live_workers_lease_lapse(
             await asyncio.sleep(0.1)
     copies = Counter(r.rcpt_tos[0] for r in smtp_sink.received)
     assert copies == Counter(readers), "every reader got exactly one copy"
+
+
+async def test_renewing_leases_never_waits_for_a_copy_whose_result_is_being_written(
+    client: Client, settings: Settings, admin_headers: dict[str, str]
+) -> None:
+    """The recorder writes results while leases are renewed; a renewal that waited for its rows
+    (in its own order) deadlocked with it now and then (bench/send.py: DeadlockDetectedError)."""
+    url = settings.database_url or ""
+    await seed_readers(url, 2)
+    await _post(client, admin_headers, "leases")
+    conn, writer = await asyncpg.connect(url), await asyncpg.connect(url)
+    # Unknown DSN parameters are server settings: a renewal that waits for a lock at all fails.
+    db = await open_database(url + ("&" if "?" in url else "?") + "lock_timeout=500", pool_size=1)
+    try:
+        held, free = [r["id"] for r in await conn.fetch(
+            "UPDATE deliveries SET status = 'sending', lease_until = now() RETURNING id")]
+        keeper = LeaseKeeper(db, lease_seconds=60)
+        keeper.deliveries |= {held, free}
+        async with writer.transaction():
+            await writer.execute("UPDATE deliveries SET status = 'sent' WHERE id = $1", held)  # a result being written
+            await keeper.renew()
+        renewed = {r["id"]: r["renewed"] for r in await conn.fetch(
+            "SELECT id, lease_until > now() + interval '30 seconds' AS renewed FROM deliveries")}
+    finally:
+        await db.close()
+        await conn.close()
+        await writer.close()
+    assert renewed == {held: False, free: True}

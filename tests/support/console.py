@@ -45,19 +45,22 @@ async def console_client(app: Litestar, base_url: str = "https://news.example.or
         yield client
 
 
-async def make_user(settings: Settings, email: str, role: str, password: str | None = PASSWORD) -> User:
-    """Create an account as ``letterbox user create`` does, with a light hash of ``password``.
+async def make_user(settings: Settings, email: str, role: str, password: str | None = PASSWORD, *,
+                    light: bool = True) -> User:
+    """Create an account as ``letterbox user create`` does, with a light hash of ``password`` unless told not to.
 
     Argon2 verifies at the cost written in the hash itself, so an account hashed at the lowest cost
     signs in through the real form and the real check without the production cost (a fifth of a
     second of CPU per hash, twice per test).  Accounts made by the CLI or the users page, and the
-    tests of them, keep the production cost.
+    tests that compare sign-in times (``light=False``), keep the production cost.
     """
     if password is not None:
         check_strength(password)
     conn = await asyncpg.connect(settings.database_url)
     try:
         async with conn.transaction():
+            if not light:
+                return await create_user(conn, shipped_sql()[1], email, role, password)
             user = await create_user(conn, shipped_sql()[1], email, role, None)
             if password is not None:
                 await conn.execute("UPDATE users SET password_hash = $1 WHERE id = $2", _light_hash(password), user.id)

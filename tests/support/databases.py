@@ -6,7 +6,9 @@ database back to the template's state while the next test runs: every row delete
 the template's own rows copied back, every sequence set back.  A test that changed the
 schema (a migration test, a dropped table, a database setting) is found by comparing a
 fingerprint of the catalog with the template's; its database is dropped and replaced by
-a new copy instead.
+a new copy instead.  Slow tests, which load thousands of rows through real processes, take
+a new copy and drop it after: nothing of an earlier test (planner statistics, dead rows)
+reaches them.
 """
 
 from __future__ import annotations
@@ -118,6 +120,7 @@ class DatabaseCopies:
         self._state = self._run(_read_template(url_for(template))).result()
         self._admin: asyncpg.Connection = self._run(asyncpg.connect(admin_dsn)).result()
         self._ready: deque[Future[str]] = deque(self._run(self._copy()) for _ in range(spare))
+        self._drops: list[Future[None]] = []
 
     def _run(self, work: Coroutine[Any, Any, T]) -> Future[T]:
         return asyncio.run_coroutine_threadsafe(work, self._loop)
@@ -166,16 +169,30 @@ class DatabaseCopies:
         await self._drop(name)
         return await self._copy()
 
-    async def take(self) -> str:
-        """The name of a database in the template's state, yours until :meth:`give_back`."""
+    async def take(self, *, fresh: bool = False) -> str:
+        """The name of a database in the template's state, yours until :meth:`give_back`.
+
+        ``fresh``: a new copy, never one a test has used (its planner statistics and dead rows
+        included), for the slow tests that load thousands of rows into real processes.
+        """
+        if fresh:
+            return await asyncio.wrap_future(self._run(self._copy()))
         return await asyncio.wrap_future(self._ready.popleft())
 
-    def give_back(self, name: str) -> None:
-        """Reset ``name`` behind the tests, for a later test to take."""
-        self._ready.append(self._run(self._recycle(name)))
+    def give_back(self, name: str, *, reuse: bool = True) -> None:
+        """Reset ``name`` behind the tests for a later test to take, or drop it when not to ``reuse``."""
+        if reuse:
+            self._ready.append(self._run(self._recycle(name)))
+        else:
+            self._drops = [drop for drop in self._drops if not drop.done()]
+            self._drops.append(self._run(self._drop(name)))
 
     def close(self) -> None:
-        """Drop every database and stop the thread."""
+        """Drop every database and stop the thread (once; later calls do nothing)."""
+        if self._loop.is_closed():
+            return
+        for drop in self._drops:
+            drop.result()
         for ready in self._ready:
             self._run(self._drop(ready.result())).result()
         self._run(self._admin.close()).result()

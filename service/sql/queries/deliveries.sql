@@ -127,8 +127,11 @@ WHERE status = 'sending' AND lease_until < now();
 
 -- name: delivery-renew-leases
 -- A live worker extends the leases of the copies it still holds (see service/delivery/leases.py).
+-- A copy locked meanwhile is having its result written by the recorder, which ends its lease: it is
+-- skipped, never waited for (waiting, in another order than the recorder's, could deadlock with it).
 UPDATE deliveries SET lease_until = now() + make_interval(secs => $2)
-WHERE id = ANY ($1::bigint[]) AND status = 'sending';
+WHERE id IN (SELECT id FROM deliveries WHERE id = ANY ($1::bigint[]) AND status = 'sending'
+             FOR UPDATE SKIP LOCKED);
 
 -- name: edition-deliveries
 -- A page of an edition's deliveries in id order, optionally of one status.
