@@ -42,7 +42,7 @@ import msgspec
 from litestar import Litestar, get, post
 
 from bench.common import bench_database
-from service.serving import listening_socket
+from service.serving import HTTP_LOOP, HTTP_PARSER, listening_socket
 from service.settings import Settings
 from service.tokens import Purpose, TokenSigner
 
@@ -176,7 +176,8 @@ def serve_bare(port: int, workers: int) -> None:
 def _bare_process(port: int) -> None:
     import uvicorn
 
-    config = uvicorn.Config(bare_app(), log_config=None, access_log=False, server_header=False, lifespan="on")
+    config = uvicorn.Config(bare_app(), log_config=None, access_log=False, server_header=False, lifespan="on",
+                            loop=HTTP_LOOP, http=HTTP_PARSER)
     uvicorn.Server(config).run(sockets=[listening_socket(Settings(port=port))])
 
 

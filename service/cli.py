@@ -49,6 +49,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app
+    from .serving import HTTP_LOOP, HTTP_PARSER
 
     failures: list[str] = []
 
@@ -64,7 +65,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     try:
         uvicorn.run(
             app, host=settings.host, port=settings.port, log_config=None, access_log=False, server_header=False,
-            lifespan="on", proxy_headers=True, forwarded_allow_ips=settings.trusted_proxies,
+            lifespan="on", proxy_headers=True, forwarded_allow_ips=settings.trusted_proxies, loop=HTTP_LOOP,
+            http=HTTP_PARSER,
         )
     except _StopRequested:
         if not failures:

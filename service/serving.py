@@ -64,6 +64,11 @@ START_FAILURES = 5
 START_FAILURE_WINDOW_SECONDS = 60.0
 """That many children ending as they start, within this window, stop ``serve``: a fault at start."""
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+HTTP_LOOP = "uvloop"
+HTTP_PARSER = "httptools"
+"""The event loop and HTTP parser under every web process (uvicorn's ``loop`` and ``http``), named rather than
+left to uvicorn's ``auto``, which takes whatever happens to be installed: uvloop and httptools's C parser
+instead of asyncio's loop and h11's pure-Python one (bench/http.py runs its bare app on the same pair)."""
 
 
 def listening_socket(settings: Settings, *, listen: bool = True) -> socket.socket:
@@ -239,12 +244,11 @@ def _web_child(settings: Settings, ready: Event, _run_worker: bool) -> None:
     configure_logging(settings)
     # The background process receives bounces; a second listener on the port would fail.
     settings = msgspec.structs.replace(settings, bounce_smtp_port=None)
-    server = Server(
-        uvicorn.Config(
-            create_app(settings), log_config=None, access_log=False, server_header=False, lifespan="on",
-            proxy_headers=True, forwarded_allow_ips=settings.trusted_proxies,
-        )
+    config = uvicorn.Config(
+        create_app(settings), log_config=None, access_log=False, server_header=False, lifespan="on",
+        proxy_headers=True, forwarded_allow_ips=settings.trusted_proxies, loop=HTTP_LOOP, http=HTTP_PARSER,
     )
+    server = Server(config)
 
     async def main() -> None:
         def parent_gone() -> None:
@@ -253,7 +257,8 @@ def _web_child(settings: Settings, ready: Event, _run_worker: bool) -> None:
         _watch_parent(parent_gone)
         await server.serve(sockets=[listening_socket(settings)])
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+        runner.run(main())
     if not server.started:
         sys.exit(1)  # the lifespan failed (uvicorn logged why)
 

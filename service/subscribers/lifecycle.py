@@ -20,13 +20,14 @@ from msgspec import UNSET
 from ..audit import scrub_subscriber
 from ..db.queries import Queries
 from ..errors import Conflict, NotFound, Unprocessable
-from ..events.outbox import emit_erased, emit_subscriber
+from ..events.outbox import emit_erased, emit_subscriber, new_webhook_id
 from ..logs import mask_email
 from ..settings import Settings
 from ..taxonomy.terms import ListRef, check_terms
 from ..tokens import TokenSigner
 from . import ratelimit
 from .mails import queue_confirmation
+from .ratelimit import Executor
 from .schemas import SubscriberPatch
 from .validation import clean_name
 
@@ -91,63 +92,77 @@ async def subscribe(conn: asyncpg.Connection, q: Queries, settings: Settings, si
 
     A suppressed address gets no row and no mail.  Otherwise the lists the
     person does not yet have become pending and a confirmation mail is queued;
-    someone already confirmed on every list asked for gets nothing.
+    someone already confirmed on every list asked for gets nothing.  Two statements
+    (the request, then the mail, which needs the person's id): run it in a transaction.
     """
-    if await conn.fetchval(q["address-suppressed"], sign_up.email):
-        log.info("subscribe_suppressed", email=mask_email(sign_up.email))
-        return
-    person = await conn.fetchrow(q["subscriber-request"], sign_up.email, sign_up.name, sign_up.agency,
-                                 sign_up.role, sign_up.attributes)
-    assert person is not None, "INSERT … ON CONFLICT DO UPDATE returns the row"
-    waiting = {r["list_id"] for r in await conn.fetch(q["subscriptions-request"], person["id"],
-                                                      [ref.id for ref in sign_up.lists])}
-    if not waiting:
-        log.info("subscribe_nothing_new", subscriber_id=person["id"])
-        return
-    asked = [ref for ref in sign_up.lists if ref.id in waiting]
-    await record_consent(conn, q, person["id"], "subscribe", [ref.slug for ref in asked], actor)
-    await queue_confirmation(conn, q, settings, signer, person["id"], person["email"], [ref.name for ref in asked])
-    log.info("subscribe_requested", subscriber_id=person["id"], email=mask_email(person["email"]),
-             lists=[ref.slug for ref in asked])
+    asked = await conn.fetchrow(q["subscriber-request"], sign_up.email, sign_up.name, sign_up.agency, sign_up.role,
+                                sign_up.attributes, [ref.id for ref in sign_up.lists], actor.source, actor.ip,
+                                actor.user_agent, actor.wording_version)
+    await queue_asked(conn, q, settings, signer, sign_up.email, asked)
 
 
-async def confirm(conn: asyncpg.Connection, q: Queries, subscriber_id: int, actor: Actor) -> bool:
+async def queue_asked(conn: asyncpg.Connection, q: Queries, settings: Settings, signer: TokenSigner,
+                      email: str, asked: asyncpg.Record | None) -> None:
+    """Queue the confirmation mail for what ``subscriber-request`` (or ``sign-up-request-decide``) returned."""
+    if asked is None or asked["person_id"] is None:
+        log.info("subscribe_suppressed", email=mask_email(email))
+        return
+    if not asked["waiting_slugs"]:
+        log.info("subscribe_nothing_new", subscriber_id=asked["person_id"])
+        return
+    await queue_confirmation(conn, q, settings, signer, asked["person_id"], asked["person_email"],
+                             asked["waiting_names"])
+    log.info("subscribe_requested", subscriber_id=asked["person_id"], email=mask_email(asked["person_email"]),
+             lists=asked["waiting_slugs"])
+
+
+async def confirm(db: Executor, q: Queries, subscriber_id: int, actor: Actor) -> bool:
     """Double opt-in, step two: pending lists become confirmed and the person active.
 
     Returns False when the person is gone (purged or erased) or suppressed.
     Confirming twice is harmless: the second time there is nothing pending.
+    One statement: on the pool it is its own transaction.
     """
-    person = await conn.fetchrow(q["subscriber-lock"], subscriber_id)
-    if person is None or await conn.fetchval(q["address-suppressed"], person["email"]):
-        return False
-    confirmed = [r["slug"] for r in await conn.fetch(q["subscriptions-confirm"], subscriber_id)]
-    if confirmed:
-        await conn.execute(q["subscriber-activate"], subscriber_id)
-        await record_consent(conn, q, subscriber_id, "confirm", confirmed, actor)
-        await emit_subscriber(conn, q, "subscriber.confirmed", subscriber_id, lists=confirmed)
-        log.info("subscription_confirmed", subscriber_id=subscriber_id, lists=confirmed)
-    return True
+    row = await db.fetchrow(q["subscriber-confirm"], subscriber_id, new_webhook_id(), actor.source, actor.ip,
+                            actor.user_agent, actor.wording_version)
+    assert row is not None, "subscriber_confirm() returns one row"
+    if row["confirmed"]:
+        log.info("subscription_confirmed", subscriber_id=subscriber_id, lists=row["confirmed"])
+    return bool(row["known"])
 
 
-async def unsubscribe(conn: asyncpg.Connection, q: Queries, subscriber_id: int, list_id: int | None,
-                      edition_id: int | None, actor: Actor) -> list[str] | None:
-    """Leave one list (``list_id``) or all (None); return the slugs left, or None when the person is gone.
+class Left(msgspec.Struct, frozen=True):
+    """What an unsubscribe did: the slugs left now, and the names of the lists still confirmed."""
+
+    lists: list[str]
+    remaining: list[str]
+
+
+async def leave(db: Executor, q: Queries, subscriber_id: int, list_id: int | None, edition_id: int | None,
+                actor: Actor) -> Left | None:
+    """Leave one list (``list_id``) or all (None); None when the person is gone.
 
     With no confirmed list left the person becomes ``unsubscribed``.  The
     edition whose link was used counts the unsubscribe.  A repeat changes nothing.
+    One statement: on the pool it is its own transaction.
     """
-    if await conn.fetchrow(q["subscriber-lock"], subscriber_id) is None:
+    row = await db.fetchrow(q["subscriber-unsubscribe"], subscriber_id, list_id, edition_id, new_webhook_id(),
+                            actor.source, actor.ip, actor.user_agent, actor.wording_version)
+    assert row is not None, "subscriber_unsubscribe() returns one row"
+    if not row["known"]:
         return None
-    left = [r["slug"] for r in await conn.fetch(q["subscriptions-leave"], subscriber_id, list_id)]
-    if left:
-        await conn.fetchval(q["subscriber-settle-status"], subscriber_id)
-        if edition_id is not None:
-            await conn.execute(q["edition-unsubscribe-record"], edition_id, subscriber_id)
-        await record_consent(conn, q, subscriber_id, "unsubscribe", left, actor)
-        await emit_subscriber(conn, q, "subscriber.unsubscribed", subscriber_id, lists=left, edition_id=edition_id,
-                              source=actor.source)
-        log.info("unsubscribed", subscriber_id=subscriber_id, lists=left, edition_id=edition_id, source=actor.source)
+    left = Left(lists=row["left_lists"], remaining=row["remaining"])
+    if left.lists:
+        log.info("unsubscribed", subscriber_id=subscriber_id, lists=left.lists, edition_id=edition_id,
+                 source=actor.source)
     return left
+
+
+async def unsubscribe(db: Executor, q: Queries, subscriber_id: int, list_id: int | None,
+                      edition_id: int | None, actor: Actor) -> list[str] | None:
+    """:func:`leave`, returning only the slugs left (None when the person is gone)."""
+    left = await leave(db, q, subscriber_id, list_id, edition_id, actor)
+    return None if left is None else left.lists
 
 
 async def change_preferences(conn: asyncpg.Connection, q: Queries, subscriber_id: int, details: Details,

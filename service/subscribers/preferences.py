@@ -23,13 +23,14 @@ from ..db.pool import Database
 from ..db.queries import Queries
 from ..links import Links
 from ..problem_docs import PROBLEMS
+from ..runtime import Runtime
 from ..taxonomy.terms import ListRef
 from ..tokens import Purpose, TokenInvalid, TokenSigner
 from . import csrf, lifecycle
 from .forms import Choices, Entered, FieldError, check_preferences, entered, load_choices
 from .lifecycle import Actor
 from .openapi_bodies import PREFERENCES_FORM, UNSUBSCRIBE_FORM
-from .web import AnyRequest, FormRefused, LinkExpired, form_text, page, read_token
+from .web import AnyRequest, FormRefused, LinkExpired, LinkInvalid, form_text, page, read_token
 
 TAGS = ["public pages"]
 GONE = "We no longer hold any details for this link: you are not on any of our lists."
@@ -39,7 +40,6 @@ GONE = "We no longer hold any details for this link: you are not on any of our l
 async def unsubscribe_page(
     request: AnyRequest,
     token: FromPath[str],
-    conn: NamedDependency[asyncpg.Connection],
     db: NamedDependency[Database],
     signer: NamedDependency[TokenSigner],
 ) -> Template:
@@ -48,7 +48,7 @@ async def unsubscribe_page(
         return page(request, "unsubscribe.html", {"whole": True, "proof": True}, token_page=True)
     subscriber_id, list_id, _edition_id = read_token(signer, Purpose.UNSUBSCRIBE, token, fields=3)
     assert subscriber_id is not None, "read_token checks the first field"
-    memberships = await conn.fetch(db.q["subscriber-memberships"], subscriber_id)
+    memberships = await db.pool.fetch(db.q["subscriber-memberships"], subscriber_id)
     this_list = next((r["name"] for r in memberships if r["id"] == list_id), None)
     others = sum(1 for r in memberships if r["id"] != list_id and r["status"] != "unsubscribed")
     context = {"list_name": this_list, "other_lists": others, "whole": list_id is None}
@@ -57,26 +57,24 @@ async def unsubscribe_page(
 
 @post("/unsubscribe/{token:str}", tags=TAGS, summary="Unsubscribe at once (the button; RFC 8058 one-click)",
       status_code=200, operation_class=UNSUBSCRIBE_FORM)
-async def unsubscribe_submit(
-    request: AnyRequest,
-    token: FromPath[str],
-    conn: NamedDependency[asyncpg.Connection],
-    db: NamedDependency[Database],
-    links: NamedDependency[Links],
-    signer: NamedDependency[TokenSigner],
-) -> Template:
-    """Leave the list the mail was for, or every list when asked; count it against the edition."""
-    if _is_proof(signer, token):
-        return page(request, "unsubscribed.html", {"everything": True, "proof": True}, token_page=True)
-    subscriber_id, list_id, edition_id = read_token(signer, Purpose.UNSUBSCRIBE, token, fields=3)
+async def unsubscribe_submit(request: AnyRequest, token: FromPath[str], runtime: NamedDependency[Runtime]) -> Template:
+    """Leave the list the mail was for, or every list when asked; count it against the edition (one statement)."""
+    # Only the runtime as a dependency: two or more are resolved in an anyio task group (see public.py).
+    db, signer = runtime.db, runtime.signer
+    try:
+        subscriber_id, list_id, edition_id = read_token(signer, Purpose.UNSUBSCRIBE, token, fields=3)
+    except LinkInvalid:
+        # Checked second: a proof's link is rare, and every one-click would pay for its failed check.
+        if _is_proof(signer, token):
+            return page(request, "unsubscribed.html", {"everything": True, "proof": True}, token_page=True)
+        raise
     assert subscriber_id is not None, "read_token checks the first field"
     form = await _lenient_form(request)
     one_click = form_text(form.get("List-Unsubscribe")) == "One-Click"
     everything = list_id is None or form_text(form.get("scope")) == "all"
-    left = await lifecycle.unsubscribe(conn, db.q, subscriber_id, None if everything else list_id, edition_id,
-                                       Actor.of_request(request, "one-click" if one_click else "link"))
-    return await _unsubscribed(request, conn, db.q, links, subscriber_id, gone=left is None,
-                               everything=everything)
+    left = await lifecycle.leave(db.pool, db.q, subscriber_id, None if everything else list_id, edition_id,
+                                 Actor.of_request(request, "one-click" if one_click else "link"))
+    return _unsubscribed(request, runtime.links, subscriber_id, left, everything=everything)
 
 
 @get("/preferences/{token:str}", tags=TAGS, summary="The preferences page", opt={PROBLEMS: (410,)})
@@ -120,8 +118,8 @@ async def preferences_submit(
     if person is None:
         raise LinkExpired(GONE)
     if form_text(form.get("action")) == "leave":
-        await lifecycle.unsubscribe(conn, db.q, subscriber_id, None, None, Actor.of_request(request, "link"))
-        return await _unsubscribed(request, conn, db.q, links, subscriber_id, gone=False, everything=True)
+        left = await lifecycle.leave(conn, db.q, subscriber_id, None, None, Actor.of_request(request, "link"))
+        return _unsubscribed(request, links, subscriber_id, left, everything=True)
 
     choices, _ = await _choices_for(conn, db.q, subscriber_id)
     values = entered(form)
@@ -178,14 +176,13 @@ def _preferences(request: AnyRequest, signer: TokenSigner, subscriber_id: int, c
     return page(request, "preferences.html", context, status=status, token_page=True)
 
 
-async def _unsubscribed(request: AnyRequest, conn: asyncpg.Connection, q: Queries, links: Links,
-                        subscriber_id: int, *, gone: bool, everything: bool) -> Template:
-    remaining = [] if gone else [
-        r["name"] for r in await conn.fetch(q["subscriber-memberships"], subscriber_id) if r["status"] == "confirmed"
-    ]
+def _unsubscribed(request: AnyRequest, links: Links, subscriber_id: int, left: lifecycle.Left | None, *,
+                  everything: bool) -> Template:
+    """The answer to an unsubscribe (``left`` None: the person is no longer on file)."""
+    remaining = [] if left is None else left.remaining
     context = {
         "everything": everything or not remaining,
         "remaining": remaining,
-        "preferences_url": None if gone else links.preferences_url(subscriber_id),
+        "preferences_url": None if left is None else links.preferences_url(subscriber_id),
     }
     return page(request, "unsubscribed.html", context, token_page=True)

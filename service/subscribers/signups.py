@@ -90,17 +90,19 @@ async def decide_left_behind(db: Database, settings: Settings, signer: TokenSign
 
 
 async def _decide_one(db: Database, settings: Settings, signer: TokenSigner, request_id: int | None) -> bool:
-    """Take one waiting sign-up and run :func:`lifecycle.subscribe` for it in the same transaction,
-    so that it is decided exactly once; return whether there was one."""
-    taken: int | None = None
+    """Take one waiting sign-up and ask for it (``sign-up-request-decide``: one statement), then queue its
+    mail, in one transaction, so that it is decided exactly once; return whether there was one."""
+    taken = request_id
     try:
         async with db.transaction() as conn:
-            row = await conn.fetchrow(db.q["sign-up-request-take"], request_id, LEFT_BEHIND_SECONDS)
-            if row is None:
+            if taken is None:
+                taken = await conn.fetchval(db.q["sign-up-request-left-behind"], LEFT_BEHIND_SECONDS)
+                if taken is None:
+                    return False
+            decided = await conn.fetchrow(db.q["sign-up-request-decide"], taken)
+            if decided is None:  # decided already, or another process holds it now
                 return False
-            taken = row["id"]
-            waiting = msgspec.convert(row["request"], _Waiting)
-            await lifecycle.subscribe(conn, db.q, settings, signer, waiting.sign_up, waiting.actor)
+            await lifecycle.queue_asked(conn, db.q, settings, signer, decided["email"], decided)
         return True
     except Exception as exc:
         if is_unavailable(exc):

@@ -18,14 +18,9 @@ INSERT INTO event_messages (endpoint_id, webhook_id, type, data)
 SELECT e.id, $2, $1, $3::text::jsonb FROM event_endpoints e WHERE $1 = ANY (e.events);
 
 -- name: event-emit-subscriber
--- The same for an event about a reader: the reader as they are now, plus the event's own fields.
-INSERT INTO event_messages (endpoint_id, webhook_id, type, data)
-SELECT e.id, $2, $1,
-       jsonb_build_object('subscriber', jsonb_build_object(
-           'id', s.id, 'email', s.email, 'name', s.name, 'agency', s.agency, 'role', s.role, 'status', s.status
-       )) || $4::text::jsonb
-FROM event_endpoints e JOIN subscribers s ON s.id = $3
-WHERE $1 = ANY (e.events);
+-- The same for an event about a reader: the reader as they are now, plus the event's own fields
+-- (emit_subscriber_event(), migration 0011).
+SELECT emit_subscriber_event($1, $2, $3, $4::text::jsonb);
 
 -- name: event-forget-subscriber
 -- Erasure: take the address, the name and any bounce diagnostic (it may quote the address) out of

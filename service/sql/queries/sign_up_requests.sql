@@ -20,19 +20,35 @@ WITH client AS (
 SELECT client.hits AS client_hits, address.hits AS address_hits, recorded.id
 FROM client LEFT JOIN address ON true LEFT JOIN recorded ON true;
 
--- name: sign-up-request-take
--- Take one waiting sign-up to decide inside the caller's transaction: this one ($1), or, with
--- $1 NULL, the oldest one left waiting longer than $2 seconds (its process died before deciding).
-DELETE FROM sign_up_requests
-WHERE id = (
-    SELECT id FROM sign_up_requests
-    WHERE ($1::bigint IS NOT NULL AND id = $1)
-       OR ($1::bigint IS NULL AND created_at < now() - make_interval(secs => $2))
-    ORDER BY id
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED
+-- name: sign-up-request-left-behind
+-- The oldest sign-up left waiting longer than $1 seconds (its process died before deciding it),
+-- locked for the caller's transaction to decide (sign-up-request-decide).
+SELECT id FROM sign_up_requests
+WHERE created_at < now() - make_interval(secs => $1)
+ORDER BY id
+LIMIT 1
+FOR UPDATE SKIP LOCKED;
+
+-- name: sign-up-request-decide
+-- Take sign-up $1 (unless another transaction holds it) and ask for it in the same statement,
+-- inside the caller's transaction (subscriber_request(), migration 0011: the person, the lists,
+-- the consent). Returns no row when there was nothing to take; else the address asked for, and the
+-- person and the lists now waiting for confirmation, all NULL when it is suppressed (see subscriber-request).
+WITH taken AS (
+    DELETE FROM sign_up_requests
+    WHERE id = (SELECT id FROM sign_up_requests WHERE id = $1 FOR UPDATE SKIP LOCKED)
+    RETURNING request -> 'sign_up' AS sign_up, request -> 'actor' AS actor
 )
-RETURNING id, request;
+SELECT taken.sign_up ->> 'email' AS email, asked.person_id, asked.person_email, asked.waiting_slugs,
+       asked.waiting_names
+FROM taken LEFT JOIN LATERAL subscriber_request(
+    taken.sign_up ->> 'email', taken.sign_up ->> 'name', taken.sign_up ->> 'agency', taken.sign_up ->> 'role',
+    taken.sign_up -> 'attributes',
+    ARRAY(SELECT (l ->> 'id')::bigint
+          FROM jsonb_array_elements(taken.sign_up -> 'lists') WITH ORDINALITY AS t(l, n) ORDER BY n),
+    taken.actor ->> 'source', (taken.actor ->> 'ip')::inet, taken.actor ->> 'user_agent',
+    taken.actor ->> 'wording_version'
+) AS asked ON true;
 
 -- name: sign-up-request-drop
 -- Drop a sign-up whose deciding failed unexpectedly, so that it cannot block the rest.

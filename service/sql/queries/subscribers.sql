@@ -58,40 +58,16 @@ WITH gone AS (
 SELECT count(*) FROM gone;
 
 -- name: subscriber-request
--- Someone asks to subscribe: a new person is created pending; a pending one takes the newest
--- details; anyone who has confirmed before keeps theirs (only their preferences link changes them).
--- Returns the row, locked for the rest of the transaction.
-INSERT INTO subscribers AS s (email, name, agency, role, attributes)
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (lower(email)) DO UPDATE
-SET name = CASE WHEN s.status = 'pending' THEN excluded.name ELSE s.name END,
-    agency = CASE WHEN s.status = 'pending' THEN excluded.agency ELSE s.agency END,
-    role = CASE WHEN s.status = 'pending' THEN excluded.role ELSE s.role END,
-    attributes = CASE WHEN s.status = 'pending' THEN s.attributes || excluded.attributes ELSE s.attributes END,
-    updated_at = now()
-RETURNING s.id, s.email, s.status;
-
--- name: subscriber-activate
--- The person proved they read this mailbox: active from now (confirmed_at kept if already active).
-UPDATE subscribers
-SET status = 'active', confirmed_at = CASE WHEN status = 'active' THEN confirmed_at ELSE now() END,
-    updated_at = now()
-WHERE id = $1;
+-- Someone asks to subscribe (subscriber_request() in migration 0011: person, pending lists and
+-- consent in one statement); no row when the address is suppressed, else the person and the
+-- lists now waiting for confirmation (none: nothing to confirm, no mail).
+SELECT person_id, person_email, waiting_slugs, waiting_names
+FROM subscriber_request($1, $2, $3, $4, $5, $6::bigint[], $7, $8::inet, $9, $10);
 
 -- name: subscriber-settle-status
--- After lists changed: active with a confirmed list, unsubscribed without one. Bounced and
--- complained people stay as bounce handling left them. Returns the new status when it changed.
-UPDATE subscribers s
-SET status = target.status,
-    confirmed_at = CASE WHEN target.status = 'active' THEN coalesce(s.confirmed_at, now()) ELSE s.confirmed_at END,
-    updated_at = now()
-FROM (
-    SELECT CASE WHEN EXISTS (
-        SELECT 1 FROM subscriptions WHERE subscriber_id = $1 AND status = 'confirmed'
-    ) THEN 'active' ELSE 'unsubscribed' END AS status
-) AS target
-WHERE s.id = $1 AND s.status IN ('active', 'pending', 'unsubscribed') AND s.status <> target.status
-RETURNING s.status;
+-- After lists changed: active with a confirmed list, unsubscribed without one (bounced and
+-- complained people stay); the new status when it changed (settle_subscriber_status(), migration 0011).
+SELECT settle_subscriber_status($1) AS status;
 
 -- name: subscriber-get
 -- One person as the API shows them, with every list they have a subscription row for.
@@ -189,3 +165,15 @@ WITH merged AS (
     RETURNING s.id, s.xmax = 0 AS created
 )
 SELECT coalesce(array_agg(id) FILTER (WHERE created), '{}') FROM merged;
+
+-- name: subscriber-confirm
+-- Double opt-in, step two, in one statement (subscriber_confirm(), migration 0011): pending lists
+-- confirmed, the person active, consent and event recorded. Whether the person is on file and not
+-- suppressed, and the slugs confirmed now.
+SELECT known, confirmed FROM subscriber_confirm($1, $2, $3, $4::inet, $5, $6);
+
+-- name: subscriber-unsubscribe
+-- Leave one list ($2) or all ($2 NULL) in one statement (subscriber_unsubscribe(), migration 0011):
+-- status settled, the edition ($3) counting it, consent and event recorded. Whether the person is
+-- on file, the slugs left, and the names of the lists still confirmed.
+SELECT known, left_lists, remaining FROM subscriber_unsubscribe($1, $2, $3, $4, $5, $6::inet, $7, $8);

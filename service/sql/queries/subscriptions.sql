@@ -27,24 +27,6 @@ WITH gone AS (
 )
 SELECT count(*) FROM gone;
 
--- name: subscriptions-request
--- Ask for lists: new and left lists become pending again, confirmed ones stay.
--- Returns the lists that now wait for confirmation (none: nothing to confirm, no mail).
-INSERT INTO subscriptions AS sub (list_id, subscriber_id, status)
-SELECT list_id, $1, 'pending' FROM unnest($2::bigint[]) AS t(list_id)
-ON CONFLICT (list_id, subscriber_id) DO UPDATE SET status = 'pending', updated_at = now()
-WHERE sub.status <> 'confirmed'
-RETURNING sub.list_id;
-
--- name: subscriptions-confirm
--- Double opt-in: every pending subscription of the person becomes confirmed; returns their slugs.
-WITH done AS (
-    UPDATE subscriptions SET status = 'confirmed', updated_at = now()
-    WHERE subscriber_id = $1 AND status = 'pending'
-    RETURNING list_id
-)
-SELECT l.slug FROM done JOIN lists l ON l.id = done.list_id ORDER BY l.slug;
-
 -- name: subscriptions-leave
 -- Leave one list ($2) or every list ($2 NULL); returns the slugs actually left.
 WITH done AS (
