@@ -199,3 +199,22 @@ async def test_a_dead_delivery_worker_stops_serve_with_an_error(settings: Settin
     assert "the delivery worker process exited" in served.log()
     await asyncio.to_thread(_wait_until, lambda: not any(_alive(p) for p in children), 10, "every child gone")
 
+
+
+async def test_one_process_sends_editions_and_proofs_on_its_event_loop(
+    client: AsyncTestClient[Litestar], admin_headers: dict[str, str], settings: Settings, smtp_sink: SmtpSink
+) -> None:
+    # LETTERBOX_WEB_WORKERS=1, as the deploy files set it: the worker shares the web process's
+    # event loop (uvloop), so the SMTP client must work on uvloop's transports too.
+    await seed_readers(settings.database_url or "", 3)
+    served = Served(settings, port=free_port(), web_workers=1, bootstrap_api_key=settings.bootstrap_api_key or "")
+    try:
+        await asyncio.to_thread(served.wait_ready)
+        async with httpx.AsyncClient(base_url=served.base_url, headers=admin_headers, timeout=30) as http:
+            proof = await http.post("/v1/editions/proof", json={"subject": "Proof", "html": "<p>Hi</p>", "to": ["proof@example.org"]})
+            assert proof.status_code == 202 and proof.json()["sent_to"] == ["proof@example.org"], proof.text
+            posted = await http.post("/v1/editions", json=edition(), headers={"Idempotency-Key": "one"})
+            assert posted.status_code == 202, posted.text
+        await smtp_sink.wait_for(4, within=60)
+    finally:
+        assert served.stop() == 0

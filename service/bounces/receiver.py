@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import resource
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import msgspec
 import structlog
@@ -177,9 +177,10 @@ class _Busy(asyncio.Protocol):
     """A connection over the cap: one 421 line, then closed, so its descriptor is freed at once."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(_BUSY)
-        transport.close()
+        # A stream transport, asyncio's or uvloop's (which has the methods without the subclass).
+        writer = cast(asyncio.WriteTransport, transport)
+        writer.write(_BUSY)
+        writer.close()
 
 
 def ensure_descriptors(max_connections: int) -> None:

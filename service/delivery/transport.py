@@ -21,7 +21,7 @@ import re
 import socket
 import ssl
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
@@ -122,10 +122,13 @@ class SmtpTransport:
                 await client.ehlo()
             except aiosmtplib.SMTPHeloError:
                 await client.helo()
-        if not isinstance(client.transport, asyncio.Transport):
+        transport = client.transport
+        if transport is None or transport.is_closing():
             client.close()
             raise aiosmtplib.SMTPServerDisconnected("the connection closed while greeting")
-        return SmtpSession(client.transport, client.esmtp_extensions, timeout=self._timeout)
+        # uvloop's transports (the web processes run on uvloop) have asyncio.Transport's methods
+        # without subclassing it: an isinstance check would refuse every connection there.
+        return SmtpSession(cast(asyncio.Transport, transport), client.esmtp_extensions, timeout=self._timeout)
 
     async def send(self, envelope_from: str, recipient: str, message: bytes, *, data: bytes | None = None) -> Outcome:
         """Send over an idle pooled connection (or a new one); once more over a fresh one if a reused

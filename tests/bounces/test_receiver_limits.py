@@ -121,8 +121,9 @@ async def test_idle_connections_beyond_the_cap_never_take_the_api_down(settings:
     await seed_taxonomy(conn)
     await conn.close()
     smtp_port = free_port()
+    # One web process (as the deploy files run it): the receiver shares the API's uvloop event loop.
     served = Served(settings, "--no-worker", port=free_port(), bounce_smtp_port=smtp_port,
-                    bounce_smtp_max_connections=20)  # fmt: skip
+                    bounce_smtp_max_connections=20, web_workers=1)  # fmt: skip
     held: list[asyncio.StreamWriter] = []
     try:
         served.wait_ready()
