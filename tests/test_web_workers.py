@@ -15,6 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import dkim
 import httpx
 import pytest
 from litestar import Litestar
@@ -23,6 +24,7 @@ from litestar.testing import AsyncTestClient
 from service.serving import listening_socket
 from service.settings import Settings
 from tests.editions.test_posting import edition
+from tests.support.dkim import dkim_key
 from tests.support.processes import Served
 from tests.support.seed import seed_readers
 from tests.support.smtp import SmtpSink, free_port
@@ -201,20 +203,26 @@ async def test_a_dead_delivery_worker_stops_serve_with_an_error(settings: Settin
 
 
 
-async def test_one_process_sends_editions_and_proofs_on_its_event_loop(
-    client: AsyncTestClient[Litestar], admin_headers: dict[str, str], settings: Settings, smtp_sink: SmtpSink
+async def test_one_process_sends_signed_editions_and_proofs_on_its_event_loop(
+    client: AsyncTestClient[Litestar], admin_headers: dict[str, str], settings: Settings, smtp_sink: SmtpSink,
+    tmp_path: Path,
 ) -> None:
-    # LETTERBOX_WEB_WORKERS=1, as the deploy files set it: the worker shares the web process's
-    # event loop (uvloop), so the SMTP client must work on uvloop's transports too.
+    # LETTERBOX_WEB_WORKERS=1, as the deploy files set it: the worker and its DKIM signing process
+    # share the web process's event loop (uvloop), so they must work on uvloop's transports too.
     await seed_readers(settings.database_url or "", 3)
-    served = Served(settings, port=free_port(), web_workers=1, bootstrap_api_key=settings.bootstrap_api_key or "")
+    key_file, dns = dkim_key(tmp_path)
+    served = Served(settings, port=free_port(), web_workers=1, bootstrap_api_key=settings.bootstrap_api_key or "",
+                    dkim_selector="lb1", dkim_key_file=str(key_file))
     try:
         await asyncio.to_thread(served.wait_ready)
         async with httpx.AsyncClient(base_url=served.base_url, headers=admin_headers, timeout=30) as http:
-            proof = await http.post("/v1/editions/proof", json={"subject": "Proof", "html": "<p>Hi</p>", "to": ["proof@example.org"]})
+            proof = await http.post("/v1/editions/proof", json={"subject": "Proof", "html": "<p>Hi</p>",
+                                                                "to": ["proof@example.org"]})
             assert proof.status_code == 202 and proof.json()["sent_to"] == ["proof@example.org"], proof.text
             posted = await http.post("/v1/editions", json=edition(), headers={"Idempotency-Key": "one"})
             assert posted.status_code == 202, posted.text
-        await smtp_sink.wait_for(4, within=60)
+        received = await smtp_sink.wait_for(4, within=60)
+        verified = {message.rcpt_tos[0]: dkim.verify(message.content, dnsfunc=dns) for message in received}
+        assert all(verified.values()), verified
     finally:
         assert served.stop() == 0
