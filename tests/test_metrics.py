@@ -69,6 +69,16 @@ async def test_http_requests_are_counted_by_route_template_never_by_raw_path(
     assert value(found, "letterbox_http_request_duration_seconds_count", method="POST", route="/v1/lists") == 1
 
 
+async def test_an_app_started_again_counts_into_its_new_runtime(app: Litestar) -> None:
+    # The suite starts one app once per test (service.app.build_app): requests made after a restart
+    # must count into the new runtime's metrics, not into label children kept from the last one.
+    for _ in range(2):
+        async with AsyncTestClient(app, base_url="https://news.example.org") as started:
+            assert (await started.get("/healthz")).status_code == 200
+            found = samples((await started.get("/metrics")).text)
+        assert value(found, "letterbox_http_requests_total", method="GET", route="/healthz", status="200") == 1
+
+
 async def test_queue_figures_per_edition_and_system_mail_backlog_are_read_at_scrape_time(
     client: Client, admin_headers: dict[str, str], settings: Settings
 ) -> None:
