@@ -5,14 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import asyncpg
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from service.settings import Settings
 from tests.support.console import signed_in
-from tests.support.console_data import post_edition, seed_console
+from tests.support.console_data import post_edition, seed_console, sql
 
 Client = AsyncTestClient[Litestar]
 
@@ -23,15 +22,6 @@ async def seeded(client: Client, settings: Settings, admin_headers: dict[str, st
     data = await seed_console(settings.database_url or "", client, admin_headers)
     await signed_in(client, settings, "viewer")
     return data
-
-
-async def sql(settings: Settings, query: str, *args: Any) -> Any:
-    """One value from the test's database."""
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        return await conn.fetchval(query, *args)
-    finally:
-        await conn.close()
 
 
 def cells(page: str, row_header: str) -> list[str]:

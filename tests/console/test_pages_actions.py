@@ -15,7 +15,7 @@ from litestar.testing import AsyncTestClient
 
 from service.settings import Settings
 from tests.support.console import signed_in
-from tests.support.console_data import seed_console
+from tests.support.console_data import seed_console, sql
 from tests.support.smtp import SmtpSink
 
 Client = AsyncTestClient[Litestar]
@@ -25,15 +25,6 @@ Client = AsyncTestClient[Litestar]
 async def data(client: Client, settings: Settings, admin_headers: dict[str, str]) -> dict[str, Any]:
     """Six readers and an edition part-way through (nobody signed in yet)."""
     return await seed_console(settings.database_url or "", client, admin_headers)
-
-
-async def sql(settings: Settings, query: str, *args: Any) -> Any:
-    """One value from the test's database."""
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        return await conn.fetchval(query, *args)
-    finally:
-        await conn.close()
 
 
 async def audit_actions(settings: Settings) -> list[tuple[str, str, str]]:

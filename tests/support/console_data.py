@@ -6,6 +6,7 @@ from typing import Any
 
 import asyncpg
 
+from service.settings import Settings
 from tests.support.seed import seed_readers
 
 
@@ -62,3 +63,12 @@ async def seed_console(database_url: str, client: Any, headers: dict[str, str], 
     finally:
         await conn.close()
     return {"edition_id": edition_id, "subscriber_ids": ids, "emails": emails}
+
+
+async def sql(settings: Settings, query: str, *args: Any) -> Any:
+    """One value from the test's database."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        return await conn.fetchval(query, *args)
+    finally:
+        await conn.close()
