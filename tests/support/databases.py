@@ -55,7 +55,7 @@ SELECT md5(concat_ws('|',
 """
 
 _TABLES = """
-SELECT format('%I.%I', n.nspname, c.relname)
+SELECT n.nspname AS schema, c.relname AS name, format('%I.%I', n.nspname, c.relname) AS qualified
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') AND n.nspname NOT LIKE 'pg_temp%'
  ORDER BY 1
@@ -74,33 +74,28 @@ class _TemplateState:
 
     fingerprint: str
     tables: tuple[str, ...]
-    rows: dict[str, bytes]
-    """Binary COPY of each table the template has rows in (the migrations' own rows)."""
+    """Every table, schema-qualified and quoted by PostgreSQL (``format('%I.%I')``)."""
+    rows: dict[tuple[str, str], bytes]
+    """Binary COPY of each table the template has rows in (the migrations' own rows), by (schema, name)."""
     sequences: tuple[tuple[str, int, bool], ...]
 
 
 async def _read_template(dsn: str) -> _TemplateState:
     conn = await asyncpg.connect(dsn)
     try:
-        tables = tuple(r[0] for r in await conn.fetch(_TABLES))
-        rows: dict[str, bytes] = {}
+        tables = await conn.fetch(_TABLES)
+        rows: dict[tuple[str, str], bytes] = {}
         for table in tables:
             # Table names come from the catalog, quoted by format('%I'), never from input.
-            if await conn.fetchval(f"SELECT EXISTS (SELECT FROM {table})"):  # noqa: S608
+            if await conn.fetchval(f"SELECT EXISTS (SELECT FROM {table['qualified']})"):  # noqa: S608
                 out = io.BytesIO()
-                schema, name = _split(table)
-                await conn.copy_from_table(name, schema_name=schema, output=out, format="binary")
-                rows[table] = out.getvalue()
+                await conn.copy_from_table(table["name"], schema_name=table["schema"], output=out, format="binary")
+                rows[table["schema"], table["name"]] = out.getvalue()
         sequences = tuple((r["name"], r["value"], r["called"]) for r in await conn.fetch(_SEQUENCES))
-        return _TemplateState(await conn.fetchval(_FINGERPRINT), tables, rows, sequences)
+        qualified = tuple(table["qualified"] for table in tables)
+        return _TemplateState(await conn.fetchval(_FINGERPRINT), qualified, rows, sequences)
     finally:
         await conn.close()
-
-
-def _split(qualified: str) -> tuple[str, str]:
-    """``schema.table`` as format('%I.%I') wrote it, unquoted again (our names need no quoting)."""
-    schema, name = qualified.split(".", 1)
-    return schema.strip('"'), name.strip('"')
 
 
 class DatabaseCopies:
@@ -151,8 +146,7 @@ class DatabaseCopies:
                 await conn.execute("SET LOCAL session_replication_role = replica")
                 # Table names come from the catalog, quoted by format('%I'), never from input.
                 await conn.execute(";".join(f"DELETE FROM {table}" for table in self._state.tables))  # noqa: S608
-                for table, rows in self._state.rows.items():
-                    schema, table_name = _split(table)
+                for (schema, table_name), rows in self._state.rows.items():
                     await conn.copy_to_table(table_name, schema_name=schema, source=io.BytesIO(rows), format="binary")
                 await conn.executemany("SELECT setval($1::regclass, $2, $3)", self._state.sequences)
             return True
