@@ -85,11 +85,23 @@ class TokenSigner:
             purpose: (ClockedSigner if purpose in _TIMED else Signer)(ordered, salt=purpose.value)
             for purpose in Purpose
         }
+        self._last_timed: dict[Purpose, tuple[str, int, str]] = {}
+        """Per timed purpose, the last payload signed, its second and its token."""
 
     def sign(self, purpose: Purpose, *fields: Field) -> str:
         """A URL-safe token carrying ``fields`` (ids; ``None`` allowed)."""
         payload = "-".join("" if f is None else _base36(int(f)) for f in fields)
-        return self._signers[purpose].sign(payload).decode()
+        if purpose not in _TIMED:
+            return self._signers[purpose].sign(payload).decode()
+        # A timed token's timestamp counts whole seconds, so the same payload signed again within
+        # the same second is the same token: the subscription form's hidden field, on every page.
+        second = int(self._now())
+        last = self._last_timed.get(purpose)
+        if last is not None and last[0] == payload and last[1] == second:
+            return last[2]
+        token = self._signers[purpose].sign(payload).decode()
+        self._last_timed[purpose] = (payload, second, token)
+        return token
 
     def verify(self, purpose: Purpose, token: str, *, max_age: int | None = None) -> tuple[Field, ...]:
         """The fields, or :class:`TokenExpired` / :class:`TokenInvalid`."""

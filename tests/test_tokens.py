@@ -68,3 +68,19 @@ def test_verp_and_mailto_tokens_fit_in_a_local_part() -> None:
     big = 10**12
     assert len("bounce+" + signer.sign(Purpose.VERP, big)) <= 64
     assert len("unsubscribe+" + signer.sign(Purpose.UNSUBSCRIBE, big, 10**6, big)) <= 64
+
+
+def test_a_timed_token_signed_again_within_its_second_is_the_token_a_fresh_signer_makes() -> None:
+    clock = FakeClock(1_000_000.2)
+    signer = TokenSigner([NEW], now=clock)
+    first = signer.sign(Purpose.CSRF, 1, 0)
+    clock.advance(0.7)  # same second
+    assert signer.sign(Purpose.CSRF, 1, 0) == first == TokenSigner([NEW], now=clock).sign(Purpose.CSRF, 1, 0)
+    assert signer.sign(Purpose.CSRF, 2, 5) != first, "another payload is signed, not taken from the last"
+    clock.advance(0.2)  # the next second: a new timestamp, so a new token that ages from now
+    later = signer.sign(Purpose.CSRF, 1, 0)
+    assert later != first and later == TokenSigner([NEW], now=clock).sign(Purpose.CSRF, 1, 0)
+    clock.advance(9.5)
+    with pytest.raises(TokenExpired):
+        signer.verify(Purpose.CSRF, first, max_age=10)
+    assert signer.verify(Purpose.CSRF, later, max_age=10) == (1, 0)

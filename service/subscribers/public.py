@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import structlog
 from litestar import MediaType, Response, get, post
 from litestar.background_tasks import BackgroundTask
@@ -45,9 +44,9 @@ async def subscribe_form(request: AnyRequest, runtime: NamedDependency[Runtime])
     # Only the runtime as a dependency, here and on the other public pages: Litestar resolves two or
     # more dependencies in an anyio task group, a tenth of a page's cost.
     choices = await runtime.kept.get(FORM_CHOICES, runtime.db.pool, runtime.db.q)
-    context = _form_context(choices, Entered(), [], FilledPage.SLOT)
     token = csrf.issue(runtime.signer, csrf.Form.SUBSCRIBE)
-    return _BLANK_FORM.response(request, msgspec.json.encode(choices), context, token)
+    return _BLANK_FORM.response(request, choices, lambda: _form_context(choices, Entered(), [], FilledPage.SLOT),
+                                token)
 
 
 @post("/subscribe", tags=TAGS, summary="Ask to subscribe (form post)", status_code=200,
