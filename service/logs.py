@@ -119,6 +119,7 @@ class _StdlibHandler(logging.StreamHandler[_Stderr]):
 
 def configure_logging(settings: Settings) -> None:
     """Set up structlog, and route the standard-library loggers through the same rendering and scrubbing."""
+    _held.flush()  # lines held under the old set-up go out before it changes
     fmt = settings.log_format or ("console" if sys.stderr.isatty() else "json")
     level = logging.getLevelNamesMapping()[settings.log_level.upper()]
     renderer: Any = structlog.processors.JSONRenderer(_json) if fmt == "json" else structlog.dev.ConsoleRenderer()

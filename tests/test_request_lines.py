@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
-import logging
 import os
 import sys
 import time
@@ -22,6 +21,7 @@ import structlog
 
 from service.logs import configure_logging, log_request
 from service.settings import Settings
+from tests.support.serve_logging import logging_as_served
 
 
 class _Writes:
@@ -44,15 +44,8 @@ class _Writes:
 @pytest.fixture
 def json_logs() -> Iterator[None]:
     """JSON logs at info, as ``serve`` writes them; the previous set-up comes back after."""
-    saved, root = structlog.get_config(), logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    configure_logging(Settings(log_format="json", log_level="info"))
-    try:
+    with logging_as_served("info"):
         yield
-    finally:
-        configure_logging(Settings(log_format="console", log_level="info"))  # request lines as before
-        structlog.configure(**saved)
-        root.handlers, root.level = handlers, level
 
 
 @pytest.fixture
