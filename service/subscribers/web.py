@@ -22,6 +22,7 @@ from litestar.exceptions import HTTPException
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
 from litestar.types import ExceptionHandlersMap
+from markupsafe import escape
 
 from ..errors import LetterboxError
 from ..runtime import runtime_of
@@ -121,21 +122,26 @@ def page(request: AnyRequest, template: str, context: dict[str, Any] | None = No
 
 
 class FilledPage:
-    """A page rendered once and kept, with one slot filled in per request (a fresh CSRF token).
+    """A page rendered once and kept, with one slot filled in per request (a fresh CSRF token, a signed link).
 
     For pages whose every other value changes rarely: Jinja drawing the same form again was a
     third of a ``GET /subscribe``.  Kept per key (what the page was drawn from), a few keys at most.
+    ``token_page``: reached through a signed link (see :func:`page`).
     """
 
     SLOT = "filled-page-slot-5f0c2e"
     _KEYS = 16
 
-    def __init__(self, template: str) -> None:
+    def __init__(self, template: str, *, token_page: bool = False) -> None:
         self.template = template
-        self._halves: dict[tuple[str, bytes], tuple[str, str]] = {}
+        self._headers = _TOKEN_HEADERS if token_page else _HEADERS
+        self._halves: dict[tuple[str, bytes], tuple[bytes, bytes]] = {}
 
-    def response(self, request: AnyRequest, key: bytes, context: dict[str, Any], value: str) -> Response[str]:
-        """The page drawn from ``context`` (with :attr:`SLOT` where ``value`` goes), ``key`` naming that context."""
+    def response(self, request: AnyRequest, key: bytes, context: dict[str, Any], value: str) -> Response[bytes]:
+        """The page drawn from ``context`` (with :attr:`SLOT` where ``value`` goes), ``key`` naming that context.
+
+        ``value`` is escaped as the template would have escaped it.
+        """
         name = site_name(runtime_of(request.app.state).settings.from_addr)
         halves = self._halves.get((name, key))
         if halves is None:
@@ -146,8 +152,9 @@ class FilledPage:
             assert slot and self.SLOT not in after, f"{self.template} shows the slot exactly once"
             if len(self._halves) >= self._KEYS:
                 self._halves.clear()
-            halves = self._halves[(name, key)] = (before, after)
-        return Response(halves[0] + value + halves[1], media_type=MediaType.HTML, headers=dict(_HEADERS))
+            halves = self._halves[(name, key)] = (before.encode(), after.encode())
+        body = halves[0] + escape(value).encode() + halves[1]
+        return Response(body, media_type=MediaType.HTML, headers=dict(self._headers))
 
 
 def client_key(request: AnyRequest) -> str:
