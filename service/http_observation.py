@@ -7,7 +7,8 @@ layer (bench/http.py).
 - **Request id**: ``X-Request-ID`` when the client sent a sane one, else this
   process's random prefix and a counter (32 hex digits, as a UUID's: unique is
   all an id needs to be, and a counter costs no read of the system's random
-  source).  It is bound to every log line of the request and echoed back.
+  source).  It is on every log line of the request (:data:`service.logs.REQUEST_ID`)
+  and echoed back.
 - **Metrics**: count and latency by route template, never by raw path.  A raw
   path carries tokens and ids (``/unsubscribe/3f…``): one series per reader
   would be both a leak and a cardinality explosion.  Litestar puts the matched
@@ -22,12 +23,11 @@ import re
 import secrets
 import time
 
-import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Counter, Histogram
 
-from .logs import log_request
+from .logs import REQUEST_ID, log_request
 from .metrics import Metrics
 from .runtime import runtime_of
 
@@ -51,8 +51,7 @@ class ObserveRequests:
             await self.app(scope, receive, send)
             return
         request_id = self._request_id(scope)
-        echoed = (b"x-request-id", request_id.encode())
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        bound = REQUEST_ID.set(request_id)
         started = time.perf_counter()
         status = 500
 
@@ -60,7 +59,12 @@ class ObserveRequests:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), echoed]
+                echoed = (b"x-request-id", request_id.encode())
+                headers = message.get("headers")
+                if isinstance(headers, list):  # Litestar's: add to it rather than copy it
+                    headers.append(echoed)
+                else:
+                    message["headers"] = [*(headers or ()), echoed]
             await send(message)
 
         try:
@@ -70,7 +74,7 @@ class ObserveRequests:
             method = scope["method"]
             self._count(scope, method, status, seconds)
             log_request(request_id, method, scope["path"], status, round(seconds * 1000, 2))
-            structlog.contextvars.unbind_contextvars("request_id")
+            REQUEST_ID.reset(bound)
 
     def _request_id(self, scope: Scope) -> str:
         for name, value in scope["headers"]:

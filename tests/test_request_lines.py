@@ -9,9 +9,12 @@ order kept, and no write larger than a pipe writes atomically.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import logging
+import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -78,7 +81,9 @@ def test_a_request_line_has_the_keys_of_every_line_and_a_masked_path(stderr: Cal
     }
     assert second["path"] == "/v1/suppressions/a***@example.org"
     assert third["path"] == "/v1/keys/lbk_0123abcd_***"
-    assert str(first["timestamp"]).endswith("Z") and isinstance(first["process"], int)
+    stamped = datetime.datetime.fromisoformat(str(first["timestamp"]).replace("Z", "+00:00"))
+    assert str(first["timestamp"]).endswith("Z") and abs(time.time() - stamped.timestamp()) < 60
+    assert first["process"] == os.getpid()
     assert set(other) <= set(first) | {"event"}, "a request line lacks a key other lines have"
 
 
