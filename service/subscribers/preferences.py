@@ -11,8 +11,9 @@ names no one: its page opens, marked as a proof, and its button changes nothing.
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
-import msgspec
 from litestar import MediaType, Response, get, post
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
@@ -194,9 +195,12 @@ def _unsubscribed(request: AnyRequest, links: Links, subscriber_id: int, left: l
     if left is None:
         return page(request, "unsubscribed.html", {"everything": True, "remaining": []}, token_page=True)
     everything = everything or not left.remaining
-    context = {"everything": everything, "remaining": left.remaining, "preferences_url": FilledPage.SLOT}
-    key = msgspec.json.encode((everything, left.remaining))
-    return _UNSUBSCRIBED.response(request, key, context, links.preferences_url(subscriber_id))
+    remaining = left.remaining
+
+    def context() -> dict[str, Any]:
+        return {"everything": everything, "remaining": remaining, "preferences_url": FilledPage.SLOT}
+
+    return _UNSUBSCRIBED.response(request, (everything, remaining), context, links.preferences_url(subscriber_id))
 
 
 # The answer, drawn once per outcome (every list left, or those still received; see FilledPage).
