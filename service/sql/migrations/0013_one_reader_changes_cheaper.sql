@@ -1,4 +1,4 @@
--- A reader's own change (a one-click unsubscribe, a confirmation) at less than half the cost.
+-- The reference check of a consent record about one person, at a third of its cost.
 --
 -- The consent record's reference check (consents_check_references(), migration 0009) looked
 -- the statement's keys up with `id = ANY (keys)`. PL/pgSQL keeps a generic plan for such a
