@@ -4,28 +4,16 @@ path refuses, locks and cascades exactly as the set-based one (and the foreign k
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
 from service.db.pool import Database
-from service.settings import Settings
 from tests.subscribers.conftest import value
 from tests.subscribers.test_unsubscribe import confirmed_reader
 
 pytestmark = pytest.mark.usefixtures("demo")
 RECORD = "INSERT INTO consents (subscriber_id, action, source) VALUES ($1, 'unsubscribe', 'one-click')"
-
-
-@pytest.fixture
-async def other(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
-    """A connection of the test's own, for a transaction that runs beside another."""
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def _until_waiting(db: Database, pid: int) -> None:
