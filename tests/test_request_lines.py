@@ -116,3 +116,11 @@ def test_outside_a_loop_a_request_line_is_written_at_once(stderr: Callable[[], _
     writes = stderr()
     log_request("abcdef0123456789", "GET", "/healthz", 200, 0.1)
     assert len(writes.lines()) == 1
+
+
+def test_any_path_makes_a_line_of_valid_json(stderr: Callable[[], _Writes]) -> None:
+    writes = stderr()
+    paths = ['/v1/lists/a"b', "/v1/lists/back\\slash", "/v1/lists/tab\there", "/v1/lists/bücher", "/v1/lists/\x7f"]
+    for path in paths:
+        log_request("abcdef0123456789", "GET", path, 404, 0.1)
+    assert [line["path"] for line in writes.lines()] == paths
