@@ -103,17 +103,25 @@ async def subscribe(conn: asyncpg.Connection, q: Queries, settings: Settings, si
 
 async def queue_asked(conn: asyncpg.Connection, q: Queries, settings: Settings, signer: TokenSigner,
                       email: str, asked: asyncpg.Record | None) -> None:
-    """Queue the confirmation mail for what ``subscriber-request`` (or ``sign-up-request-decide``) returned."""
+    """Queue the confirmation mail for what ``subscriber-request`` returned."""
+    if wants_confirmation(email, asked):
+        assert asked is not None, "a suppressed address wants no mail"
+        await queue_confirmation(conn, q, settings, signer, asked["person_id"], asked["person_email"],
+                                 asked["waiting_names"])
+
+
+def wants_confirmation(email: str, asked: asyncpg.Record | None) -> bool:
+    """Log what asking for ``email`` came to (``subscriber-request`` or ``sign-up-requests-decide``);
+    whether a confirmation mail is to be queued for it (lists are waiting for confirmation)."""
     if asked is None or asked["person_id"] is None:
         log.info("subscribe_suppressed", email=mask_email(email))
-        return
+        return False
     if not asked["waiting_slugs"]:
         log.info("subscribe_nothing_new", subscriber_id=asked["person_id"])
-        return
-    await queue_confirmation(conn, q, settings, signer, asked["person_id"], asked["person_email"],
-                             asked["waiting_names"])
+        return False
     log.info("subscribe_requested", subscriber_id=asked["person_id"], email=mask_email(asked["person_email"]),
              lists=asked["waiting_slugs"])
+    return True
 
 
 async def confirm(db: Executor, q: Queries, subscriber_id: int, actor: Actor) -> bool:

@@ -80,7 +80,7 @@ async def subscribe_submit(request: AnyRequest, runtime: NamedDependency[Runtime
         return _form(request, signer, choices, values, errors, status=400)
 
     try:
-        signups.check_mailable(settings, signer, sign_up)
+        signups.check_mailable(sign_up)
     except InvalidValue as exc:
         raise BadRequest(str(exc)) from exc
     consenting = Actor.of_request(request, "form", WORDING_VERSION)

@@ -1,4 +1,4 @@
-"""Double opt-in step one, decided after the form has been answered.
+"""Double opt-in step one, decided after the form has been answered, many sign-ups at a time.
 
 Whether an address is new, pending, already active or suppressed decides how
 much work a sign-up is (a new person, a consent record and a confirmation
@@ -9,9 +9,18 @@ tell who reads the newsletter.  So the form only records the checked sign-up
 process that answered decides it right after (:func:`decide`, a background
 task), and a worker decides any that a crash left waiting
 (:func:`decide_left_behind`).  Nothing is lost between answer and decision.
+
+Deciding one sign-up at a time cost a transaction of its own per person:
+BEGIN, the statement, the mail, COMMIT, and the reference triggers of every
+INSERT, most of PostgreSQL's work under load.  So sign-ups handed over while a
+batch is being decided wait for the next one, and a batch is decided in one
+statement (``sign-up-requests-decide``) and its mails queued in a second, in
+one transaction: a burst of sign-ups costs a few transactions, not one each.
 """
 
 from __future__ import annotations
+
+import weakref
 
 import msgspec
 import structlog
@@ -22,12 +31,14 @@ from ..errors import is_unavailable
 from ..settings import Settings
 from ..tokens import TokenSigner
 from . import lifecycle, ratelimit
-from .mails import confirmation_mail
+from .mails import ConfirmationMails, check_recipient, queue_confirmations
 
 log = structlog.get_logger(__name__)
 
 # A sign-up still waiting this long was left by a process that died before deciding it.
 LEFT_BEHIND_SECONDS = 10.0
+# Sign-ups decided in one statement at most: a burst is decided in transactions of bounded size.
+BATCH_SIZE = 200
 
 
 class _Waiting(msgspec.Struct, frozen=True):
@@ -37,14 +48,13 @@ class _Waiting(msgspec.Struct, frozen=True):
     actor: lifecycle.Actor
 
 
-def check_mailable(settings: Settings, signer: TokenSigner, sign_up: lifecycle.SignUp) -> None:
+def check_mailable(sign_up: lifecycle.SignUp) -> None:
     """Raise :class:`InvalidValue` now if no confirmation could be written to this address.
 
-    The composer that will write the real one decides, so a refused address is a
-    400 on the form rather than a sign-up silently dropped later; the check costs
-    the same for every address.
+    The composer's own check decides (:func:`mails.check_recipient`), so a refused address is a
+    400 on the form rather than a sign-up silently dropped later; it costs the same for every address.
     """
-    confirmation_mail(settings, signer, 0, sign_up.email, [ref.name for ref in sign_up.lists])
+    check_recipient(sign_up.email)
 
 
 class Recorded(msgspec.Struct, frozen=True):
@@ -76,39 +86,89 @@ async def record(db: ratelimit.Executor, q: Queries, settings: Settings, sign_up
     return Recorded(request_id=row["id"], retry_after=wait)
 
 
+class _Decider:
+    """A process's sign-ups waiting for a batch, and whether a task is deciding batches now."""
+
+    def __init__(self) -> None:
+        self.waiting: list[int] = []
+        self.busy = False
+
+
+# One per database handle, that is per process (the runtime's): the requests it answers share it.
+_DECIDERS: weakref.WeakKeyDictionary[Database, _Decider] = weakref.WeakKeyDictionary()
+
+
 async def decide(db: Database, settings: Settings, signer: TokenSigner, request_id: int) -> None:
-    """Decide the sign-up ``request_id`` now (after the answer); never raise (the answer has gone)."""
-    await _decide_one(db, settings, signer, request_id)
+    """Decide the sign-up ``request_id`` after the answer, with any handed over meanwhile; never raise.
 
-
-async def decide_left_behind(db: Database, settings: Settings, signer: TokenSigner, limit: int = 50) -> int:
-    """Decide sign-ups whose process died before deciding them; return how many (for the worker)."""
-    done = 0
-    while done < limit and await _decide_one(db, settings, signer, None):
-        done += 1
-    return done
-
-
-async def _decide_one(db: Database, settings: Settings, signer: TokenSigner, request_id: int | None) -> bool:
-    """Take one waiting sign-up and ask for it (``sign-up-request-decide``: one statement), then queue its
-    mail, in one transaction, so that it is decided exactly once; return whether there was one."""
-    taken = request_id
+    If another request's task is deciding a batch now, it takes this one in its next batch (group
+    commit); otherwise this task decides batches until none is waiting.
+    """
+    decider = _DECIDERS.setdefault(db, _Decider())
+    decider.waiting.append(request_id)
+    if decider.busy:
+        return
+    decider.busy = True
     try:
-        async with db.transaction() as conn:
-            if taken is None:
-                taken = await conn.fetchval(db.q["sign-up-request-left-behind"], LEFT_BEHIND_SECONDS)
-                if taken is None:
-                    return False
-            decided = await conn.fetchrow(db.q["sign-up-request-decide"], taken)
-            if decided is None:  # decided already, or another process holds it now
-                return False
-            await lifecycle.queue_asked(conn, db.q, settings, signer, decided["email"], decided)
-        return True
-    except Exception as exc:
-        if is_unavailable(exc):
-            log.warning("subscribe_not_decided_yet", error=type(exc).__name__)  # a worker decides it later
-            return False
-        log.exception("subscribe_failed", sign_up_request=taken)
-        if taken is not None:  # unexpected: drop it, or it would fail again and block the rest
-            await db.pool.execute(db.q["sign-up-request-drop"], taken)
-        return taken is not None
+        mails = ConfirmationMails(settings, signer)
+        while decider.waiting:
+            batch, decider.waiting = decider.waiting[:BATCH_SIZE], decider.waiting[BATCH_SIZE:]
+            await _decide_all(db, mails, batch)
+    finally:
+        decider.busy = False
+
+
+async def decide_left_behind(db: Database, settings: Settings, signer: TokenSigner, limit: int = 200) -> int:
+    """Decide sign-ups whose process died before deciding them; return how many (for the worker)."""
+    rows = await db.pool.fetch(db.q["sign-up-requests-left-behind"], LEFT_BEHIND_SECONDS, limit)
+    if not rows:
+        return 0
+    return await _decide_all(db, ConfirmationMails(settings, signer), [row["id"] for row in rows])
+
+
+async def _decide_all(db: Database, mails: ConfirmationMails, ids: list[int]) -> int:
+    """Decide the sign-ups ``ids`` in as few batches as their addresses allow; return how many; never raise."""
+    decided = 0
+    while ids:
+        try:
+            taken = await _decide_batch(db, mails, ids)
+        except Exception as exc:
+            if is_unavailable(exc):
+                log.warning("subscribe_not_decided_yet", error=type(exc).__name__)  # a worker decides them later
+                return decided
+            # Unexpected (a deadlock with another writer, a bad row): one at a time finds the culprit.
+            log.warning("subscribe_batch_failed", error=type(exc).__name__, sign_ups=len(ids))
+            return decided + await _decide_each(db, mails, ids)
+        if not taken:  # the rest are decided already, or another process holds them now
+            break
+        decided += len(taken)
+        ids = [i for i in ids if i not in taken]  # a second sign-up for an address waits for the next batch
+    return decided
+
+
+async def _decide_each(db: Database, mails: ConfirmationMails, ids: list[int]) -> int:
+    """Decide each sign-up on its own, dropping one that fails unexpectedly (it would fail again and block the rest)."""
+    decided = 0
+    for request_id in ids:
+        try:
+            decided += len(await _decide_batch(db, mails, [request_id]))
+        except Exception as exc:
+            if is_unavailable(exc):
+                log.warning("subscribe_not_decided_yet", error=type(exc).__name__)
+                return decided
+            log.exception("subscribe_failed", sign_up_request=request_id)
+            await db.pool.execute(db.q["sign-up-request-drop"], request_id)
+            decided += 1
+    return decided
+
+
+async def _decide_batch(db: Database, mails: ConfirmationMails, ids: list[int]) -> set[int]:
+    """Take the sign-ups ``ids`` (one per address) and ask for them, then queue their mails, in one
+    transaction, so that each is decided exactly once; return the ids taken."""
+    async with db.transaction() as conn:
+        asked = await conn.fetch(db.q["sign-up-requests-decide"], ids)
+        to_mail = [(row["person_id"], row["person_email"], row["waiting_names"])
+                   for row in asked if lifecycle.wants_confirmation(row["email"], row)]
+        if to_mail:
+            await queue_confirmations(conn, db.q, mails, to_mail)
+    return {row["id"] for row in asked}

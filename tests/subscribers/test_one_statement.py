@@ -96,6 +96,10 @@ async def test_deciding_a_sign_up_is_one_statement_and_its_mail_in_one_transacti
     recorded = await signups.record(db.pool, db.q, settings, sign_up, ACTOR, "192.0.2.9", 0.0)
     assert recorded.request_id is not None
     logged, statements = one_connection
+    # asyncpg looks up an array parameter's type once per connection, by statements of its own.
+    await logged.pool.fetch(logged.q["sign-up-requests-decide"], [])
+    await logged.pool.execute(logged.q["system-mails-insert-confirmations"], [], [], [])
+    statements.clear()
 
     await signups.decide(logged, settings, TokenSigner(settings.secret_keys), recorded.request_id)
     assert [s.split()[0] for s in statements] == ["BEGIN;", "WITH", "INSERT", "COMMIT;"], statements

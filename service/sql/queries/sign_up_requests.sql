@@ -20,35 +20,33 @@ WITH client AS (
 SELECT client.hits AS client_hits, address.hits AS address_hits, recorded.id
 FROM client LEFT JOIN address ON true LEFT JOIN recorded ON true;
 
--- name: sign-up-request-left-behind
--- The oldest sign-up left waiting longer than $1 seconds (its process died before deciding it),
--- locked for the caller's transaction to decide (sign-up-request-decide).
+-- name: sign-up-requests-left-behind
+-- Up to $2 sign-ups left waiting longer than $1 seconds (their process died before deciding them),
+-- oldest first, for sign-up-requests-decide.
 SELECT id FROM sign_up_requests
 WHERE created_at < now() - make_interval(secs => $1)
 ORDER BY id
-LIMIT 1
-FOR UPDATE SKIP LOCKED;
+LIMIT $2;
 
--- name: sign-up-request-decide
--- Take sign-up $1 (unless another transaction holds it) and ask for it in the same statement,
--- inside the caller's transaction (subscriber_request(), migration 0011: the person, the lists,
--- the consent). Returns no row when there was nothing to take; else the address asked for, and the
--- person and the lists now waiting for confirmation, all NULL when it is suppressed (see subscriber-request).
-WITH taken AS (
-    DELETE FROM sign_up_requests
-    WHERE id = (SELECT id FROM sign_up_requests WHERE id = $1 FOR UPDATE SKIP LOCKED)
-    RETURNING request -> 'sign_up' AS sign_up, request -> 'actor' AS actor
+-- name: sign-up-requests-decide
+-- Take the sign-ups $1 that no other transaction holds, one per address (the oldest: the rest
+-- wait for the next batch), and ask for all of them in the same statement, inside the caller's
+-- transaction (subscribers_request(), migration 0014: the people, their lists, their consents).
+-- One row per sign-up taken: its id, the address asked for, and the person and the lists now
+-- waiting for confirmation, person NULL when the address is suppressed.
+WITH held AS (
+    SELECT id, email FROM sign_up_requests WHERE id = ANY ($1::bigint[]) FOR UPDATE SKIP LOCKED
+), taken AS (
+    DELETE FROM sign_up_requests r
+    USING (SELECT DISTINCT ON (lower(email)) id FROM held ORDER BY lower(email), id) AS first
+    WHERE r.id = first.id
+    RETURNING r.id, r.request
+), batch AS (
+    SELECT array_agg(id ORDER BY id) AS ids, jsonb_agg(request ORDER BY id) AS requests FROM taken
 )
-SELECT taken.sign_up ->> 'email' AS email, asked.person_id, asked.person_email, asked.waiting_slugs,
-       asked.waiting_names
-FROM taken LEFT JOIN LATERAL subscriber_request(
-    taken.sign_up ->> 'email', taken.sign_up ->> 'name', taken.sign_up ->> 'agency', taken.sign_up ->> 'role',
-    taken.sign_up -> 'attributes',
-    ARRAY(SELECT (l ->> 'id')::bigint
-          FROM jsonb_array_elements(taken.sign_up -> 'lists') WITH ORDINALITY AS t(l, n) ORDER BY n),
-    taken.actor ->> 'source', (taken.actor ->> 'ip')::inet, taken.actor ->> 'user_agent',
-    taken.actor ->> 'wording_version'
-) AS asked ON true;
+SELECT batch.ids[asked.ord] AS id, asked.asked_email AS email, asked.person_id, asked.person_email,
+       asked.waiting_slugs, asked.waiting_names
+FROM batch CROSS JOIN LATERAL subscribers_request(batch.requests) AS asked;
 
 -- name: sign-up-request-drop
 -- Drop a sign-up whose deciding failed unexpectedly, so that it cannot block the rest.

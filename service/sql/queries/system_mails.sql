@@ -17,6 +17,13 @@ WHERE status IN ('queued', 'sending');
 -- Queue a confirmation or other system mail inside the request's transaction.
 INSERT INTO system_mails (subscriber_id, kind, recipient, message) VALUES ($1, $2, $3, $4) RETURNING id;
 
+-- name: system-mails-insert-confirmations
+-- Queue confirmation mails for many people at once ($1 people, $2 addresses, $3 messages, in step),
+-- inside the transaction that decided their sign-ups.
+INSERT INTO system_mails (subscriber_id, kind, recipient, message)
+SELECT person, 'confirm', recipient, message
+FROM unnest($1::bigint[], $2::text[], $3::bytea[]) AS t(person, recipient, message);
+
 -- name: system-mail-claim
 -- Lease due system mails (new, retry-due, or whose lease expired).
 WITH due AS (

@@ -1,0 +1,181 @@
+"""Form sign-ups are decided many at a time (issue 14): what a batch decides is what each alone would,
+and the statements, triggers and commits are paid once per batch, not once per person."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import cast
+
+import pytest
+from asyncpg.connection import LoggedQuery
+
+from service.db.pool import Database, open_database
+from service.errors import InvalidValue
+from service.settings import Settings
+from service.subscribers import lifecycle, signups
+from service.subscribers.mails import ConfirmationMails, check_recipient
+from service.taxonomy.terms import ListRef
+from service.tokens import TokenSigner
+from tests.subscribers.conftest import rows, value
+
+pytestmark = pytest.mark.usefixtures("demo")
+ACTOR = lifecycle.Actor.of("form", "192.0.2.7", "browser", "v1")
+
+
+@pytest.fixture
+async def logged(settings: Settings) -> AsyncIterator[tuple[Database, list[str]]]:
+    """A database handle whose pool holds one connection, and every statement that connection runs."""
+    database = await open_database(settings.database_url or "", pool_size=1, run_migrations=False)
+    statements: list[str] = []
+    async with database.pool.acquire() as conn:
+        # asyncpg looks up an array parameter's type once per connection, by statements of its own.
+        await conn.fetch(database.q["sign-up-requests-decide"], [])
+        await conn.execute(database.q["system-mails-insert-confirmations"], [], [], [])
+        conn.add_query_logger(lambda entry: statements.append(cast(LoggedQuery, entry).query))
+    try:
+        yield database, statements
+    finally:
+        await database.close()
+
+
+async def _lists(db: Database, *slugs: str) -> list[ListRef]:
+    found = {r["slug"]: ListRef(r["id"], r["slug"], r["name"], r["public"])
+             for r in await rows(db, "SELECT id, slug, name, public FROM lists")}
+    return [found[slug] for slug in slugs]
+
+
+async def _record(db: Database, settings: Settings, email: str, name: str, lists: list[ListRef],
+                  client: str = "192.0.2.7") -> int:
+    sign_up = lifecycle.SignUp(email=email, name=name, agency=None, role=None, lists=lists)
+    recorded = await signups.record(db.pool, db.q, settings, sign_up, ACTOR, client, 0.0)
+    assert recorded.request_id is not None
+    return recorded.request_id
+
+
+async def _decide_together(db: Database, settings: Settings, ids: list[int]) -> None:
+    """Hand every sign-up over at once, as the background tasks of concurrent answers do."""
+    signer = TokenSigner(settings.secret_keys)
+    await asyncio.gather(*(signups.decide(db, settings, signer, request_id) for request_id in ids))
+
+
+async def test_sign_ups_handed_over_together_are_decided_in_one_transaction(
+    db: Database, settings: Settings, logged: tuple[Database, list[str]]
+) -> None:
+    newsletter = await _lists(db, "newsletter")
+    ids = [await _record(db, settings, f"reader{n}@example.org", f"Reader {n}", newsletter) for n in range(20)]
+    handle, statements = logged
+
+    await _decide_together(handle, settings, ids)
+    # The first answer's task decides its own at once; the 19 handed over meanwhile make one batch.
+    assert [s.split()[0] for s in statements] == ["BEGIN;", "WITH", "INSERT", "COMMIT;"] * 2, statements
+    assert await value(db, "SELECT count(*) FROM sign_up_requests") == 0
+    assert await value(db, "SELECT count(*) FROM subscribers WHERE status = 'pending'") == 20
+    assert await value(db, "SELECT count(*) FROM consents WHERE action = 'subscribe'") == 20
+    mailed = {r["recipient"] for r in await rows(db, "SELECT recipient FROM system_mails WHERE kind = 'confirm'")}
+    assert mailed == {f"reader{n}@example.org" for n in range(20)}
+
+
+async def test_a_batch_decides_each_sign_up_as_it_would_alone(
+    db: Database, settings: Settings, logged: tuple[Database, list[str]]
+) -> None:
+    newsletter, training = await _lists(db, "newsletter", "training")
+    active = await value(db, "INSERT INTO subscribers (email, name, status) VALUES ('al@example.org', 'Al', 'active') "
+                             "RETURNING id")
+    await db.pool.execute("INSERT INTO subscriptions (list_id, subscriber_id, status) VALUES ($1, $2, 'confirmed')",
+                          newsletter.id, active)
+    pending = await value(db, "INSERT INTO subscribers (email, name) VALUES ('pat@example.org', 'Old') RETURNING id")
+    await db.pool.execute("INSERT INTO suppressions (email_hash, reason) VALUES (email_hash('sup@example.org'), 'manual')")
+    ids = [
+        await _record(db, settings, "new@example.org", "New", [training, newsletter]),
+        await _record(db, settings, "AL@example.org", "Not Al", [newsletter]),  # confirmed already: nothing new
+        await _record(db, settings, "al@example.org", "Not Al", [newsletter, training]),  # one list more
+        await _record(db, settings, "pat@example.org", "Pat", [newsletter]),  # pending: takes the newest details
+        await _record(db, settings, "sup@example.org", "Sup", [newsletter]),  # suppressed: nothing at all
+    ]
+    handle, _ = logged
+
+    await _decide_together(handle, settings, ids)
+    assert await value(db, "SELECT count(*) FROM sign_up_requests") == 0
+    people = {r["email"]: (r["name"], r["status"]) for r in await rows(db, "SELECT email, name, status FROM subscribers")}
+    assert people == {"new@example.org": ("New", "pending"), "al@example.org": ("Al", "active"),
+                      "pat@example.org": ("Pat", "pending")}
+    lists = {(r["email"], r["slug"]): r["status"] for r in await rows(
+        db, "SELECT s.email, l.slug, sub.status FROM subscriptions sub JOIN subscribers s ON s.id = sub.subscriber_id "
+            "JOIN lists l ON l.id = sub.list_id")}
+    assert lists == {("new@example.org", "training"): "pending", ("new@example.org", "newsletter"): "pending",
+                     ("al@example.org", "newsletter"): "confirmed", ("al@example.org", "training"): "pending",
+                     ("pat@example.org", "newsletter"): "pending"}
+    consents = sorted((r["email"], r["lists"], r["source"], r["ip"], r["wording_version"]) for r in await rows(
+        db, "SELECT s.email, c.lists, c.source, host(c.ip) AS ip, c.wording_version FROM consents c "
+            "JOIN subscribers s ON s.id = c.subscriber_id"))
+    assert consents == [("al@example.org", ["training"], "form", "192.0.2.7", "v1"),
+                        ("new@example.org", ["training", "newsletter"], "form", "192.0.2.7", "v1"),
+                        ("pat@example.org", ["newsletter"], "form", "192.0.2.7", "v1")]
+    mails = {r["recipient"]: bytes(r["message"]) for r in await rows(db, "SELECT recipient, message FROM system_mails")}
+    assert sorted(mails) == ["al@example.org", "new@example.org", "pat@example.org"]
+    assert b"Training and events" in mails["al@example.org"]
+    assert b"Newsletter" not in mails["al@example.org"].partition(b"\r\n\r\n")[2], "only the list waiting"
+    assert pending == await value(db, "SELECT id FROM subscribers WHERE email = 'pat@example.org'")
+
+
+async def test_a_second_sign_up_for_an_address_waits_for_the_next_batch(
+    db: Database, settings: Settings, logged: tuple[Database, list[str]]
+) -> None:
+    newsletter = await _lists(db, "newsletter")
+    first = await _record(db, settings, "di@example.org", "Di", newsletter)
+    ids = [first, await _record(db, settings, "Di@Example.org", "Diana", newsletter, client="192.0.2.8")]
+    handle, statements = logged
+
+    # One statement cannot change a person twice: the later one is decided in a batch of its own.
+    await signups._decide_all(handle, ConfirmationMails(settings, TokenSigner(settings.secret_keys)), ids)
+    assert statements.count("BEGIN;") == 2, statements
+    assert await value(db, "SELECT count(*) FROM sign_up_requests") == 0
+    assert await value(db, "SELECT name FROM subscribers WHERE lower(email) = 'di@example.org'") == "Diana"
+    assert await value(db, "SELECT count(*) FROM consents") == 2
+    assert await value(db, "SELECT count(*) FROM system_mails") == 2
+
+
+async def test_a_sign_up_that_cannot_be_decided_is_dropped_and_the_rest_of_its_batch_decided(
+    db: Database, settings: Settings, logged: tuple[Database, list[str]]
+) -> None:
+    newsletter = await _lists(db, "newsletter")
+    ids = [await _record(db, settings, f"ok{n}@example.org", "Ok", newsletter) for n in range(3)]
+    # A list deleted between the answer and the decision: its reference check refuses the whole statement.
+    gone = ListRef(id=999_999, slug="gone", name="Gone", public=True)
+    ids.insert(1, await _record(db, settings, "gone@example.org", "Gone", [gone]))
+    handle, _ = logged
+
+    assert await signups._decide_all(handle, ConfirmationMails(settings, TokenSigner(settings.secret_keys)), ids) == 4
+    assert await value(db, "SELECT count(*) FROM sign_up_requests") == 0
+    mailed = {r["recipient"] for r in await rows(db, "SELECT recipient FROM system_mails")}
+    assert mailed == {"ok0@example.org", "ok1@example.org", "ok2@example.org"}
+    assert await value(db, "SELECT count(*) FROM subscribers WHERE email = 'gone@example.org'") == 0
+
+
+ADDRESSES = [
+    "ann@example.org", "Ann.Lee+news@Example.ORG", "o'brien@example.org", "josé@example.org", "ann@bücher.example",
+    "ann@xn--bcher-kva.example", "ann@localhost", "a@b", "ann example@example.org", "ann@example.org\r\nBcc: x@y.z",
+    "ann@example.org\n", "\tann@example.org", "ann", "@example.org", "ann@", "ann@@example.org", "<ann@example.org>",
+    "Ann <ann@example.org>", "ann@example.org, bob@example.org", "ann;bob@example.org", 'ann"@example.org',
+    "ann@exa mple.org", "ann@[192.0.2.1]", "ann@example..org", "ann@-example.org", "ann@xn--.example",
+    "ann@ex\u2028ample.org", "ann@\u00adexample.org", "ann@example.org\x00", "(comment)ann@example.org",
+    "ann@" + "a" * 64 + ".example", "ann@ex\u0301ample.org", "ann@\u0627\u0644\u0639\u0631\u0628\u064a\u0629.example",
+]
+
+
+@pytest.mark.parametrize("email", ADDRESSES)
+def test_the_address_check_refuses_exactly_what_the_composer_refuses(settings: Settings, email: str) -> None:
+    """The form's check composes nothing, so it must be the composer's own: same refusals, same acceptances."""
+    mails = ConfirmationMails(settings, TokenSigner(settings.secret_keys))
+    try:
+        mails.compose(1, email, ["Newsletter"])
+        composed = True
+    except InvalidValue:
+        composed = False
+    try:
+        check_recipient(email)
+        checked = True
+    except InvalidValue:
+        checked = False
+    assert checked == composed
