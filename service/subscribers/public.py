@@ -55,7 +55,8 @@ async def subscribe_submit(request: AnyRequest, runtime: NamedDependency[Runtime
     """Check the form and start double opt-in; the answer never says whether the address is known.
 
     Two statements, each committed on its own (a counted attempt stays counted): the choices the
-    form is checked against, then the limits and the record together (:func:`signups.record`).
+    form is checked against, then the limits and the record together, in one statement with the
+    other sign-ups this process is answering now (:func:`signups.record_soon`).
     """
     db, settings, signer = runtime.db, runtime.settings, runtime.signer
     form = await request.form()
@@ -84,7 +85,8 @@ async def subscribe_submit(request: AnyRequest, runtime: NamedDependency[Runtime
     except InvalidValue as exc:
         raise BadRequest(str(exc)) from exc
     consenting = Actor.of_request(request, "form", WORDING_VERSION)
-    recorded = await signups.record(db.pool, db.q, settings, sign_up, consenting, client_key(request), now)
+    recorded = await signups.record_soon(db, settings, signer,
+                                         signups.Attempt(sign_up, consenting, client_key(request), now))
     if recorded.request_id is None:
         assert recorded.retry_after is not None, "a sign-up not recorded was refused by a limit"
         return _too_many(request, recorded.retry_after)

@@ -5,17 +5,20 @@ much work a sign-up is (a new person, a consent record and a confirmation
 mail, or nothing).  Done inside the request, that work showed in the time the
 form took to answer: 3.9 ms for a reader, 5.9 ms for a stranger, enough to
 tell who reads the newsletter.  So the form only records the checked sign-up
-(:func:`record`, one INSERT, the same for every address) and answers; the
+(:func:`record`, one statement, the same for every address) and answers; the
 process that answered decides it right after (:func:`decide`, a background
 task), and a worker decides any that a crash left waiting
 (:func:`decide_left_behind`).  Nothing is lost between answer and decision.
 
-Deciding one sign-up at a time cost a transaction of its own per person:
-BEGIN, the statement, the mail, COMMIT, and the reference triggers of every
-INSERT, most of PostgreSQL's work under load.  So sign-ups handed over while a
-batch is being decided wait for the next one, and a batch is decided in one
-statement (``sign-up-requests-decide``) and its mails queued in a second, in
-one transaction: a burst of sign-ups costs a few transactions, not one each.
+One sign-up at a time, PostgreSQL's work was mostly paid per statement and per
+commit: the record, then a transaction per person to decide it (BEGIN, the
+statement, the mail, COMMIT, the reference triggers of every INSERT).  So each
+process groups them (:mod:`.batches`): the sign-ups its requests record while a
+record runs are counted and recorded together in the next statement
+(:func:`record_soon`), each answer still waiting for its own; those handed over
+while a batch is decided are decided together in one statement
+(``sign-up-requests-decide``), their mails queued in a second, in one
+transaction.  Every answer still waits for the same work, whatever the address.
 """
 
 from __future__ import annotations
@@ -31,13 +34,14 @@ from ..errors import is_unavailable
 from ..settings import Settings
 from ..tokens import TokenSigner
 from . import lifecycle, ratelimit
+from .batches import Batches
 from .mails import ConfirmationMails, check_recipient, queue_confirmations
 
 log = structlog.get_logger(__name__)
 
 # A sign-up still waiting this long was left by a process that died before deciding it.
 LEFT_BEHIND_SECONDS = 10.0
-# Sign-ups decided in one statement at most: a burst is decided in transactions of bounded size.
+# Sign-ups recorded or decided in one statement at most: a burst makes transactions of bounded size.
 BATCH_SIZE = 200
 
 
@@ -65,6 +69,15 @@ class Recorded(msgspec.Struct, frozen=True):
     """Seconds until the limit that refused it lets the next through (None when recorded)."""
 
 
+class Attempt(msgspec.Struct, frozen=True):
+    """A checked sign-up to count and record: who asks, from which client, when."""
+
+    sign_up: lifecycle.SignUp
+    actor: lifecycle.Actor
+    client: str
+    now: float
+
+
 async def record(db: ratelimit.Executor, q: Queries, settings: Settings, sign_up: lifecycle.SignUp,
                  actor: lifecycle.Actor, client: str, now: float) -> Recorded:
     """Count the sign-up against the per-client and per-address limits and record it if both allow it.
@@ -72,50 +85,64 @@ async def record(db: ratelimit.Executor, q: Queries, settings: Settings, sign_up
     One statement, committed on its own, the same for every address: the counts stay counted
     whatever happens next, and no bucket's row stays locked while the request goes on.
     """
+    (recorded,) = await record_all(db, q, settings, [Attempt(sign_up, actor, client, now)])
+    return recorded
+
+
+async def record_all(db: ratelimit.Executor, q: Queries, settings: Settings,
+                     attempts: list[Attempt]) -> list[Recorded]:
+    """:func:`record` for many sign-ups in one statement, counted in their order; one result each."""
     by_client, by_address = ratelimit.per_client(settings), ratelimit.per_address(settings)
-    row = await db.fetchrow(
-        q["sign-up-request-record"],
-        ratelimit.client_bucket(client), ratelimit.window_start(by_client, now), by_client.hits,
-        ratelimit.email_bucket(settings, sign_up.email), ratelimit.window_start(by_address, now), by_address.hits,
-        sign_up.email, _Waiting(sign_up, actor),
+    rows = await db.fetch(
+        q["sign-up-requests-record"],
+        [ratelimit.client_bucket(a.client) for a in attempts],
+        [ratelimit.window_start(by_client, a.now) for a in attempts], by_client.hits,
+        [ratelimit.email_bucket(settings, a.sign_up.email) for a in attempts],
+        [ratelimit.window_start(by_address, a.now) for a in attempts], by_address.hits,
+        [a.sign_up.email for a in attempts], [_Waiting(a.sign_up, a.actor) for a in attempts],
     )
-    assert row is not None, "the client's count always returns a row"
-    wait = ratelimit.retry_after(by_client, row["client_hits"], now) or ratelimit.retry_after(
-        by_address, row["address_hits"], now
-    )
-    return Recorded(request_id=row["id"], retry_after=wait)
+    return [
+        Recorded(request_id=row["id"], retry_after=ratelimit.retry_after(by_client, row["client_hits"], a.now)
+                 or ratelimit.retry_after(by_address, row["address_hits"], a.now))
+        for row, a in zip(rows, attempts, strict=True)
+    ]
 
 
-class _Decider:
-    """A process's sign-ups waiting for a batch, and whether a task is deciding batches now."""
+class _Process(msgspec.Struct):
+    """A process's batches of sign-ups: those to record before the answers, those to decide after."""
 
-    def __init__(self) -> None:
-        self.waiting: list[int] = []
-        self.busy = False
+    recording: Batches[Attempt, Recorded]
+    deciding: Batches[int, None]
 
 
 # One per database handle, that is per process (the runtime's): the requests it answers share it.
-_DECIDERS: weakref.WeakKeyDictionary[Database, _Decider] = weakref.WeakKeyDictionary()
+_PROCESSES: weakref.WeakKeyDictionary[Database, _Process] = weakref.WeakKeyDictionary()
+
+
+def _process(db: Database, settings: Settings, signer: TokenSigner) -> _Process:
+    found = _PROCESSES.get(db)
+    if found is None:
+        mails = ConfirmationMails(settings, signer)
+
+        async def record_batch(attempts: list[Attempt]) -> list[Recorded]:
+            return await record_all(db.pool, db.q, settings, attempts)
+
+        async def decide_batch(request_ids: list[int]) -> list[None]:
+            await _decide_all(db, mails, request_ids)
+            return [None] * len(request_ids)
+
+        found = _PROCESSES[db] = _Process(Batches(record_batch, BATCH_SIZE), Batches(decide_batch, BATCH_SIZE))
+    return found
+
+
+async def record_soon(db: Database, settings: Settings, signer: TokenSigner, attempt: Attempt) -> Recorded:
+    """:func:`record`, in one statement with the other sign-ups this process is recording now (group commit)."""
+    return await _process(db, settings, signer).recording.submit(attempt)
 
 
 async def decide(db: Database, settings: Settings, signer: TokenSigner, request_id: int) -> None:
-    """Decide the sign-up ``request_id`` after the answer, with any handed over meanwhile; never raise.
-
-    If another request's task is deciding a batch now, it takes this one in its next batch (group
-    commit); otherwise this task decides batches until none is waiting.
-    """
-    decider = _DECIDERS.setdefault(db, _Decider())
-    decider.waiting.append(request_id)
-    if decider.busy:
-        return
-    decider.busy = True
-    try:
-        mails = ConfirmationMails(settings, signer)
-        while decider.waiting:
-            batch, decider.waiting = decider.waiting[:BATCH_SIZE], decider.waiting[BATCH_SIZE:]
-            await _decide_all(db, mails, batch)
-    finally:
-        decider.busy = False
+    """Decide the sign-up ``request_id`` after the answer, with any handed over meanwhile; never raise."""
+    await _process(db, settings, signer).deciding.submit(request_id)
 
 
 async def decide_left_behind(db: Database, settings: Settings, signer: TokenSigner, limit: int = 200) -> int:

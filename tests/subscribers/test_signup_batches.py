@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import cast
 
+import msgspec
 import pytest
 from asyncpg.connection import LoggedQuery
 
@@ -30,6 +31,7 @@ async def logged(settings: Settings) -> AsyncIterator[tuple[Database, list[str]]
     statements: list[str] = []
     async with database.pool.acquire() as conn:
         # asyncpg looks up an array parameter's type once per connection, by statements of its own.
+        await conn.fetch(database.q["sign-up-requests-record"], [], [], 1, [], [], 1, [], [])
         await conn.fetch(database.q["sign-up-requests-decide"], [])
         await conn.execute(database.q["system-mails-insert-confirmations"], [], [], [])
         conn.add_query_logger(lambda entry: statements.append(cast(LoggedQuery, entry).query))
@@ -67,13 +69,40 @@ async def test_sign_ups_handed_over_together_are_decided_in_one_transaction(
     handle, statements = logged
 
     await _decide_together(handle, settings, ids)
-    # The first answer's task decides its own at once; the 19 handed over meanwhile make one batch.
-    assert [s.split()[0] for s in statements] == ["BEGIN;", "WITH", "INSERT", "COMMIT;"] * 2, statements
+    assert [s.split()[0] for s in statements] == ["BEGIN;", "WITH", "INSERT", "COMMIT;"], statements
     assert await value(db, "SELECT count(*) FROM sign_up_requests") == 0
     assert await value(db, "SELECT count(*) FROM subscribers WHERE status = 'pending'") == 20
     assert await value(db, "SELECT count(*) FROM consents WHERE action = 'subscribe'") == 20
     mailed = {r["recipient"] for r in await rows(db, "SELECT recipient FROM system_mails WHERE kind = 'confirm'")}
     assert mailed == {f"reader{n}@example.org" for n in range(20)}
+
+
+async def test_sign_ups_answered_together_are_counted_and_recorded_in_one_statement_in_their_order(
+    db: Database, settings: Settings, logged: tuple[Database, list[str]]
+) -> None:
+    limited = msgspec.structs.replace(settings, subscribe_limit_per_client=6, subscribe_limit_per_address=2)
+    newsletter = await _lists(db, "newsletter")
+    handle, statements = logged
+    emails = ["ann@example.org", "bob@example.org", "Ann@example.org", "ann@example.org", "cy@example.org",
+              "bob@example.org", "di@example.org", "ed@example.org"]
+    attempts = [signups.Attempt(lifecycle.SignUp(email=email, name="", agency=None, role=None, lists=newsletter),
+                                ACTOR, "192.0.2.7", 1_000_000.0) for email in emails]
+    signer = TokenSigner(settings.secret_keys)
+
+    recorded = await asyncio.gather(*(signups.record_soon(handle, limited, signer, a) for a in attempts))
+    assert [s.split()[0] for s in statements] == ["WITH"], statements
+    # As one after another: Ann's third try is over her address's limit; the client's 7th and 8th over its own.
+    refused = [(r.request_id is None, r.retry_after) for r in recorded]
+    assert refused == [(False, None)] * 3 + [(True, 800)] + [(False, None)] * 2 + [(True, 200)] * 2
+    waiting = [r["email"] for r in await rows(db, "SELECT email FROM sign_up_requests ORDER BY id")]
+    assert waiting == ["ann@example.org", "bob@example.org", "Ann@example.org", "cy@example.org",
+                       "bob@example.org"]
+    assert [r.request_id for r in recorded if r.request_id is not None] == [
+        r["id"] for r in await rows(db, "SELECT id FROM sign_up_requests ORDER BY id")], "each answer knows its own"
+    counts = {r["bucket"].split(":")[0]: r["hits"] for r in await rows(
+        db, "SELECT bucket, hits FROM rate_limits WHERE bucket LIKE 'subscribe-client:%'")}
+    assert counts == {"subscribe-client": 8}, "every attempt counts against its client, refused or not"
+    assert await value(db, "SELECT sum(hits) FROM rate_limits WHERE bucket LIKE 'subscribe-address:%'") == 6
 
 
 async def test_a_batch_decides_each_sign_up_as_it_would_alone(
