@@ -123,12 +123,18 @@ def _process(db: Database, settings: Settings, signer: TokenSigner) -> _Process:
     found = _PROCESSES.get(db)
     if found is None:
         mails = ConfirmationMails(settings, signer)
+        # Weakly: a value that held its key would keep every closed handle (and its batches) alive.
+        handle = weakref.ref(db)
 
         async def record_batch(attempts: list[Attempt]) -> list[Recorded]:
-            return await record_all(db.pool, db.q, settings, attempts)
+            database = handle()
+            assert database is not None, "a caller holds the handle while it waits"
+            return await record_all(database.pool, database.q, settings, attempts)
 
         async def decide_batch(request_ids: list[int]) -> list[None]:
-            await _decide_all(db, mails, request_ids)
+            database = handle()
+            assert database is not None, "a caller holds the handle while it waits"
+            await _decide_all(database, mails, request_ids)
             return [None] * len(request_ids)
 
         found = _PROCESSES[db] = _Process(Batches(record_batch, BATCH_SIZE), Batches(decide_batch, BATCH_SIZE))

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import cast
 
+import asyncpg
 import msgspec
 import pytest
 from asyncpg.connection import LoggedQuery
@@ -15,6 +16,7 @@ from service.db.pool import Database, open_database
 from service.errors import InvalidValue
 from service.settings import Settings
 from service.subscribers import lifecycle, signups
+from service.subscribers.batches import Batches
 from service.subscribers.mails import ConfirmationMails, check_recipient
 from service.taxonomy.terms import ListRef
 from service.tokens import TokenSigner
@@ -208,3 +210,40 @@ def test_the_address_check_refuses_exactly_what_the_composer_refuses(settings: S
     except InvalidValue:
         checked = False
     assert checked == composed
+
+
+async def test_a_sign_up_that_cannot_be_recorded_fails_alone_and_the_rest_of_its_group_is_recorded(
+    db: Database, settings: Settings, logged: tuple[Database, list[str]]
+) -> None:
+    newsletter = await _lists(db, "newsletter")
+    handle, _ = logged
+    signer = TokenSigner(settings.secret_keys)
+    # PostgreSQL's jsonb refuses \u0000, so this request's record fails; it must not take the others with it.
+    bad = lifecycle.Actor.of("form", "192.0.2.7", "agent\x00")
+    attempts = [signups.Attempt(lifecycle.SignUp(email=f"p{n}@example.org", name="", agency=None, role=None,
+                                                 lists=newsletter), bad if n == 1 else ACTOR, "192.0.2.7", 0.0)
+                for n in range(3)]
+
+    outcomes = await asyncio.gather(*(signups.record_soon(handle, settings, signer, a) for a in attempts),
+                                    return_exceptions=True)
+    assert isinstance(outcomes[1], asyncpg.PostgresError), outcomes
+    assert all(isinstance(o, signups.Recorded) and o.request_id is not None for o in (outcomes[0], outcomes[2]))
+    waiting = [r["email"] for r in await rows(db, "SELECT email FROM sign_up_requests ORDER BY id")]
+    assert waiting == ["p0@example.org", "p2@example.org"]
+
+
+async def test_items_of_a_failed_batch_run_alone_and_only_the_bad_one_fails() -> None:
+    ran: list[list[str]] = []
+
+    async def run(items: list[str]) -> list[str]:
+        ran.append(items)
+        if "bad" in items:
+            raise ValueError("bad item")
+        return [item.upper() for item in items]
+
+    batches = Batches(run, size=10)
+    outcomes = await asyncio.gather(*(batches.submit(item) for item in ["a", "bad", "c"]), return_exceptions=True)
+    assert outcomes[0] == "A" and outcomes[2] == "C"
+    assert isinstance(outcomes[1], ValueError)
+    assert ran == [["a", "bad", "c"], ["a"], ["bad"], ["c"]]
+    assert await batches.submit("d") == "D", "a later item starts a batch of its own"
