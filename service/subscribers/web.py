@@ -10,12 +10,14 @@ carries a fresh CSRF token or personal details.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from email.utils import parseaddr
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import msgspec
 import structlog
 from litestar import MediaType, Request, Response, get
 from litestar.exceptions import HTTPException
@@ -124,7 +126,9 @@ class FilledPage:
     """A page rendered once and kept, with one slot filled in per request (a fresh CSRF token).
 
     For pages whose every other value changes rarely: Jinja drawing the same form again was a
-    third of a ``GET /subscribe``.  Kept per key (what the page was drawn from), a few keys at most.
+    third of a ``GET /subscribe``.  Kept per source (what the page is drawn from) and site name,
+    a few at most; the last source is recognised by identity, so a page drawn from the same
+    kept object again costs no encoding of it.
     """
 
     SLOT = "filled-page-slot-5f0c2e"
@@ -133,21 +137,34 @@ class FilledPage:
     def __init__(self, template: str) -> None:
         self.template = template
         self._halves: dict[tuple[str, bytes], tuple[str, str]] = {}
+        self._last: tuple[object, str, tuple[str, str]] | None = None
 
-    def response(self, request: AnyRequest, key: bytes, context: dict[str, Any], value: str) -> Response[str]:
-        """The page drawn from ``context`` (with :attr:`SLOT` where ``value`` goes), ``key`` naming that context."""
+    def response(self, request: AnyRequest, source: object, context: Callable[[], dict[str, Any]],
+                 value: str) -> Response[str]:
+        """The page drawn from ``context()`` (with :attr:`SLOT` where ``value`` goes), which is made from
+        ``source`` alone (anything msgspec encodes)."""
         name = site_name(runtime_of(request.app.state).settings.from_addr)
-        halves = self._halves.get((name, key))
+        last = self._last
+        if last is not None and last[0] is source and last[1] == name:
+            halves = last[2]
+        else:
+            halves = self._drawn(request, (name, msgspec.json.encode(source)), context)
+            self._last = (source, name, halves)
+        return Response(halves[0] + value + halves[1], media_type=MediaType.HTML, headers=dict(_HEADERS))
+
+    def _drawn(self, request: AnyRequest, key: tuple[str, bytes], context: Callable[[], dict[str, Any]]
+               ) -> tuple[str, str]:
+        halves = self._halves.get(key)
         if halves is None:
             engine = request.app.template_engine
             assert engine is not None, "the app has a template engine (service/app.py)"
-            body = engine.get_template(self.template).render(site_name=name, **context)
+            body = engine.get_template(self.template).render(site_name=key[0], **context())
             before, slot, after = body.partition(self.SLOT)
             assert slot and self.SLOT not in after, f"{self.template} shows the slot exactly once"
             if len(self._halves) >= self._KEYS:
                 self._halves.clear()
-            halves = self._halves[(name, key)] = (before, after)
-        return Response(halves[0] + value + halves[1], media_type=MediaType.HTML, headers=dict(_HEADERS))
+            halves = self._halves[key] = (before, after)
+        return halves
 
 
 def client_key(request: AnyRequest) -> str:
