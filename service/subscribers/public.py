@@ -28,7 +28,7 @@ from ..settings import Settings
 from ..taxonomy.choices import FORM_CHOICES, Choices
 from ..tokens import Purpose, TokenSigner
 from . import csrf, lifecycle, ratelimit, signups
-from .forms import HONEYPOT, WORDING_VERSION, Entered, FieldError, check_subscribe, entered, load_choices
+from .forms import HONEYPOT, WORDING_VERSION, Entered, FieldError, check_subscribe, entered
 from .lifecycle import Actor
 from .openapi_bodies import SUBSCRIBE_FORM
 from .web import AnyRequest, FilledPage, FormRefused, LinkExpired, client_key, form_text, page, read_token
@@ -54,9 +54,9 @@ async def subscribe_form(request: AnyRequest, runtime: NamedDependency[Runtime])
 async def subscribe_submit(request: AnyRequest, runtime: NamedDependency[Runtime]) -> Template:
     """Check the form and start double opt-in; the answer never says whether the address is known.
 
-    Two statements, each committed on its own (a counted attempt stays counted): the choices the
-    form is checked against, then the limits and the record together, in one statement with the
-    other sign-ups this process is answering now (:func:`signups.record_soon`).
+    One statement, committed on its own (a counted attempt stays counted): the limits and the record
+    together, with the other sign-ups this process is answering now (:func:`signups.record_soon`).
+    The form is checked against the choices the process keeps, as the form was drawn from them.
     """
     db, settings, signer = runtime.db, runtime.settings, runtime.signer
     form = await request.form()
@@ -69,7 +69,7 @@ async def subscribe_submit(request: AnyRequest, runtime: NamedDependency[Runtime
         return page(request, "check_inbox.html")
 
     now = runtime.clock()
-    choices = await load_choices(db.pool, db.q)
+    choices = await runtime.kept.get(FORM_CHOICES, db.pool, db.q)
     values = entered(form)
     sign_up, errors = check_subscribe(values, choices)
     if sign_up is None:
