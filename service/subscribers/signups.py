@@ -16,9 +16,10 @@ statement, the mail, COMMIT, the reference triggers of every INSERT).  So each
 process groups them (:mod:`.batches`): the sign-ups its requests record while a
 record runs are counted and recorded together in the next statement
 (:func:`record_soon`), each answer still waiting for its own; those handed over
-while a batch is decided are decided together in one statement
-(``sign-up-requests-decide``), their mails queued in a second, in one
-transaction.  Every answer still waits for the same work, whatever the address.
+while a batch is decided are decided together, their confirmation mails queued
+with them, in one statement (``sign-up-requests-decide``; the worker composes
+each mail as it sends it).  Every answer still waits for the same work,
+whatever the address.
 """
 
 from __future__ import annotations
@@ -32,10 +33,9 @@ from ..db.pool import Database
 from ..db.queries import Queries
 from ..errors import is_unavailable
 from ..settings import Settings
-from ..tokens import TokenSigner
 from . import lifecycle, ratelimit
 from .batches import Batches
-from .mails import ConfirmationMails, check_recipient, queue_confirmations
+from .mails import check_recipient
 
 log = structlog.get_logger(__name__)
 
@@ -108,22 +108,16 @@ async def record_all(db: ratelimit.Executor, q: Queries, settings: Settings,
     ]
 
 
-class _Process(msgspec.Struct):
-    """A process's batches of sign-ups: those to record before the answers, those to decide after."""
-
-    recording: Batches[Attempt, Recorded]
-    deciding: Batches[int, None]
-
-
-# One per database handle, that is per process (the runtime's): the requests it answers share it.
-_PROCESSES: weakref.WeakKeyDictionary[Database, _Process] = weakref.WeakKeyDictionary()
+# One of each per database handle, that is per process (the runtime's): the requests it answers share
+# them. Held weakly: a batch runs with its handle, and a closed handle's batches go with it.
+_RECORDING: weakref.WeakKeyDictionary[Database, Batches[Attempt, Recorded]] = weakref.WeakKeyDictionary()
+_DECIDING: weakref.WeakKeyDictionary[Database, Batches[int, None]] = weakref.WeakKeyDictionary()
 
 
-def _process(db: Database, settings: Settings, signer: TokenSigner) -> _Process:
-    found = _PROCESSES.get(db)
-    if found is None:
-        mails = ConfirmationMails(settings, signer)
-        # Weakly: a value that held its key would keep every closed handle (and its batches) alive.
+async def record_soon(db: Database, settings: Settings, attempt: Attempt) -> Recorded:
+    """:func:`record`, in one statement with the other sign-ups this process is recording now (group commit)."""
+    batches = _RECORDING.get(db)
+    if batches is None:
         handle = weakref.ref(db)
 
         async def record_batch(attempts: list[Attempt]) -> list[Recorded]:
@@ -131,47 +125,47 @@ def _process(db: Database, settings: Settings, signer: TokenSigner) -> _Process:
             assert database is not None, "a caller holds the handle while it waits"
             return await record_all(database.pool, database.q, settings, attempts)
 
+        batches = _RECORDING[db] = Batches(record_batch, BATCH_SIZE)
+    return await batches.submit(attempt)
+
+
+async def decide(db: Database, request_id: int) -> None:
+    """Decide the sign-up ``request_id`` after the answer, with any handed over meanwhile; never raise."""
+    batches = _DECIDING.get(db)
+    if batches is None:
+        handle = weakref.ref(db)
+
         async def decide_batch(request_ids: list[int]) -> list[None]:
             database = handle()
             assert database is not None, "a caller holds the handle while it waits"
-            await _decide_all(database, mails, request_ids)
+            await _decide_all(database, request_ids)
             return [None] * len(request_ids)
 
-        found = _PROCESSES[db] = _Process(Batches(record_batch, BATCH_SIZE), Batches(decide_batch, BATCH_SIZE))
-    return found
+        batches = _DECIDING[db] = Batches(decide_batch, BATCH_SIZE)
+    await batches.submit(request_id)
 
 
-async def record_soon(db: Database, settings: Settings, signer: TokenSigner, attempt: Attempt) -> Recorded:
-    """:func:`record`, in one statement with the other sign-ups this process is recording now (group commit)."""
-    return await _process(db, settings, signer).recording.submit(attempt)
-
-
-async def decide(db: Database, settings: Settings, signer: TokenSigner, request_id: int) -> None:
-    """Decide the sign-up ``request_id`` after the answer, with any handed over meanwhile; never raise."""
-    await _process(db, settings, signer).deciding.submit(request_id)
-
-
-async def decide_left_behind(db: Database, settings: Settings, signer: TokenSigner, limit: int = 200) -> int:
+async def decide_left_behind(db: Database, limit: int = 200) -> int:
     """Decide sign-ups whose process died before deciding them; return how many (for the worker)."""
     rows = await db.pool.fetch(db.q["sign-up-requests-left-behind"], LEFT_BEHIND_SECONDS, limit)
     if not rows:
         return 0
-    return await _decide_all(db, ConfirmationMails(settings, signer), [row["id"] for row in rows])
+    return await _decide_all(db, [row["id"] for row in rows])
 
 
-async def _decide_all(db: Database, mails: ConfirmationMails, ids: list[int]) -> int:
+async def _decide_all(db: Database, ids: list[int]) -> int:
     """Decide the sign-ups ``ids`` in as few batches as their addresses allow; return how many; never raise."""
     decided = 0
     while ids:
         try:
-            taken = await _decide_batch(db, mails, ids)
+            taken = await _decide_batch(db, ids)
         except Exception as exc:
             if is_unavailable(exc):
                 log.warning("subscribe_not_decided_yet", error=type(exc).__name__)  # a worker decides them later
                 return decided
             # Unexpected (a deadlock with another writer, a bad row): one at a time finds the culprit.
             log.warning("subscribe_batch_failed", error=type(exc).__name__, sign_ups=len(ids))
-            return decided + await _decide_each(db, mails, ids)
+            return decided + await _decide_each(db, ids)
         if not taken:  # the rest are decided already, or another process holds them now
             break
         decided += len(taken)
@@ -179,12 +173,12 @@ async def _decide_all(db: Database, mails: ConfirmationMails, ids: list[int]) ->
     return decided
 
 
-async def _decide_each(db: Database, mails: ConfirmationMails, ids: list[int]) -> int:
+async def _decide_each(db: Database, ids: list[int]) -> int:
     """Decide each sign-up on its own, dropping one that fails unexpectedly (it would fail again and block the rest)."""
     decided = 0
     for request_id in ids:
         try:
-            decided += len(await _decide_batch(db, mails, [request_id]))
+            decided += len(await _decide_batch(db, [request_id]))
         except Exception as exc:
             if is_unavailable(exc):
                 log.warning("subscribe_not_decided_yet", error=type(exc).__name__)
@@ -195,13 +189,10 @@ async def _decide_each(db: Database, mails: ConfirmationMails, ids: list[int]) -
     return decided
 
 
-async def _decide_batch(db: Database, mails: ConfirmationMails, ids: list[int]) -> set[int]:
-    """Take the sign-ups ``ids`` (one per address) and ask for them, then queue their mails, in one
-    transaction, so that each is decided exactly once; return the ids taken."""
-    async with db.transaction() as conn:
-        asked = await conn.fetch(db.q["sign-up-requests-decide"], ids)
-        to_mail = [(row["person_id"], row["person_email"], row["waiting_names"])
-                   for row in asked if lifecycle.wants_confirmation(row["email"], row)]
-        if to_mail:
-            await queue_confirmations(conn, db.q, mails, to_mail)
+async def _decide_batch(db: Database, ids: list[int]) -> set[int]:
+    """Take the sign-ups ``ids`` (one per address), ask for them and queue their mails, in one statement,
+    so that each is decided exactly once; return the ids taken."""
+    asked = await db.pool.fetch(db.q["sign-up-requests-decide"], ids)
+    for row in asked:
+        lifecycle.note_asked(row["email"], row)
     return {row["id"] for row in asked}

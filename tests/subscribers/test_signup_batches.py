@@ -14,10 +14,12 @@ from asyncpg.connection import LoggedQuery
 
 from service.db.pool import Database, open_database
 from service.errors import InvalidValue
+from service.links import Links
+from service.mail.confirmation import ConfirmationMails
 from service.settings import Settings
 from service.subscribers import lifecycle, signups
 from service.subscribers.batches import Batches
-from service.subscribers.mails import ConfirmationMails, check_recipient
+from service.subscribers.mails import check_recipient
 from service.taxonomy.terms import ListRef
 from service.tokens import TokenSigner
 from tests.subscribers.conftest import rows, value
@@ -35,7 +37,6 @@ async def logged(settings: Settings) -> AsyncIterator[tuple[Database, list[str]]
         # asyncpg looks up an array parameter's type once per connection, by statements of its own.
         await conn.fetch(database.q["sign-up-requests-record"], [], [], 1, [], [], 1, [], [])
         await conn.fetch(database.q["sign-up-requests-decide"], [])
-        await conn.execute(database.q["system-mails-insert-confirmations"], [], [], [])
         conn.add_query_logger(lambda entry: statements.append(cast(LoggedQuery, entry).query))
     try:
         yield database, statements
@@ -59,11 +60,10 @@ async def _record(db: Database, settings: Settings, email: str, name: str, lists
 
 async def _decide_together(db: Database, settings: Settings, ids: list[int]) -> None:
     """Hand every sign-up over at once, as the background tasks of concurrent answers do."""
-    signer = TokenSigner(settings.secret_keys)
-    await asyncio.gather(*(signups.decide(db, settings, signer, request_id) for request_id in ids))
+    await asyncio.gather(*(signups.decide(db, request_id) for request_id in ids))
 
 
-async def test_sign_ups_handed_over_together_are_decided_in_one_transaction(
+async def test_sign_ups_handed_over_together_are_decided_in_one_statement(
     db: Database, settings: Settings, logged: tuple[Database, list[str]]
 ) -> None:
     newsletter = await _lists(db, "newsletter")
@@ -71,7 +71,7 @@ async def test_sign_ups_handed_over_together_are_decided_in_one_transaction(
     handle, statements = logged
 
     await _decide_together(handle, settings, ids)
-    assert [s.split()[0] for s in statements] == ["BEGIN;", "WITH", "INSERT", "COMMIT;"], statements
+    assert [s.split()[0] for s in statements] == ["WITH"], "people, lists, consents and mails: one statement"
     assert await value(db, "SELECT count(*) FROM sign_up_requests") == 0
     assert await value(db, "SELECT count(*) FROM subscribers WHERE status = 'pending'") == 20
     assert await value(db, "SELECT count(*) FROM consents WHERE action = 'subscribe'") == 20
@@ -89,9 +89,8 @@ async def test_sign_ups_answered_together_are_counted_and_recorded_in_one_statem
               "bob@example.org", "di@example.org", "ed@example.org"]
     attempts = [signups.Attempt(lifecycle.SignUp(email=email, name="", agency=None, role=None, lists=newsletter),
                                 ACTOR, "192.0.2.7", 1_000_000.0) for email in emails]
-    signer = TokenSigner(settings.secret_keys)
 
-    recorded = await asyncio.gather(*(signups.record_soon(handle, limited, signer, a) for a in attempts))
+    recorded = await asyncio.gather(*(signups.record_soon(handle, limited, a) for a in attempts))
     assert [s.split()[0] for s in statements] == ["WITH"], statements
     # As one after another: Ann's third try is over her address's limit; the client's 7th and 8th over its own.
     refused = [(r.request_id is None, r.retry_after) for r in recorded]
@@ -143,10 +142,12 @@ async def test_a_batch_decides_each_sign_up_as_it_would_alone(
     assert consents == [("al@example.org", ["training"], "form", "192.0.2.7", "v1"),
                         ("new@example.org", ["training", "newsletter"], "form", "192.0.2.7", "v1"),
                         ("pat@example.org", ["newsletter"], "form", "192.0.2.7", "v1")]
-    mails = {r["recipient"]: bytes(r["message"]) for r in await rows(db, "SELECT recipient, message FROM system_mails")}
-    assert sorted(mails) == ["al@example.org", "new@example.org", "pat@example.org"]
-    assert b"Training and events" in mails["al@example.org"]
-    assert b"Newsletter" not in mails["al@example.org"].partition(b"\r\n\r\n")[2], "only the list waiting"
+    mails = {r["recipient"]: (r["subscriber_id"], r["lists"], r["message"])
+             for r in await rows(db, "SELECT recipient, subscriber_id, lists, message FROM system_mails")}
+    people = {r["email"]: r["id"] for r in await rows(db, "SELECT id, email FROM subscribers")}
+    assert mails == {"al@example.org": (people["al@example.org"], ["Training and events"], None),
+                     "new@example.org": (people["new@example.org"], ["Training and events", "Partnership newsletter"], None),
+                     "pat@example.org": (people["pat@example.org"], ["Partnership newsletter"], None)}, "only the lists waiting"
     assert pending == await value(db, "SELECT id FROM subscribers WHERE email = 'pat@example.org'")
 
 
@@ -159,8 +160,8 @@ async def test_a_second_sign_up_for_an_address_waits_for_the_next_batch(
     handle, statements = logged
 
     # One statement cannot change a person twice: the later one is decided in a batch of its own.
-    await signups._decide_all(handle, ConfirmationMails(settings, TokenSigner(settings.secret_keys)), ids)
-    assert statements.count("BEGIN;") == 2, statements
+    await signups._decide_all(handle, ids)
+    assert len(statements) == 2, statements
     assert await value(db, "SELECT count(*) FROM sign_up_requests") == 0
     assert await value(db, "SELECT name FROM subscribers WHERE lower(email) = 'di@example.org'") == "Diana"
     assert await value(db, "SELECT count(*) FROM consents") == 2
@@ -177,7 +178,7 @@ async def test_a_sign_up_that_cannot_be_decided_is_dropped_and_the_rest_of_its_b
     ids.insert(1, await _record(db, settings, "gone@example.org", "Gone", [gone]))
     handle, _ = logged
 
-    assert await signups._decide_all(handle, ConfirmationMails(settings, TokenSigner(settings.secret_keys)), ids) == 4
+    assert await signups._decide_all(handle, ids) == 4
     assert await value(db, "SELECT count(*) FROM sign_up_requests") == 0
     mailed = {r["recipient"] for r in await rows(db, "SELECT recipient FROM system_mails")}
     assert mailed == {"ok0@example.org", "ok1@example.org", "ok2@example.org"}
@@ -197,12 +198,13 @@ ADDRESSES = [
 
 @pytest.mark.parametrize("email", ADDRESSES)
 def test_the_address_check_refuses_exactly_what_the_composer_refuses(settings: Settings, email: str) -> None:
-    """The form's check composes nothing, so it must be the composer's own: same refusals, same acceptances."""
-    mails = ConfirmationMails(settings, TokenSigner(settings.secret_keys))
+    """The form's check composes nothing (the worker composes at send time), so it must be the composer's
+    own: what it refuses can never be sent, what it lets through the worker can write."""
+    mails = ConfirmationMails(settings, Links(settings, TokenSigner(settings.secret_keys)))
     try:
         mails.compose(1, email, ["Newsletter"])
         composed = True
-    except InvalidValue:
+    except ValueError:
         composed = False
     try:
         check_recipient(email)
@@ -217,14 +219,13 @@ async def test_a_sign_up_that_cannot_be_recorded_fails_alone_and_the_rest_of_its
 ) -> None:
     newsletter = await _lists(db, "newsletter")
     handle, _ = logged
-    signer = TokenSigner(settings.secret_keys)
     # PostgreSQL's jsonb refuses \u0000, so this request's record fails; it must not take the others with it.
     bad = lifecycle.Actor.of("form", "192.0.2.7", "agent\x00")
     attempts = [signups.Attempt(lifecycle.SignUp(email=f"p{n}@example.org", name="", agency=None, role=None,
                                                  lists=newsletter), bad if n == 1 else ACTOR, "192.0.2.7", 0.0)
                 for n in range(3)]
 
-    outcomes = await asyncio.gather(*(signups.record_soon(handle, settings, signer, a) for a in attempts),
+    outcomes = await asyncio.gather(*(signups.record_soon(handle, settings, a) for a in attempts),
                                     return_exceptions=True)
     assert isinstance(outcomes[1], asyncpg.PostgresError), outcomes
     assert all(isinstance(o, signups.Recorded) and o.request_id is not None for o in (outcomes[0], outcomes[2]))

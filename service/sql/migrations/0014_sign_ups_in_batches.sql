@@ -96,3 +96,12 @@ LANGUAGE sql VOLATILE AS $$
     ))) AS r
     WHERE r.person_id IS NOT NULL
 $$;
+
+-- A confirmation mail is stored as what it needs (the person, the address, the names of the lists
+-- waiting) and composed by the worker as it sends it (service/mail/confirmation.py): the deciding
+-- statement queues the mails with the people, and the process that answered composes nothing.
+-- Other system mails still carry their message.
+ALTER TABLE system_mails
+    ALTER COLUMN message DROP NOT NULL,
+    ADD COLUMN lists text[],
+    ADD CONSTRAINT system_mails_content CHECK (message IS NOT NULL OR (kind = 'confirm' AND lists IS NOT NULL));

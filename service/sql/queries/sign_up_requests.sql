@@ -62,6 +62,7 @@ LIMIT $2;
 -- Take the sign-ups $1 that no other transaction holds, one per address (the oldest: the rest
 -- wait for the next batch), and ask for all of them in the same statement, inside the caller's
 -- transaction (subscribers_request(), migration 0014: the people, their lists, their consents).
+-- Queues a confirmation mail (composed by the worker) for each person with lists now waiting.
 -- One row per sign-up taken: its id, the address asked for, and the person and the lists now
 -- waiting for confirmation, person NULL when the address is suppressed.
 WITH held AS (
@@ -73,10 +74,15 @@ WITH held AS (
     RETURNING r.id, r.request
 ), batch AS (
     SELECT array_agg(id ORDER BY id) AS ids, jsonb_agg(request ORDER BY id) AS requests FROM taken
+), asked AS (
+    SELECT batch.ids[r.ord] AS id, r.* FROM batch CROSS JOIN LATERAL subscribers_request(batch.requests) AS r
+), mailed AS (
+    INSERT INTO system_mails (subscriber_id, kind, recipient, lists)
+    SELECT person_id, 'confirm', person_email, waiting_names FROM asked
+    WHERE cardinality(waiting_slugs) > 0
+    ORDER BY ord
 )
-SELECT batch.ids[asked.ord] AS id, asked.asked_email AS email, asked.person_id, asked.person_email,
-       asked.waiting_slugs, asked.waiting_names
-FROM batch CROSS JOIN LATERAL subscribers_request(batch.requests) AS asked;
+SELECT id, asked_email AS email, person_id, person_email, waiting_slugs, waiting_names FROM asked ORDER BY ord;
 
 -- name: sign-up-request-drop
 -- Drop a sign-up whose deciding failed unexpectedly, so that it cannot block the rest.
