@@ -41,8 +41,8 @@ class ObserveRequests:
         self.app = app
         self._prefix = secrets.token_hex(8)
         self._counter = itertools.count()
-        self._counters: dict[tuple[str, str, int], Counter] = {}
-        self._timers: dict[tuple[str, str], Histogram] = {}
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        """Per method, route template and status: the label children its request counts into."""
         self._metrics: Metrics | None = None
         """The metrics the cached label children belong to: an app restarted on a new runtime starts afresh."""
 
@@ -86,16 +86,14 @@ class ObserveRequests:
         return f"{self._prefix}{next(self._counter):016x}"
 
     def _count(self, scope: Scope, method: str, status: int, seconds: float) -> None:
-        route = scope["path_template"]
         metrics = runtime_of(scope["app"].state).metrics
         if metrics is not self._metrics:
-            self._counters.clear()
-            self._timers.clear()
+            self._children.clear()
             self._metrics = metrics
-        counter = self._counters.get((method, route, status))
-        timer = self._timers.get((method, route))
-        if counter is None or timer is None:
-            counter = self._counters[(method, route, status)] = metrics.http_requests.labels(method, route, str(status))
-            timer = self._timers[(method, route)] = metrics.http_duration.labels(method, route)
-        counter.inc()
-        timer.observe(seconds)
+        key = (method, scope["path_template"], status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (metrics.http_requests.labels(method, key[1], str(status)),
+                                              metrics.http_duration.labels(method, key[1]))
+        children[0].inc()
+        children[1].observe(seconds)

@@ -119,6 +119,7 @@ class _StdlibHandler(logging.StreamHandler[_Stderr]):
 
 def configure_logging(settings: Settings) -> None:
     """Set up structlog, and route the standard-library loggers through the same rendering and scrubbing."""
+    _held.flush()  # lines held under the old set-up go out before it changes
     fmt = settings.log_format or ("console" if sys.stderr.isatty() else "json")
     level = logging.getLevelNamesMapping()[settings.log_level.upper()]
     renderer: Any = structlog.processors.JSONRenderer(_json) if fmt == "json" else structlog.dev.ConsoleRenderer()
@@ -282,8 +283,15 @@ def log_request(request_id: str, method: str, path: str, status: int, ms: float)
         structlog.get_logger("letterbox.http").info("request", method=scrub(method), path=path, status=status, ms=ms)
         return
     line = (
-        f'{{"event":"request","request_id":"{request_id}","method":{_JSON.encode(scrub(method)).decode()},'
-        f'"path":{_JSON.encode(path).decode()},"status":{status},"ms":{ms},"process":{lines.process},'
+        f'{{"event":"request","request_id":"{request_id}","method":{_json_text(scrub(method))},'
+        f'"path":{_json_text(path)},"status":{status},"ms":{ms},"process":{lines.process},'
         f'"level":"info","timestamp":"{lines.timestamp()}"}}\n'
     )
     _held.hold(line, len(line) if line.isascii() else len(line.encode()))
+
+
+def _json_text(text: str) -> str:
+    """``text`` as a JSON string; most are printable ASCII with nothing to escape, and are quoted as they are."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    return _JSON.encode(text).decode()

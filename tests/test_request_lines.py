@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
-import logging
 import os
 import sys
 import time
@@ -22,6 +21,7 @@ import structlog
 
 from service.logs import configure_logging, log_request
 from service.settings import Settings
+from tests.support.serve_logging import logging_as_served
 
 
 class _Writes:
@@ -44,15 +44,8 @@ class _Writes:
 @pytest.fixture
 def json_logs() -> Iterator[None]:
     """JSON logs at info, as ``serve`` writes them; the previous set-up comes back after."""
-    saved, root = structlog.get_config(), logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    configure_logging(Settings(log_format="json", log_level="info"))
-    try:
+    with logging_as_served("info"):
         yield
-    finally:
-        configure_logging(Settings(log_format="console", log_level="info"))  # request lines as before
-        structlog.configure(**saved)
-        root.handlers, root.level = handlers, level
 
 
 @pytest.fixture
@@ -123,3 +116,11 @@ def test_outside_a_loop_a_request_line_is_written_at_once(stderr: Callable[[], _
     writes = stderr()
     log_request("abcdef0123456789", "GET", "/healthz", 200, 0.1)
     assert len(writes.lines()) == 1
+
+
+def test_any_path_makes_a_line_of_valid_json(stderr: Callable[[], _Writes]) -> None:
+    writes = stderr()
+    paths = ['/v1/lists/a"b', "/v1/lists/back\\slash", "/v1/lists/tab\there", "/v1/lists/bücher", "/v1/lists/\x7f"]
+    for path in paths:
+        log_request("abcdef0123456789", "GET", path, 404, 0.1)
+    assert [line["path"] for line in writes.lines()] == paths

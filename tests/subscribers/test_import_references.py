@@ -8,27 +8,15 @@ refuse, cascade and lock as the foreign keys did.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
 from service.db.pool import Database
-from service.settings import Settings
 from tests.subscribers.conftest import value
 from tests.subscribers.test_unsubscribe import confirmed_reader, list_id
 
 pytestmark = pytest.mark.usefixtures("demo")
-
-
-@pytest.fixture
-async def other(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
-    """A second connection of the test's own, for a transaction that runs beside another."""
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def _refused(db: Database, constraint: str, query: str, *args: object) -> None:
