@@ -125,8 +125,9 @@ def configure_logging(settings: Settings) -> None:
     renderer: Any = structlog.processors.JSONRenderer(_json) if fmt == "json" else structlog.dev.ConsoleRenderer()
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     structlog.configure(
+        # No merge_contextvars: nothing binds structlog's context variables; the request id, the one
+        # value every line of a request carries, is REQUEST_ID (merging copied the whole context per line).
         processors=[
-            structlog.contextvars.merge_contextvars,
             add_request_id,
             add_process,
             structlog.processors.add_log_level,
@@ -146,7 +147,6 @@ def configure_logging(settings: Settings) -> None:
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[
-                structlog.contextvars.merge_contextvars,
                 add_request_id,
                 add_process,
                 structlog.stdlib.add_logger_name,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import logging
 import os
 import sys
 import time
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import structlog
 
-from service.logs import configure_logging, log_request
+from service.logs import REQUEST_ID, configure_logging, log_request
 from service.settings import Settings
 from tests.support.serve_logging import logging_as_served
 
@@ -124,3 +125,16 @@ def test_any_path_makes_a_line_of_valid_json(stderr: Callable[[], _Writes]) -> N
     for path in paths:
         log_request("abcdef0123456789", "GET", path, 404, 0.1)
     assert [line["path"] for line in writes.lines()] == paths
+
+
+def test_every_line_logged_while_a_request_is_answered_carries_its_id(stderr: Callable[[], _Writes]) -> None:
+    writes = stderr()
+    bound = REQUEST_ID.set("abcdef0123456789")
+    try:
+        structlog.get_logger("x").info("ours")
+        logging.getLogger("library").warning("theirs")
+    finally:
+        REQUEST_ID.reset(bound)
+    structlog.get_logger("x").info("after")
+    assert [(line["event"], line.get("request_id")) for line in writes.lines()] == [
+        ("ours", "abcdef0123456789"), ("theirs", "abcdef0123456789"), ("after", None)]
