@@ -28,7 +28,7 @@ from ..settings import Settings
 from ..taxonomy.choices import FORM_CHOICES, Choices
 from ..tokens import Purpose, TokenSigner
 from . import csrf, lifecycle, ratelimit, signups
-from .forms import HONEYPOT, WORDING_VERSION, Entered, FieldError, check_subscribe, entered, load_choices
+from .forms import HONEYPOT, WORDING_VERSION, Entered, FieldError, check_subscribe, entered
 from .lifecycle import Actor
 from .openapi_bodies import SUBSCRIBE_FORM
 from .web import AnyRequest, FilledPage, FormRefused, LinkExpired, client_key, form_text, page, read_token
@@ -54,8 +54,9 @@ async def subscribe_form(request: AnyRequest, runtime: NamedDependency[Runtime])
 async def subscribe_submit(request: AnyRequest, runtime: NamedDependency[Runtime]) -> Template:
     """Check the form and start double opt-in; the answer never says whether the address is known.
 
-    Two statements, each committed on its own (a counted attempt stays counted): the choices the
-    form is checked against, then the limits and the record together (:func:`signups.record`).
+    One statement, committed on its own (a counted attempt stays counted): the limits and the record
+    together, with the other sign-ups this process is answering now (:func:`signups.record_soon`).
+    The form is checked against the choices the process keeps, as the form was drawn from them.
     """
     db, settings, signer = runtime.db, runtime.settings, runtime.signer
     form = await request.form()
@@ -68,7 +69,7 @@ async def subscribe_submit(request: AnyRequest, runtime: NamedDependency[Runtime
         return page(request, "check_inbox.html")
 
     now = runtime.clock()
-    choices = await load_choices(db.pool, db.q)
+    choices = await runtime.kept.get(FORM_CHOICES, db.pool, db.q)
     values = entered(form)
     sign_up, errors = check_subscribe(values, choices)
     if sign_up is None:
@@ -80,17 +81,17 @@ async def subscribe_submit(request: AnyRequest, runtime: NamedDependency[Runtime
         return _form(request, signer, choices, values, errors, status=400)
 
     try:
-        signups.check_mailable(settings, signer, sign_up)
+        signups.check_mailable(sign_up)
     except InvalidValue as exc:
         raise BadRequest(str(exc)) from exc
     consenting = Actor.of_request(request, "form", WORDING_VERSION)
-    recorded = await signups.record(db.pool, db.q, settings, sign_up, consenting, client_key(request), now)
+    recorded = await signups.record_soon(db, settings, signups.Attempt(sign_up, consenting, client_key(request), now))
     if recorded.request_id is None:
         assert recorded.retry_after is not None, "a sign-up not recorded was refused by a limit"
         return _too_many(request, recorded.retry_after)
     answer = page(request, "check_inbox.html")
     # Decided once the answer has gone (its record is already committed); see signups.py.
-    answer.background = BackgroundTask(signups.decide, db, settings, signer, recorded.request_id)
+    answer.background = BackgroundTask(signups.decide, db, recorded.request_id)
     return answer
 
 
