@@ -49,9 +49,9 @@ async def subscribe_form(request: AnyRequest, runtime: NamedDependency[Runtime])
                                 token)
 
 
-@post("/subscribe", tags=TAGS, summary="Ask to subscribe (form post)", status_code=200,
+@post("/subscribe", tags=TAGS, summary="Ask to subscribe (form post)", status_code=200, media_type=MediaType.HTML,
       operation_class=SUBSCRIBE_FORM, opt={PROBLEMS: (403, 429)})
-async def subscribe_submit(request: AnyRequest, runtime: NamedDependency[Runtime]) -> Template:
+async def subscribe_submit(request: AnyRequest, runtime: NamedDependency[Runtime]) -> Response[bytes]:
     """Check the form and start double opt-in; the answer never says whether the address is known.
 
     One statement, committed on its own (a counted attempt stays counted): the limits and the record
@@ -66,7 +66,7 @@ async def subscribe_submit(request: AnyRequest, runtime: NamedDependency[Runtime
     if form_text(form.get(HONEYPOT)):
         # A bot filled the field people cannot see: tell it what it wants to hear, do nothing.
         log.info("subscribe_honeypot")
-        return page(request, "check_inbox.html")
+        return _CHECK_INBOX.response(request, (), dict)
 
     now = runtime.clock()
     choices = await runtime.kept.get(FORM_CHOICES, db.pool, db.q)
@@ -89,7 +89,7 @@ async def subscribe_submit(request: AnyRequest, runtime: NamedDependency[Runtime
     if recorded.request_id is None:
         assert recorded.retry_after is not None, "a sign-up not recorded was refused by a limit"
         return _too_many(request, recorded.retry_after)
-    answer = page(request, "check_inbox.html")
+    answer = _CHECK_INBOX.response(request, (), dict)
     # Decided once the answer has gone (its record is already committed); see signups.py.
     answer.background = BackgroundTask(signups.decide, db, recorded.request_id)
     return answer
@@ -123,6 +123,8 @@ async def confirm_submit(
     return _CONFIRMED.response(request, _CONFIRMED_SOURCE, _confirmed_context, preferences_url)
 
 
+# The answer to every sign-up, the same whatever the address (drawn once; see FilledPage).
+_CHECK_INBOX = FilledPage("check_inbox.html")
 # The blank form, drawn once per set of choices (see FilledPage).
 _BLANK_FORM = FilledPage("subscribe.html")
 # The answer to a confirmation, drawn once from nothing but the template; the reader's own preferences
