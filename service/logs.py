@@ -26,7 +26,7 @@ import re
 import sys
 import threading
 import time
-from typing import Any, TextIO, cast
+from typing import Any
 
 import msgspec
 import structlog
@@ -47,14 +47,16 @@ REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("letterb
 """The id of the HTTP request being answered (set by service/http_observation.py), on every line it causes."""
 
 
-class _HeldRequestLines:
-    """Request lines held until the event loop's current turn ends, then written in one write.
+class _HeldLines:
+    """Info and debug lines held until the event loop's current turn ends, then written in one write.
 
     A busy process answers many requests per loop turn, and a write to a log file or pipe cost
-    as much as a fifth of a bare request.  Only request lines wait, and never beyond the turn
-    (or the process's exit); any other line first writes out what is held, so the order stays.
+    as much as a fifth of a bare request.  Lines wait never beyond the turn (or the process's
+    exit); a warning or worse first writes out what is held, then itself, so the order stays.
     A write stays under a pipe's atomic size, so the lines of a ``serve``'s processes sharing
-    one standard error never run into each other.
+    one standard error never run into each other.  Only ``serve``'s processes hold lines
+    (:func:`configure_logging`'s ``hold_lines``): their loops run for the process's life, where a
+    test's loop may end before its turn does, and its lines would go out in another test.
     """
 
     _MAX_WRITE = 4096  # PIPE_BUF on Linux: writes up to it are never interleaved with others'
@@ -63,10 +65,14 @@ class _HeldRequestLines:
         self._lines: list[str] = []
         self._size = 0
         self._lock = threading.Lock()  # lines may come from threads (asyncio.to_thread) as well
+        self.enabled = False
 
     def hold(self, line: str, size: int) -> None:
         """Write ``line`` (newline included; ``size`` bytes in UTF-8) at the end of the current loop turn,
-        or now outside a loop."""
+        or now when not holding or outside a loop."""
+        if not self.enabled:
+            self.write(line)
+            return
         with self._lock:
             if self._size + size > self._MAX_WRITE:
                 self._write_held()
@@ -98,7 +104,7 @@ class _HeldRequestLines:
             sys.stderr.write(text)
 
 
-_held = _HeldRequestLines()
+_held = _HeldLines()
 atexit.register(_held.flush)
 
 
@@ -113,13 +119,42 @@ class _Stderr(io.TextIOBase):
         sys.stderr.flush()
 
 
+class _LineWriter:
+    """structlog's output: debug and info lines may wait for the end of the loop turn (:class:`_HeldLines`);
+    warnings and worse are written at once (after what is held, so the order stays).
+
+    Each line is whole, newline included, in one write: the processes of one ``serve`` share
+    standard error and their lines must not run into each other.
+    """
+
+    def __init__(self, *_: Any) -> None:
+        """structlog's logger factory is called with the logger's name, which no line needs here."""
+
+    def _held_line(self, message: str) -> None:
+        line = message + "\n"
+        _held.hold(line, len(line) if line.isascii() else len(line.encode()))
+
+    def _line_now(self, message: str) -> None:
+        _held.write(message + "\n")
+
+    debug = info = msg = _held_line
+    warning = warn = error = err = critical = exception = fatal = _line_now
+
+
 class _StdlibHandler(logging.StreamHandler[_Stderr]):
     """Our handler on the root logger; a later ``configure_logging`` replaces it rather than adding another."""
 
 
-def configure_logging(settings: Settings) -> None:
-    """Set up structlog, and route the standard-library loggers through the same rendering and scrubbing."""
+def configure_logging(settings: Settings, *, hold_lines: bool = False, cache_loggers: bool = False) -> None:
+    """Set up structlog, and route the standard-library loggers through the same rendering and scrubbing.
+
+    For the processes of ``serve``, which configure once: ``hold_lines``, info and debug lines
+    wait for the end of the event loop's turn (:class:`_HeldLines`); ``cache_loggers``, each
+    logger keeps what it was first built with instead of being built again for every line (a
+    process that configures again, a test, would leave loggers on the old set-up).
+    """
     _held.flush()  # lines held under the old set-up go out before it changes
+    _held.enabled = hold_lines
     fmt = settings.log_format or ("console" if sys.stderr.isatty() else "json")
     level = logging.getLevelNamesMapping()[settings.log_level.upper()]
     renderer: Any = structlog.processors.JSONRenderer(_json) if fmt == "json" else structlog.dev.ConsoleRenderer()
@@ -137,11 +172,8 @@ def configure_logging(settings: Settings) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        # One write per line, newline included (print() writes the newline apart): lines of the
-        # processes of one `serve` share standard error and must not run into each other.
-        # structlog asks for a TextIO and uses only write() and flush(), which _Stderr has.
-        logger_factory=structlog.WriteLoggerFactory(file=cast(TextIO, _Stderr())),
-        cache_logger_on_first_use=False,
+        logger_factory=_LineWriter,
+        cache_logger_on_first_use=cache_loggers,
     )
     handler = _StdlibHandler(_Stderr())
     handler.setFormatter(

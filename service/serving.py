@@ -241,7 +241,7 @@ def _web_child(settings: Settings, ready: Event, _run_worker: bool) -> None:
                 ready.set()
                 log.info("web_worker_ready")
 
-    configure_logging(settings)
+    configure_logging(settings, hold_lines=True, cache_loggers=True)  # configured once, for the process's life
     # The background process receives bounces; a second listener on the port would fail.
     settings = msgspec.structs.replace(settings, bounce_smtp_port=None)
     config = uvicorn.Config(
@@ -270,7 +270,7 @@ def _background_child(settings: Settings, ready: Event, run_worker: bool) -> Non
     from .logs import configure_logging
     from .runtime import open_runtime
 
-    configure_logging(settings)
+    configure_logging(settings, hold_lines=True, cache_loggers=True)  # configured once, for the process's life
     log = structlog.get_logger(__name__)  # after configure_logging: lines go through the scrubber
 
     async def main() -> None:

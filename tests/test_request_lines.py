@@ -45,7 +45,7 @@ class _Writes:
 @pytest.fixture
 def json_logs() -> Iterator[None]:
     """JSON logs at info, as ``serve`` writes them; the previous set-up comes back after."""
-    with logging_as_served("info"):
+    with logging_as_served("info", hold_lines=True):
         yield
 
 
@@ -100,6 +100,10 @@ async def test_lines_of_one_loop_turn_are_written_together_in_order_and_at_its_e
     assert [line.get("request_id") for line in writes.lines()][-2:] == ["request-0005", None]
     await asyncio.sleep(0)
     assert [line["event"] for line in writes.lines()] == ["request"] * 6 + ["not held"]
+    structlog.get_logger("x").info("held too")  # an info line of ours waits like a request line
+    assert [line["event"] for line in writes.lines()][-1] == "not held"
+    await asyncio.sleep(0)
+    assert [line["event"] for line in writes.lines()][-1] == "held too"
 
 
 async def test_no_write_is_larger_than_a_pipe_writes_whole(stderr: Callable[[], _Writes]) -> None:

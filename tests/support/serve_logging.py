@@ -14,15 +14,19 @@ from service.settings import Settings
 
 
 @contextmanager
-def logging_as_served(level: Literal["debug", "info", "warning", "error"] = "info") -> Iterator[None]:
+def logging_as_served(level: Literal["debug", "info", "warning", "error"] = "info", *,
+                      hold_lines: bool = False) -> Iterator[None]:
     """JSON lines to standard error at ``level``, as ``serve`` writes them; the previous set-up after.
 
+    ``hold_lines`` as ``serve`` does, for tests of it: held lines go out at the end of a loop turn,
+    which a test reading its output from another thread must wait for.  Loggers are not cached
+    (``serve`` caches them): a later test must reach the set-up it makes.
     The request line's own set-up (service/logs.py) goes back to structlog's path too, so no later
-    test writes JSON request lines.
+    test writes JSON request lines, and lines are no longer held.
     """
     saved, root = structlog.get_config(), logging.getLogger()
     handlers, root_level = list(root.handlers), root.level
-    configure_logging(Settings(log_format="json", log_level=level))
+    configure_logging(Settings(log_format="json", log_level=level), hold_lines=hold_lines)
     try:
         yield
     finally:
