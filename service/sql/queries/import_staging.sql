@@ -1,7 +1,9 @@
 -- name: import-plan-settings
--- For the rest of the importing transaction: plan each statement for the rows it meets (a
--- plan kept from a ten-row import would walk 100,000 rows with nested loops) and sort in memory.
-SELECT set_config('plan_cache_mode', 'force_custom_plan', true), set_config('work_mem', '64MB', true);
+-- For the rest of the importing transaction: hash and sort a batch's or the merge's rows in
+-- memory. (Each statement is planned for the rows it meets by being prepared afresh, not by
+-- plan_cache_mode = force_custom_plan: that also plans email_hash(), an SQL function, again at
+-- each call, twice per new person.)
+SELECT set_config('work_mem', '64MB', true);
 
 -- name: import-staging-analyze
 -- Statistics that count the rows just staged, so that the merge is planned for them (only

@@ -166,6 +166,69 @@ WITH merged AS (
 )
 SELECT coalesce(array_agg(id) FILTER (WHERE created), '{}') FROM merged;
 
+-- name: subscribers-import-new
+-- One batch of import $1, sent while the rest of the body is still being read (one row per
+-- address as written: the importer keeps the last). Each row whose address is not held yet, and
+-- not suppressed, creates its person (active and confirmed), their lists (confirmed) and one
+-- consent record; a row for an address already held (or taken by an earlier batch, or by another
+-- row of this one written in another case) is staged for the merge at the end
+-- (subscribers-import), which knows every row. A new person cannot have a subscription another
+-- transaction wrote (nobody else sees them yet), so theirs are inserted without a conflict check.
+-- Returns the people created and the line each came from (a staged row for the same address
+-- decides by line which one stays: subscribers-import-supersede), and how many rows were staged.
+WITH batch AS MATERIALIZED (
+    SELECT b.*, EXISTS (SELECT FROM subscribers s WHERE lower(s.email) = lower(b.email)) AS held
+    FROM unnest($2::integer[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+         AS b(line, email, name, agency, role, attributes, lists, list_ids)
+    WHERE NOT EXISTS (SELECT FROM suppressions x WHERE x.email_hash = email_hash(b.email))
+), created AS (
+    INSERT INTO subscribers (email, name, agency, role, attributes, status, confirmed_at)
+    SELECT email, coalesce(name, ''), agency, role, coalesce(attributes::jsonb, '{}'::jsonb), 'active', now()
+    FROM batch
+    WHERE NOT held
+    ON CONFLICT (lower(email)) DO NOTHING
+    RETURNING id, email
+), people AS MATERIALIZED (
+    SELECT c.id, b.line, b.lists, b.list_ids FROM created c JOIN batch b USING (email)
+), subscribed AS (
+    INSERT INTO subscriptions (list_id, subscriber_id, status)
+    SELECT l.id, p.id, 'confirmed' FROM people p CROSS JOIN unnest(p.list_ids::bigint[]) AS l(id)
+), recorded AS (
+    INSERT INTO consents (subscriber_id, action, lists, source)
+    SELECT id, 'import', lists::text[], 'import' FROM people
+), staged AS (
+    INSERT INTO import_staging (import_id, line, email, name, agency, role, attributes, lists, list_ids)
+    SELECT $1, line, email, name, agency, role, attributes, lists::text[], list_ids::bigint[]
+    FROM batch b WHERE held OR NOT EXISTS (SELECT FROM created c WHERE c.email = b.email)
+    RETURNING line
+)
+SELECT coalesce(array_agg(id), '{}') AS ids, coalesce(array_agg(line), '{}') AS lines,
+       (SELECT count(*) FROM staged) AS staged
+FROM people;
+
+-- name: subscribers-import-supersede
+-- Before the merge at the end of import $1: a person a batch created ($2, from the lines $3) whose
+-- address a staged row names again is settled by line, as the last row wins. When a staged row
+-- is later, the person is deleted (with their lists and consent record, by the reference
+-- triggers) so that the merge creates them from that row alone; otherwise the staged rows are
+-- the superseded ones and are dropped. Only a batch of the same import wrote these people, and
+-- nobody else can see them yet. Returns how many people were deleted.
+WITH last AS (
+    SELECT lower(email) AS address, max(line) AS line FROM import_staging WHERE import_id = $1 GROUP BY 1
+), mine AS MATERIALIZED (
+    SELECT c.id, l.address, l.line > c.line AS superseded
+    FROM unnest($2::bigint[], $3::integer[]) AS c(id, line)
+    JOIN subscribers s ON s.id = c.id
+    JOIN last l ON l.address = lower(s.email)
+), undone AS (
+    DELETE FROM subscribers s USING mine m WHERE s.id = m.id AND m.superseded
+    RETURNING s.id
+), dropped AS (
+    DELETE FROM import_staging t USING mine m
+    WHERE t.import_id = $1 AND lower(t.email) = m.address AND NOT m.superseded
+)
+SELECT count(*) FROM undone;
+
 -- name: subscriber-confirm
 -- Double opt-in, step two, in one statement (subscriber_confirm(), migration 0011): pending lists
 -- confirmed, the person active, consent and event recorded. Whether the person is on file and not
