@@ -177,9 +177,11 @@ SELECT coalesce(array_agg(id) FILTER (WHERE created), '{}') FROM merged;
 -- Returns the people created and the line each came from (a staged row for the same address
 -- decides by line which one stays: subscribers-import-supersede), and how many rows were staged.
 WITH batch AS MATERIALIZED (
-    SELECT b.*, EXISTS (SELECT FROM subscribers s WHERE lower(s.email) = lower(b.email)) AS held
+    SELECT b.*, h.held IS NOT NULL AS held
     FROM unnest($2::integer[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
          AS b(line, email, name, agency, role, attributes, lists, list_ids)
+    -- One look into the address index per row (LIMIT keeps the planner from hashing every reader).
+    LEFT JOIN LATERAL (SELECT true AS held FROM subscribers s WHERE lower(s.email) = lower(b.email) LIMIT 1) h ON true
     WHERE NOT EXISTS (SELECT FROM suppressions x WHERE x.email_hash = email_hash(b.email))
 ), created AS (
     INSERT INTO subscribers (email, name, agency, role, attributes, status, confirmed_at)
