@@ -168,13 +168,15 @@ async def import_stream(conn: asyncpg.Connection, q: Queries, rows: Reader, chun
                         *, batch_rows: int = BATCH_ROWS) -> ImportResult:
     """Read ``chunks`` with the ``rows`` reader and import every valid row; report the others by line.
 
-    Each batch of ``batch_rows`` checked rows is merged while the next one is read.
+    Each batch of checked rows (``batch_rows``, the first few fewer) is merged while the next one is read.
     """
     known = await _known(conn, q)
     await conn.execute(q["import-plan-settings"])
     merge = _Merge(conn, q)
     tally = _Tally()
     batch = _Batch()
+    # The first batches are smaller, so that the database starts while most of the body is unread.
+    limit = max(1, batch_rows // 8)
     sending: asyncio.Future[None] | None = None
     try:
         async for parsed in rows(chunks):
@@ -188,11 +190,12 @@ async def import_stream(conn: asyncpg.Connection, q: Queries, rows: Reader, chun
                     tally.refuse(line, str(exc))
                     continue
                 tally.staged += 1
-                if len(batch) >= batch_rows:
+                if len(batch) >= limit:
                     if sending is not None:
                         await sending
                     sending = asyncio.ensure_future(merge.add(batch))
                     batch = _Batch()
+                    limit = min(batch_rows, 2 * limit)
             # Reading may never wait for the network (a body that is already buffered): give the
             # batch in flight its turn, to send its statement or take its answer.
             await asyncio.sleep(0)

@@ -13,16 +13,13 @@ SELECT set_config('work_mem', '64MB', true);
 ANALYZE (SKIP_LOCKED) import_staging (import_id, line, email);
 
 -- name: import-staging-settle
--- Drop one import's ($1) staged rows that are not merged: a line superseded by a later line
--- for the same address (the last line wins) and the lines of suppressed addresses.
+-- Drop one import's ($1) staged rows that a later staged row for the same address supersedes
+-- (the last row wins). Grouped by hashing, not sorted: nearly every address appears once.
+-- Suppressed addresses were never staged (subscribers-import-new).
 DELETE FROM import_staging t
-USING (
-    SELECT r.line
-    FROM (SELECT line, email, row_number() OVER (PARTITION BY lower(email) ORDER BY line DESC) AS nth
-          FROM import_staging WHERE import_id = $1) r
-    WHERE r.nth > 1 OR EXISTS (SELECT FROM suppressions x WHERE x.email_hash = email_hash(r.email))
-) d
-WHERE t.import_id = $1 AND t.line = d.line;
+USING (SELECT lower(email) AS address, max(line) AS last
+       FROM import_staging WHERE import_id = $1 GROUP BY 1 HAVING count(*) > 1) d
+WHERE t.import_id = $1 AND lower(t.email) = d.address AND t.line < d.last;
 
 -- name: import-staging-clear
 -- Remove one import's staged rows once merged (they never outlive the import's transaction).

@@ -182,7 +182,9 @@ WITH batch AS MATERIALIZED (
          AS b(line, email, name, agency, role, attributes, lists, list_ids)
     -- One look into the address index per row (LIMIT keeps the planner from hashing every reader).
     LEFT JOIN LATERAL (SELECT true AS held FROM subscribers s WHERE lower(s.email) = lower(b.email) LIMIT 1) h ON true
-    WHERE NOT EXISTS (SELECT FROM suppressions x WHERE x.email_hash = email_hash(b.email))
+    -- email_hash()'s own expression: called as a function it costs three times as much (an SQL
+    -- function declared IMMUTABLE around the STABLE convert_to() is never inlined).
+    WHERE NOT EXISTS (SELECT FROM suppressions x WHERE x.email_hash = sha256(convert_to(lower(b.email), 'UTF8')))
 ), created AS (
     INSERT INTO subscribers (email, name, agency, role, attributes, status, confirmed_at)
     SELECT email, coalesce(name, ''), agency, role, coalesce(attributes::jsonb, '{}'::jsonb), 'active', now()
