@@ -32,9 +32,8 @@ from .editions.routes import EditionController
 from .errors import exception_handlers
 from .events.routes import EventEndpointController
 from .health import healthz, metrics, readyz
-from .http_metrics import HttpMetricsMiddleware
+from .http_observation import ObserveRequests
 from .links import Links
-from .logs import RequestIdMiddleware
 from .metrics import Metrics
 from .problem_docs import ProblemDocs
 from .request_schemas import RequestBodySchemas
@@ -139,7 +138,7 @@ def build_app(
     ``create_app`` opens one from fixed settings.  Building the app (routes, signatures,
     dependencies) costs far more than opening a runtime, so the test suite builds one app and
     starts it once per test, each time on that test's settings and database.  Nothing the app
-    keeps between lifespans may belong to a runtime (see HttpMetricsMiddleware).
+    keeps between lifespans may belong to a runtime (see ObserveRequests).
     """
     supervision = Supervision(on_fatal)
 
@@ -196,7 +195,7 @@ def build_app(
             "metrics": Provide(provide_metrics, sync_to_thread=False),
         },
         exception_handlers=exception_handlers(unavailable_page),
-        middleware=[RequestIdMiddleware, HttpMetricsMiddleware],
+        middleware=[ObserveRequests],
         plugins=[ProblemDocs(), RequestBodySchemas()],
         request_max_body_size=max_body_bytes,
         template_config=TemplateConfig(instance=templates),

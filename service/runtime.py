@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 import msgspec
 from litestar.datastructures import State
 
+from .db.kept import KeptValues
 from .db.pool import Database, open_database
 from .links import Links
 from .metrics import Metrics
@@ -22,13 +23,15 @@ from .tokens import TokenSigner
 
 
 class Runtime(msgspec.Struct, frozen=True, kw_only=True):
-    """Settings (the webhook secrets among them), the database, the signer and its links, metrics and the clock."""
+    """Settings (the webhook secrets among them), the database and the values kept from it, the signer
+    and its links, metrics and the clock."""
 
     settings: Settings
     db: Database
     signer: TokenSigner
     links: Links
     metrics: Metrics
+    kept: KeptValues
     clock: Callable[[], float]
 
 
@@ -36,9 +39,12 @@ def assemble(
     settings: Settings, db: Database, *, clock: Callable[[], float] = time.time, metrics: Metrics | None = None
 ) -> Runtime:
     """The runtime over an open database: the one place a signer and its links are made."""
+    if not settings.database_url:
+        raise ValueError("a runtime needs a database URL; see service/startup.py")
     signer = TokenSigner(settings.secret_keys, now=clock)
     links = Links(settings, signer)
-    return Runtime(settings=settings, db=db, signer=signer, links=links, metrics=metrics or Metrics(), clock=clock)
+    return Runtime(settings=settings, db=db, signer=signer, links=links, metrics=metrics or Metrics(),
+                   kept=KeptValues(settings.database_url), clock=clock)
 
 
 @asynccontextmanager
@@ -58,7 +64,11 @@ async def open_runtime(
         raise ValueError("a runtime needs a database URL and secret keys; see service/startup.py")
     db = await open_database(settings.database_url, pool_size=pool_size or settings.db_pool_size)
     try:
-        yield assemble(settings, db, clock=clock, metrics=metrics)
+        runtime = assemble(settings, db, clock=clock, metrics=metrics)
+        try:
+            yield runtime
+        finally:
+            await runtime.kept.close()
     finally:
         await db.close()
 

@@ -12,6 +12,7 @@ from litestar.datastructures import FormMultiDict
 
 from ..db.queries import Queries
 from ..errors import InvalidValue
+from ..taxonomy.choices import Choices, read_choices
 from ..taxonomy.terms import ListRef
 from .lifecycle import Details, SignUp
 from .ratelimit import Executor
@@ -22,22 +23,6 @@ from .web import form_text
 # records name the wording the person saw.
 WORDING_VERSION = "subscribe-form-1"
 HONEYPOT = "website"
-
-
-class Term(msgspec.Struct, frozen=True):
-    """An agency or role offered on a form."""
-
-    slug: str
-    name: str
-
-
-class Choices(msgspec.Struct, frozen=True):
-    """What the forms offer: agencies, roles and lists, from the database."""
-
-    agencies: list[Term]
-    roles: list[Term]
-    lists: list[ListRef]
-    descriptions: dict[int, str]
 
 
 class FieldError(msgspec.Struct, frozen=True):
@@ -58,30 +43,13 @@ class Entered(msgspec.Struct, frozen=True):
     lists: tuple[str, ...] = ()
 
 
-class _Offered(msgspec.Struct, frozen=True):
-    """A public list as ``form-choices`` returns it."""
-
-    id: int
-    slug: str
-    name: str
-    public: bool
-    description: str
-
-
 async def load_choices(db: Executor, q: Queries, *, extra_lists: list[ListRef] | None = None) -> Choices:
-    """Agencies, roles and public lists (plus ``extra_lists``: non-public lists someone is already on).
+    """Agencies, roles and public lists read now (plus ``extra_lists``: non-public lists someone is already on).
 
-    One statement: a form is drawn on every GET and checked on every POST.
+    One statement.  The subscription form's page keeps its choices instead (``FORM_CHOICES``).
     """
-    row = await db.fetchrow(q["form-choices"])
-    assert row is not None, "a row of three aggregates"
-    offered = msgspec.convert(row["lists"], list[_Offered])
-    lists = [ListRef(o.id, o.slug, o.name, o.public) for o in offered]
-    descriptions = {o.id: o.description for o in offered}
-    known = {ref.id for ref in lists}
-    lists += [ref for ref in extra_lists or [] if ref.id not in known]
-    return Choices(msgspec.convert(row["agencies"], list[Term]), msgspec.convert(row["roles"], list[Term]),
-                   lists, descriptions)
+    choices = await read_choices(db, q)
+    return choices.with_lists(extra_lists) if extra_lists else choices
 
 
 def entered(form: FormMultiDict) -> Entered:

@@ -24,10 +24,11 @@ from ..db.queries import Queries
 from ..links import Links
 from ..problem_docs import PROBLEMS
 from ..runtime import Runtime
+from ..taxonomy.choices import Choices
 from ..taxonomy.terms import ListRef
 from ..tokens import Purpose, TokenInvalid, TokenSigner
 from . import csrf, lifecycle
-from .forms import Choices, Entered, FieldError, check_preferences, entered, load_choices
+from .forms import Entered, FieldError, check_preferences, entered, load_choices
 from .lifecycle import Actor
 from .openapi_bodies import PREFERENCES_FORM, UNSUBSCRIBE_FORM
 from .web import AnyRequest, FormRefused, LinkExpired, LinkInvalid, form_text, page, read_token

@@ -26,9 +26,10 @@ from ..errors import BadRequest, InvalidValue
 from ..problem_docs import PROBLEMS
 from ..runtime import Runtime
 from ..settings import Settings
+from ..taxonomy.choices import FORM_CHOICES, Choices
 from ..tokens import Purpose, TokenSigner
 from . import csrf, lifecycle, ratelimit, signups
-from .forms import HONEYPOT, WORDING_VERSION, Choices, Entered, FieldError, check_subscribe, entered, load_choices
+from .forms import HONEYPOT, WORDING_VERSION, Entered, FieldError, check_subscribe, entered, load_choices
 from .lifecycle import Actor
 from .openapi_bodies import SUBSCRIBE_FORM
 from .web import AnyRequest, FilledPage, FormRefused, LinkExpired, client_key, form_text, page, read_token
@@ -43,7 +44,7 @@ async def subscribe_form(request: AnyRequest, runtime: NamedDependency[Runtime])
     """The form: address, name, organisation, role, and one checkbox per public list."""
     # Only the runtime as a dependency, here and on the other public pages: Litestar resolves two or
     # more dependencies in an anyio task group, a tenth of a page's cost.
-    choices = await load_choices(runtime.db.pool, runtime.db.q)
+    choices = await runtime.kept.get(FORM_CHOICES, runtime.db.pool, runtime.db.q)
     context = _form_context(choices, Entered(), [], FilledPage.SLOT)
     token = csrf.issue(runtime.signer, csrf.Form.SUBSCRIBE)
     return _BLANK_FORM.response(request, msgspec.json.encode(choices), context, token)
