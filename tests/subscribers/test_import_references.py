@@ -67,7 +67,7 @@ async def test_rows_naming_what_does_not_exist_are_refused(db: Database) -> None
 
 
 async def test_rows_naming_people_of_the_same_transaction_are_checked_too(db: Database) -> None:
-    # An import's batch names only people its own transaction created (migration 0012 counts
+    # An import's batch names only people its own transaction created (migration 0013 counts
     # them in one pass, without locking them): a missing one among them is still refused.
     training = await list_id(db, "training")
     async with db.pool.acquire() as conn, conn.transaction():
