@@ -1,18 +1,22 @@
--- Reference checks of subscriptions and consent records: one pass when every person named is new.
+-- Reference checks of subscriptions and consent records: one pass when every person named is new
+-- or already locked by this transaction.
 --
 -- The statement-level checks of migration 0009 read each named person twice: once to lock the
 -- people this transaction did not write (FOR KEY SHARE, as a foreign key's check locks them), once
 -- to count that every one exists. An import's batch names only people it has just created, whom
 -- nobody else can see, let alone delete: the lock pass then locked nothing, and the two passes were
--- a third of the time its subscriptions and consent records took (issue 14).
+-- a third of the time its subscriptions and consent records took (issue 14). Its merge at the end
+-- names people it locked itself beforehand (FOR NO KEY UPDATE), whom nobody else can delete
+-- either: locking them again changed nothing.
 --
--- Now one pass counts the people found and how many of them another transaction wrote. Only when
--- there are such people are they locked, as before; when the lock pass locks fewer of them than
--- the first pass counted (one was deleted in between), the people are counted again after the
--- lock, so a person deleted before the lock is missing and the statement is refused, as before.
--- People this transaction wrote cannot be deleted by anyone else before it ends, so counting them
--- without a lock is as good as counting them after one. Same guarantees, same errors; the people
--- another transaction wrote still take two passes.
+-- Now one pass counts the people found and how many of them are neither written nor locked by
+-- this transaction (a visible row whose xmax is this transaction's id is one it locked: one it
+-- deleted or updated would not be visible). Only those are locked, as before; when the lock pass
+-- locks fewer of them than the first pass counted (one was deleted in between), the people are
+-- counted again after the lock, so a person deleted before the lock is missing and the statement
+-- is refused, as before. People this transaction wrote or holds locked cannot be deleted by anyone
+-- else before it ends, so counting them without a new lock is as good as counting them after one.
+-- Same guarantees, same errors.
 
 CREATE OR REPLACE FUNCTION subscriptions_check_references() RETURNS trigger
     LANGUAGE plpgsql AS $$
@@ -24,10 +28,10 @@ DECLARE
     locked bigint;
 BEGIN
     keys := ARRAY(SELECT DISTINCT subscriber_id FROM new_rows WHERE subscriber_id IS NOT NULL);
-    SELECT count(*), count(*) FILTER (WHERE p.xmin <> me) INTO found, others
+    SELECT count(*), count(*) FILTER (WHERE p.xmin <> me AND p.xmax <> me) INTO found, others
     FROM subscribers p WHERE p.id = ANY (keys);
     IF others > 0 THEN
-        PERFORM FROM subscribers p WHERE p.id = ANY (keys) AND p.xmin <> me FOR KEY SHARE OF p;
+        PERFORM FROM subscribers p WHERE p.id = ANY (keys) AND p.xmin <> me AND p.xmax <> me FOR KEY SHARE OF p;
         GET DIAGNOSTICS locked = ROW_COUNT;
         IF locked <> others THEN
             found := (SELECT count(*) FROM subscribers p WHERE p.id = ANY (keys));
@@ -59,10 +63,10 @@ DECLARE
     locked bigint;
 BEGIN
     keys := ARRAY(SELECT DISTINCT subscriber_id FROM new_rows WHERE subscriber_id IS NOT NULL);
-    SELECT count(*), count(*) FILTER (WHERE p.xmin <> me) INTO found, others
+    SELECT count(*), count(*) FILTER (WHERE p.xmin <> me AND p.xmax <> me) INTO found, others
     FROM subscribers p WHERE p.id = ANY (keys);
     IF others > 0 THEN
-        PERFORM FROM subscribers p WHERE p.id = ANY (keys) AND p.xmin <> me FOR KEY SHARE OF p;
+        PERFORM FROM subscribers p WHERE p.id = ANY (keys) AND p.xmin <> me AND p.xmax <> me FOR KEY SHARE OF p;
         GET DIAGNOSTICS locked = ROW_COUNT;
         IF locked <> others THEN
             found := (SELECT count(*) FROM subscribers p WHERE p.id = ANY (keys));
