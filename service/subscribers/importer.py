@@ -8,9 +8,9 @@ records; rows for addresses already held are staged in the unlogged
 ``import_staging`` table. At the end, when there are staged rows, a few
 set-based statements merge them knowing every row of the body
 (service/sql/queries/import_staging.sql, subscribers.sql, subscriptions.sql):
-superseded and suppressed rows are dropped, people are brought up to date,
-then one statement writes their lists and consent records. An address
-repeated in the body: the last row wins, whichever batches the rows fell in.
+repeats are settled, people are brought up to date, then one statement writes
+their lists and consent records. An address repeated in the body: the last row
+wins, whichever batches the rows fell in; a suppressed address is skipped.
 The caller's transaction spans the whole import: a stream that breaks off
 leaves nothing half-imported.
 """
@@ -59,7 +59,8 @@ class _Known(msgspec.Struct, frozen=True):
 
 
 class _Tally(msgspec.Struct):
-    staged: int = 0
+    checked: int = 0
+    """Rows that passed the checks (merged or skipped)."""
     invalid_total: int = 0
     invalid: list[InvalidLine] = msgspec.field(default_factory=list)
 
@@ -157,7 +158,7 @@ class _Merge:
             created += len(created_ids)
             await _planned(conn, q["import-staging-clear"], import_id)
         updated = members - created
-        skipped = tally.staged - members
+        skipped = tally.checked - members
         log.info("import_done", created=created, updated=updated, skipped=skipped, invalid=tally.invalid_total,
                  staged=self.staged, merge_ms=round((time.perf_counter() - merge_started) * 1000))
         return ImportResult(created=created, updated=updated, skipped=skipped, invalid=tally.invalid,
@@ -189,7 +190,7 @@ async def import_stream(conn: asyncpg.Connection, q: Queries, rows: Reader, chun
                 except InvalidValue as exc:
                     tally.refuse(line, str(exc))
                     continue
-                tally.staged += 1
+                tally.checked += 1
                 if len(batch) >= limit:
                     if sending is not None:
                         await sending
@@ -201,10 +202,11 @@ async def import_stream(conn: asyncpg.Connection, q: Queries, rows: Reader, chun
             await asyncio.sleep(0)
         if sending is not None:
             await sending
+            sending = None
         if batch:
             await merge.add(batch)
     finally:
-        if sending is not None and not sending.done():
+        if sending is not None:  # reading failed with a batch in flight (or just answered): end it, then fail
             sending.cancel()
             await asyncio.gather(sending, return_exceptions=True)
     return await merge.finish(tally)
