@@ -148,6 +148,8 @@ class _Merge:
         created, members = len(self.created), len(self.created)
         if self.staged:
             await conn.execute(q["import-staging-analyze"])
+            if _planned_rows((await _planned(conn, q["import-staging-estimate"], import_id))[0]) < self.staged / 2:
+                await conn.execute(q["import-plan-hash-joins"])
             if self.created:
                 undone = (await _planned(conn, q["subscribers-import-supersede"], import_id, self.created,
                                          self.lines))[0]
@@ -221,6 +223,13 @@ async def _planned(conn: asyncpg.Connection, sql: str, *args: Any) -> Any:
     """
     statement = await conn.prepare(sql)
     return await statement.fetchrow(*args)
+
+
+def _planned_rows(plan: Any) -> float:
+    """The rows an ``EXPLAIN (FORMAT JSON)`` expects (JSON text, or decoded by the pool's codec)."""
+    if isinstance(plan, str):
+        plan = msgspec.json.decode(plan)
+    return float(plan[0]["Plan"]["Plan Rows"])
 
 
 async def _known(conn: asyncpg.Connection, q: Queries) -> _Known:

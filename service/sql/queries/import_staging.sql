@@ -12,6 +12,20 @@ SELECT set_config('work_mem', '64MB', true);
 -- rather than wait for the other to finish (its plans then lean on index lookups, still linear).
 ANALYZE (SKIP_LOCKED) import_staging (import_id, line, email);
 
+-- name: import-staging-estimate
+-- How many of import $1's staged rows the planner expects. ANALYZE above is skipped while
+-- autovacuum or another import holds the table; the statistics then describe earlier imports,
+-- in which this one's rows look absent, and a plan for one row that meets 100,000 loops over
+-- them for each of them (a merge ran for minutes). The importer compares this with the rows it
+-- staged (import-plan-hash-joins).
+EXPLAIN (FORMAT JSON) SELECT FROM import_staging WHERE import_id = $1;
+
+-- name: import-plan-hash-joins
+-- For the rest of the importing transaction, when the staged rows' statistics are stale
+-- (import-staging-estimate): no nested loops where a hash join can be used, so that a wrong
+-- estimate costs a scan of the tables joined, never a loop over the staged rows for each one.
+SELECT set_config('enable_nestloop', 'off', true);
+
 -- name: import-staging-settle
 -- Drop one import's ($1) staged rows that a later staged row for the same address supersedes
 -- (the last row wins). Grouped by hashing, not sorted: nearly every address appears once.
