@@ -12,7 +12,10 @@ public pages and ``/healthz`` with the bare GET.
 
 Every sign-up uses a new address, every one-click unsubscribe and every
 confirmation a token of its own, signed before the run.  Non-2xx answers are
-counted and must be 0.
+counted and must be 0.  Each cell also gives the CPU a request cost the
+server's processes and PostgreSQL (user + system, from /proc), and the last
+column the baseline's CPU per request over ours: the rate swings with whatever
+else the machine runs, the CPU per request much less.
 
     .venv/bin/python -m bench.http [--seconds 5] [--connections 32] [--workers 1 2]
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import html
 import multiprocessing
 import os
@@ -32,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from pathlib import Path
 
@@ -119,18 +123,19 @@ def _wait(url: str, process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def _running(command: list[str], env: dict[str, str], ready_url: str, log: Path) -> Iterator[None]:
+def _running(command: list[str], env: dict[str, str], ready_url: str, log: Path) -> Iterator[int]:
+    """Run ``command`` until the block ends; yield its process id once ``ready_url`` answers 200."""
     with log.open("ab") as sink:
         process = subprocess.Popen(command, env=env, stdout=sink, stderr=sink)
     try:
         _wait(ready_url, process)
-        yield
+        yield process.pid
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(60)
 
 
-def letterbox(url: str, port: int, workers: int, var_dir: Path) -> AbstractContextManager[None]:
+def letterbox(url: str, port: int, workers: int, var_dir: Path) -> AbstractContextManager[int]:
     """``serve --no-worker`` with ``workers`` HTTP processes, logging JSON at info as in production."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LETTERBOX_")}
     env.update({
@@ -145,7 +150,7 @@ def letterbox(url: str, port: int, workers: int, var_dir: Path) -> AbstractConte
     return _running(command, env, f"http://127.0.0.1:{port}/readyz", var_dir / "letterbox.log")
 
 
-def bare(url: str, port: int, workers: int, var_dir: Path) -> AbstractContextManager[None]:
+def bare(url: str, port: int, workers: int, var_dir: Path) -> AbstractContextManager[int]:
     """The bare app in ``workers`` processes laid out as ``serve`` lays out its own (see :func:`serve_bare`)."""
     env = {**os.environ, _BARE_URL: url}
     command = [sys.executable, "-m", "bench.http", "--serve-bare", str(port), "--workers", str(workers)]
@@ -185,21 +190,82 @@ def _bare_process(port: int) -> None:
 
 
 class Result(msgspec.Struct, frozen=True):
-    """One wrk run."""
+    """One wrk run, and the CPU it cost the server's processes and PostgreSQL's per request."""
 
     rate: float
     p99_ms: float
     errors: int
+    requests: int
+    app_us: float = 0.0
+    db_us: float = 0.0
 
     def cell(self) -> str:
-        """``1,234 req/s, p99 12 ms`` (and the errors, if any)."""
+        """``1,234 req/s, p99 12 ms, CPU 80 + 20 µs`` (and the errors, if any)."""
         errors = f", {self.errors} errors" if self.errors else ""
-        return f"{self.rate:,.0f} req/s, p99 {self.p99_ms:,.1f} ms{errors}"
+        return (f"{self.rate:,.0f} req/s, p99 {self.p99_ms:,.1f} ms, CPU {self.app_us:,.0f} + {self.db_us:,.0f} µs"
+                f"{errors}")
 
 
 def mean(first: Result, second: Result) -> Result:
     """The mean of two runs of the same row."""
-    return Result((first.rate + second.rate) / 2, (first.p99_ms + second.p99_ms) / 2, first.errors + second.errors)
+    return Result((first.rate + second.rate) / 2, (first.p99_ms + second.p99_ms) / 2, first.errors + second.errors,
+                  first.requests + second.requests, (first.app_us + second.app_us) / 2,
+                  (first.db_us + second.db_us) / 2)
+
+
+# -- CPU per request ---------------------------------------------------------------------------------------
+# The rate swings with everything else the machine runs; the CPU a request costs the server's processes
+# (user + system, from /proc) much less, so each row also says that: the app's, then PostgreSQL's.
+
+
+def _parents() -> dict[int, tuple[int, str]]:
+    """Every live process: its parent and its program name."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                name, rest = (entry / "stat").read_text().rsplit(")", 1)
+            except OSError:  # gone meanwhile
+                continue
+            found[int(entry.name)] = (int(rest.split()[1]), name.split("(", 1)[1])
+    return found
+
+
+def _tree(root: int, parents: dict[int, tuple[int, str]]) -> set[int]:
+    """``root`` and every process under it."""
+    tree, grew = {root}, True
+    while grew:
+        more = {pid for pid, (parent, _) in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return tree
+
+
+def _cpu_seconds(pids: set[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def measured(server: int, run: Callable[[], Result]) -> Result:
+    """``run``'s result with the CPU per request of ``server``'s processes and of PostgreSQL's.
+
+    PostgreSQL's: every ``postgres`` process under this one (the embedded server is our child);
+    with ``LETTERBOX_BENCH_DATABASE_URL`` set it is not ours, and its CPU is not counted.
+    """
+    parents = _parents()
+    app = _tree(server, parents)
+    db = {pid for pid in _tree(os.getpid(), parents) if parents[pid][1].startswith("postgres")}
+    app_before, db_before = _cpu_seconds(app), _cpu_seconds(db)
+    result = run()
+    requests = max(result.requests, 1)
+    return msgspec.structs.replace(result, app_us=(_cpu_seconds(app) - app_before) / requests * 1e6,
+                                   db_us=(_cpu_seconds(db) - db_before) / requests * 1e6)
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -218,12 +284,13 @@ def wrk(url: str, seconds: int, connections: int, script: list[str] | None = Non
     out = done.stdout
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
-    if rate is None or p99 is None:
+    done_count = re.search(r"(\d+) requests in", out)
+    if rate is None or p99 is None or done_count is None:
         raise SystemExit(f"cannot read wrk's output:\n{out}")
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     failed = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     count = (int(errors[1]) if errors else 0) + (sum(int(n) for n in failed.groups()) if failed else 0)
-    return Result(float(rate[1]), float(p99[1]) * _UNITS[p99[2]], count)
+    return Result(float(rate[1]), float(p99[1]) * _UNITS[p99[2]], count, int(done_count[1]))
 
 
 # -- the data ----------------------------------------------------------------------------------------------
@@ -275,9 +342,9 @@ async def prepare(url: str, per_run: int, runs: int, var_dir: Path) -> list[tupl
 # -- the run -----------------------------------------------------------------------------------------------
 
 
-def measure_letterbox(base: str, seconds: int, connections: int, files: tuple[Path, Path],
+def measure_letterbox(server: int, base: str, seconds: int, connections: int, files: tuple[Path, Path],
                       run: str) -> dict[str, Result]:
-    """Every public row against one running Letterbox."""
+    """Every public row against one running Letterbox (``server``: its process id)."""
     page = httpx.get(f"{base}/subscribe").text
     token = html.unescape(_CSRF.findall(page)[0])
     form = f"csrf={token}&email=bench-{{n}}%40example.org&name=Bench&lists=news&website="
@@ -285,30 +352,31 @@ def measure_letterbox(base: str, seconds: int, connections: int, files: tuple[Pa
     wrk(f"{base}/subscribe", 1, connections, [*subscribe[:3], f"{run}w"])  # warm up: templates, statements
     wrk(f"{base}/subscribe", 1, connections)
     unsubscribe, confirm = files
-    return {
-        "POST /subscribe (new address each time)": wrk(f"{base}/subscribe", seconds, connections, subscribe),
-        "POST /unsubscribe/{token} one-click": wrk(
-            base, seconds, connections, ["http_paths.lua", str(unsubscribe), "List-Unsubscribe=One-Click",
-                                         str(WRK_THREADS)]),
-        "POST /confirm/{token}": wrk(base, seconds, connections,
-                                     ["http_paths.lua", str(confirm), "", str(WRK_THREADS)]),
-        "GET /subscribe": wrk(f"{base}/subscribe", seconds, connections),
-        "GET /healthz": wrk(f"{base}/healthz", seconds, connections),
+    rows: dict[str, tuple[str, list[str] | None]] = {
+        "POST /subscribe (new address each time)": (f"{base}/subscribe", subscribe),
+        "POST /unsubscribe/{token} one-click": (
+            base, ["http_paths.lua", str(unsubscribe), "List-Unsubscribe=One-Click", str(WRK_THREADS)]),
+        "POST /confirm/{token}": (base, ["http_paths.lua", str(confirm), "", str(WRK_THREADS)]),
+        "GET /subscribe": (f"{base}/subscribe", None),
+        "GET /healthz": (f"{base}/healthz", None),
     }
+    return {name: measured(server, functools.partial(wrk, url, seconds, connections, script))
+            for name, (url, script) in rows.items()}
 
 
-def measure_bare(base: str, seconds: int, connections: int, run: str) -> tuple[Result, Result]:
-    """The bare POST and the bare GET."""
+def measure_bare(server: int, base: str, seconds: int, connections: int, run: str) -> tuple[Result, Result]:
+    """The bare POST and the bare GET (``server``: the bare app's process id)."""
     body = ["http_unique.lua", '{"email": "bare-{n}@example.org", "name": "Bench"}', "application/json"]
     wrk(f"{base}/bare", 1, connections, [*body, f"{run}w"])
-    return (wrk(f"{base}/bare", seconds, connections, [*body, run]), wrk(f"{base}/bare", seconds, connections))
+    return (measured(server, functools.partial(wrk, f"{base}/bare", seconds, connections, [*body, run])),
+            measured(server, functools.partial(wrk, f"{base}/bare", seconds, connections)))
 
 
 def run_bare(url: str, workers: int, var_dir: Path, args: argparse.Namespace, run: str) -> tuple[Result, Result]:
     """Start the bare app with ``workers`` processes, measure its POST and GET, stop it."""
     port = _free_port()
-    with bare(url, port, workers, var_dir):
-        return measure_bare(f"http://127.0.0.1:{port}", args.seconds, args.connections, run)
+    with bare(url, port, workers, var_dir) as server:
+        return measure_bare(server, f"http://127.0.0.1:{port}", args.seconds, args.connections, run)
 
 
 def table(workers: int, ours: dict[str, Result], bare_post: Result, bare_get: Result) -> str:
@@ -316,12 +384,14 @@ def table(workers: int, ours: dict[str, Result], bare_post: Result, bare_get: Re
     plural = "es" if workers > 1 else ""
     lines = [
         f"{workers} HTTP process{plural} each (LETTERBOX_WEB_WORKERS={workers}; the bare app in as many)",
-        "| endpoint | Letterbox | baseline in the same run | ratio |",
-        "| --- | --- | --- | --- |",
+        "| endpoint | Letterbox | baseline in the same run | ratio | CPU ratio |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for name, result in ours.items():
         base, label = (bare_post, "bare POST") if name.startswith("POST") else (bare_get, "bare GET")
-        lines.append(f"| `{name}` | {result.cell()} | {label}: {base.cell()} | {result.rate / base.rate:.2f} |")
+        cpu = (base.app_us + base.db_us) / max(result.app_us + result.db_us, 1e-9)
+        lines.append(f"| `{name}` | {result.cell()} | {label}: {base.cell()} | {result.rate / base.rate:.2f} "
+                     f"| {cpu:.2f} |")
     return "\n".join(lines)
 
 
@@ -350,8 +420,8 @@ def main() -> int:
             # the machine's load during the run falls on both sides alike.
             post_1, get_1 = run_bare(url, workers, var_dir, args, f"{run}-{workers}-before")
             port = _free_port()
-            with letterbox(url, port, workers, var_dir):
-                ours = measure_letterbox(f"http://127.0.0.1:{port}", args.seconds, args.connections,
+            with letterbox(url, port, workers, var_dir) as server:
+                ours = measure_letterbox(server, f"http://127.0.0.1:{port}", args.seconds, args.connections,
                                          files[index], f"{run}-{workers}")
             post_2, get_2 = run_bare(url, workers, var_dir, args, f"{run}-{workers}-after")
             print(table(workers, ours, mean(post_1, post_2), mean(get_1, get_2)) + "\n", flush=True)

@@ -7,7 +7,8 @@ layer (bench/http.py).
 - **Request id**: ``X-Request-ID`` when the client sent a sane one, else this
   process's random prefix and a counter (32 hex digits, as a UUID's: unique is
   all an id needs to be, and a counter costs no read of the system's random
-  source).  It is bound to every log line of the request and echoed back.
+  source).  It is on every log line of the request (:data:`service.logs.REQUEST_ID`)
+  and echoed back.
 - **Metrics**: count and latency by route template, never by raw path.  A raw
   path carries tokens and ids (``/unsubscribe/3f…``): one series per reader
   would be both a leak and a cardinality explosion.  Litestar puts the matched
@@ -22,12 +23,11 @@ import re
 import secrets
 import time
 
-import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Counter, Histogram
 
-from .logs import log_request
+from .logs import REQUEST_ID, log_request
 from .metrics import Metrics
 from .runtime import runtime_of
 
@@ -41,8 +41,8 @@ class ObserveRequests:
         self.app = app
         self._prefix = secrets.token_hex(8)
         self._counter = itertools.count()
-        self._counters: dict[tuple[str, str, int], Counter] = {}
-        self._timers: dict[tuple[str, str], Histogram] = {}
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        """Per method, route template and status: the label children its request counts into."""
         self._metrics: Metrics | None = None
         """The metrics the cached label children belong to: an app restarted on a new runtime starts afresh."""
 
@@ -51,8 +51,7 @@ class ObserveRequests:
             await self.app(scope, receive, send)
             return
         request_id = self._request_id(scope)
-        echoed = (b"x-request-id", request_id.encode())
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        bound = REQUEST_ID.set(request_id)
         started = time.perf_counter()
         status = 500
 
@@ -60,7 +59,12 @@ class ObserveRequests:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), echoed]
+                echoed = (b"x-request-id", request_id.encode())
+                headers = message.get("headers")
+                if isinstance(headers, list):  # Litestar's: add to it rather than copy it
+                    headers.append(echoed)
+                else:
+                    message["headers"] = [*(headers or ()), echoed]
             await send(message)
 
         try:
@@ -70,7 +74,7 @@ class ObserveRequests:
             method = scope["method"]
             self._count(scope, method, status, seconds)
             log_request(request_id, method, scope["path"], status, round(seconds * 1000, 2))
-            structlog.contextvars.unbind_contextvars("request_id")
+            REQUEST_ID.reset(bound)
 
     def _request_id(self, scope: Scope) -> str:
         for name, value in scope["headers"]:
@@ -82,16 +86,14 @@ class ObserveRequests:
         return f"{self._prefix}{next(self._counter):016x}"
 
     def _count(self, scope: Scope, method: str, status: int, seconds: float) -> None:
-        route = scope["path_template"]
         metrics = runtime_of(scope["app"].state).metrics
         if metrics is not self._metrics:
-            self._counters.clear()
-            self._timers.clear()
+            self._children.clear()
             self._metrics = metrics
-        counter = self._counters.get((method, route, status))
-        timer = self._timers.get((method, route))
-        if counter is None or timer is None:
-            counter = self._counters[(method, route, status)] = metrics.http_requests.labels(method, route, str(status))
-            timer = self._timers[(method, route)] = metrics.http_duration.labels(method, route)
-        counter.inc()
-        timer.observe(seconds)
+        key = (method, scope["path_template"], status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (metrics.http_requests.labels(method, key[1], str(status)),
+                                              metrics.http_duration.labels(method, key[1]))
+        children[0].inc()
+        children[1].observe(seconds)

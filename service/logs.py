@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import datetime
+import contextvars
 import io
 import logging
 import os
 import re
 import sys
 import threading
+import time
 from typing import Any, TextIO, cast
 
 import msgspec
@@ -41,6 +42,9 @@ _API_KEY = re.compile(r"\b(lbk_[0-9a-f]{8}_)[\w-]+")
 # PostgreSQL's DETAIL quotes the values of the row or key at fault.
 _PG_DETAIL = re.compile(r"^DETAIL:.*$", re.MULTILINE)
 _JSON = msgspec.json.Encoder(enc_hook=repr)
+
+REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("letterbox_request_id", default=None)
+"""The id of the HTTP request being answered (set by service/http_observation.py), on every line it causes."""
 
 
 class _HeldRequestLines:
@@ -115,13 +119,16 @@ class _StdlibHandler(logging.StreamHandler[_Stderr]):
 
 def configure_logging(settings: Settings) -> None:
     """Set up structlog, and route the standard-library loggers through the same rendering and scrubbing."""
+    _held.flush()  # lines held under the old set-up go out before it changes
     fmt = settings.log_format or ("console" if sys.stderr.isatty() else "json")
     level = logging.getLevelNamesMapping()[settings.log_level.upper()]
     renderer: Any = structlog.processors.JSONRenderer(_json) if fmt == "json" else structlog.dev.ConsoleRenderer()
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     structlog.configure(
+        # No merge_contextvars: nothing binds structlog's context variables; the request id, the one
+        # value every line of a request carries, is REQUEST_ID (merging copied the whole context per line).
         processors=[
-            structlog.contextvars.merge_contextvars,
+            add_request_id,
             add_process,
             structlog.processors.add_log_level,
             timestamper,
@@ -140,7 +147,7 @@ def configure_logging(settings: Settings) -> None:
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[
-                structlog.contextvars.merge_contextvars,
+                add_request_id,
                 add_process,
                 structlog.stdlib.add_logger_name,
                 structlog.processors.add_log_level,
@@ -159,6 +166,14 @@ def configure_logging(settings: Settings) -> None:
     _request_lines.configure(json=fmt == "json", enabled=level <= logging.INFO)
     # Libraries' info and debug lines (aiosmtplib's would quote every RCPT TO) stay off at any level of ours.
     root.setLevel(max(level, logging.WARNING))
+
+
+def add_request_id(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: ``request_id``, when the line is logged while an HTTP request is answered."""
+    request_id = REQUEST_ID.get()
+    if request_id is not None:
+        event_dict.setdefault("request_id", request_id)
+    return event_dict
 
 
 def add_process(_: Any, __: str, event_dict: EventDict) -> EventDict:
@@ -228,19 +243,37 @@ class _RequestLines:
     def __init__(self) -> None:
         self.json = False
         self.enabled = True
+        self.process = os.getpid()
+        self._second = -1
+        self._second_text = ""
 
     def configure(self, *, json: bool, enabled: bool) -> None:
         self.json, self.enabled = json, enabled
+        self.forked()
+
+    def forked(self) -> None:
+        """Take this process's id (after a fork: a child must not log its parent's)."""
+        self.process = os.getpid()
+
+    def timestamp(self) -> str:
+        """Now in UTC, as structlog's ISO stamper writes it; the date and time are formatted once a second."""
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second, self._second_text = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._second_text}.{int((now - second) * 1_000_000):06d}Z"
 
 
 _request_lines = _RequestLines()
+os.register_at_fork(after_in_child=_request_lines.forked)
 
 
 def log_request(request_id: str, method: str, path: str, status: int, ms: float) -> None:
     """The line for one answered HTTP request (event ``request``, at info), its path masked and scrubbed.
 
-    In JSON it is rendered here, with the keys every line has (``request_id``, ``process``, ``level``,
-    ``timestamp``); on a terminal it goes through structlog like any other line.
+    In JSON it is written here, with the keys every line has (``request_id``, ``process``, ``level``,
+    ``timestamp``); on a terminal it goes through structlog like any other line.  ``request_id`` is
+    one :class:`service.http_observation.ObserveRequests` made or checked: nothing in it needs escaping.
     """
     lines = _request_lines
     if not lines.enabled:
@@ -249,9 +282,16 @@ def log_request(request_id: str, method: str, path: str, status: int, ms: float)
     if not lines.json:
         structlog.get_logger("letterbox.http").info("request", method=scrub(method), path=path, status=status, ms=ms)
         return
-    line = _JSON.encode({
-        "event": "request", "request_id": request_id, "method": scrub(method), "path": path, "status": status,
-        "ms": ms, "process": os.getpid(), "level": "info",
-        "timestamp": datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z"),
-    })
-    _held.hold(line.decode() + "\n", len(line) + 1)
+    line = (
+        f'{{"event":"request","request_id":"{request_id}","method":{_json_text(scrub(method))},'
+        f'"path":{_json_text(path)},"status":{status},"ms":{ms},"process":{lines.process},'
+        f'"level":"info","timestamp":"{lines.timestamp()}"}}\n'
+    )
+    _held.hold(line, len(line) if line.isascii() else len(line.encode()))
+
+
+def _json_text(text: str) -> str:
+    """``text`` as a JSON string; most are printable ASCII with nothing to escape, and are quoted as they are."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    return _JSON.encode(text).decode()

@@ -6,17 +6,23 @@ one purpose (say, unsubscribe) never verifies for another (say, confirm).
 
 Payloads are a few integers (ids) in base 36 joined by ``-``: short enough for
 a VERP or ``mailto:`` local part, which may not exceed 64 characters, and URL-safe.
+State that is more than ids (an OpenID Connect sign-in in progress) is signed
+as base64url JSON (:meth:`TokenSigner.sign_value`).
 """
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable, Sequence
 from enum import StrEnum
+from typing import TypeVar
 
+import msgspec
 from itsdangerous import BadSignature, Signer, TimestampSigner
 
 Field = int | None
+T = TypeVar("T")
 
 
 class Purpose(StrEnum):
@@ -37,10 +43,12 @@ class Purpose(StrEnum):
     """The operator console's session cookie: names the session row."""
     CONSOLE_CSRF = "letterbox.console-csrf"
     """The console forms' hidden field: bound to the session, or to the sign-in page's own cookie."""
+    CONSOLE_OIDC = "letterbox.console-oidc"
+    """An OpenID Connect sign-in in progress (state, nonce, PKCE verifier): a cookie for ten minutes."""
 
 
 # Tokens that carry a timestamp and may expire; the others are links in mail that must keep working.
-_TIMED = {Purpose.CONFIRM, Purpose.CSRF}
+_TIMED = {Purpose.CONFIRM, Purpose.CSRF, Purpose.CONSOLE_OIDC}
 
 
 class TokenInvalid(Exception):
@@ -85,14 +93,47 @@ class TokenSigner:
             purpose: (ClockedSigner if purpose in _TIMED else Signer)(ordered, salt=purpose.value)
             for purpose in Purpose
         }
+        self._last_timed: dict[Purpose, tuple[str, int, str]] = {}
+        """Per timed purpose, the last payload signed, its second and its token."""
 
     def sign(self, purpose: Purpose, *fields: Field) -> str:
         """A URL-safe token carrying ``fields`` (ids; ``None`` allowed)."""
         payload = "-".join("" if f is None else _base36(int(f)) for f in fields)
-        return self._signers[purpose].sign(payload).decode()
+        if purpose not in _TIMED:
+            return self._signers[purpose].sign(payload).decode()
+        # A timed token's timestamp counts whole seconds, so the same payload signed again within
+        # the same second is the same token: the subscription form's hidden field, on every page.
+        second = int(self._now())
+        last = self._last_timed.get(purpose)
+        if last is not None and last[0] == payload and last[1] == second:
+            return last[2]
+        token = self._signers[purpose].sign(payload).decode()
+        self._last_timed[purpose] = (payload, second, token)
+        return token
 
     def verify(self, purpose: Purpose, token: str, *, max_age: int | None = None) -> tuple[Field, ...]:
         """The fields, or :class:`TokenExpired` / :class:`TokenInvalid`."""
+        text = self._unsign(purpose, token, max_age)
+        try:
+            return tuple(None if part == "" else int(part, 36) for part in text.split("-")) if text else ()
+        except ValueError as exc:
+            raise TokenInvalid("malformed token") from exc
+
+    def sign_value(self, purpose: Purpose, value: object) -> str:
+        """A URL-safe token carrying ``value`` (anything msgspec encodes), for state that is more than ids."""
+        payload = base64.urlsafe_b64encode(msgspec.json.encode(value)).rstrip(b"=").decode("ascii")
+        return self._signers[purpose].sign(payload).decode()
+
+    def verify_value(self, purpose: Purpose, token: str, into: type[T], *, max_age: int | None = None) -> T:
+        """The value :meth:`sign_value` signed, as ``into``; :class:`TokenExpired` / :class:`TokenInvalid` otherwise."""
+        text = self._unsign(purpose, token, max_age)
+        try:
+            return msgspec.json.decode(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), type=into)
+        except (ValueError, msgspec.ValidationError) as exc:  # binascii.Error is a ValueError
+            raise TokenInvalid("malformed token") from exc
+
+    def _unsign(self, purpose: Purpose, token: str, max_age: int | None) -> str:
+        """The payload of a genuine token for ``purpose`` (its age checked against our clock when timed)."""
         signer = self._signers[purpose]
         try:
             if isinstance(signer, TimestampSigner):
@@ -102,9 +143,8 @@ class TokenSigner:
                     raise TokenExpired("token expired")
             else:
                 raw = signer.unsign(token)
-            text = raw.decode("ascii")
-            return tuple(None if part == "" else int(part, 36) for part in text.split("-")) if text else ()
+            return raw.decode("ascii")
         except BadSignature as exc:
             raise TokenInvalid("bad signature") from exc
-        except (UnicodeError, ValueError) as exc:
+        except UnicodeError as exc:
             raise TokenInvalid("malformed token") from exc

@@ -27,16 +27,15 @@ from email.message import EmailMessage
 import asyncpg
 import httpx
 import pytest
-import structlog
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from service.logs import configure_logging
 from service.runtime import runtime_of
 from service.settings import Settings
-from tests.conftest import BOOTSTRAP_KEY, SECRET, replace_settings
+from tests.conftest import BOOTSTRAP_KEY, SECRET
 from tests.support.processes import Served, settings_env
 from tests.support.seed import seed_readers
+from tests.support.serve_logging import logging_as_served
 from tests.support.smtp import Received, SmtpSink, free_port
 
 # Real processes: outside the fast loop (`pytest -m 'not slow'`).
@@ -246,16 +245,10 @@ def _lines_with(log: str, addresses: list[str], secrets: dict[str, str]) -> str:
 
 
 @pytest.fixture
-def json_logs(settings: Settings) -> Iterator[None]:
+def json_logs() -> Iterator[None]:
     """This process logs as ``letterbox serve`` does (JSON to stderr, debug); the previous set-up comes back after."""
-    saved, root = structlog.get_config(), logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    configure_logging(replace_settings(settings, log_format="json", log_level="debug"))
-    try:
+    with logging_as_served("debug"):
         yield
-    finally:
-        structlog.configure(**saved)
-        root.handlers, root.level = handlers, level
 
 
 async def test_exceptions_and_library_loggers_are_scrubbed_too(

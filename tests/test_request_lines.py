@@ -9,16 +9,20 @@ order kept, and no write larger than a pipe writes atomically.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import logging
+import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
 import structlog
 
-from service.logs import configure_logging, log_request
+from service.logs import REQUEST_ID, configure_logging, log_request
 from service.settings import Settings
+from tests.support.serve_logging import logging_as_served
 
 
 class _Writes:
@@ -41,15 +45,8 @@ class _Writes:
 @pytest.fixture
 def json_logs() -> Iterator[None]:
     """JSON logs at info, as ``serve`` writes them; the previous set-up comes back after."""
-    saved, root = structlog.get_config(), logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    configure_logging(Settings(log_format="json", log_level="info"))
-    try:
+    with logging_as_served("info"):
         yield
-    finally:
-        configure_logging(Settings(log_format="console", log_level="info"))  # request lines as before
-        structlog.configure(**saved)
-        root.handlers, root.level = handlers, level
 
 
 @pytest.fixture
@@ -78,7 +75,9 @@ def test_a_request_line_has_the_keys_of_every_line_and_a_masked_path(stderr: Cal
     }
     assert second["path"] == "/v1/suppressions/a***@example.org"
     assert third["path"] == "/v1/keys/lbk_0123abcd_***"
-    assert str(first["timestamp"]).endswith("Z") and isinstance(first["process"], int)
+    stamped = datetime.datetime.fromisoformat(str(first["timestamp"]).replace("Z", "+00:00"))
+    assert str(first["timestamp"]).endswith("Z") and abs(time.time() - stamped.timestamp()) < 60
+    assert first["process"] == os.getpid()
     assert set(other) <= set(first) | {"event"}, "a request line lacks a key other lines have"
 
 
@@ -118,3 +117,24 @@ def test_outside_a_loop_a_request_line_is_written_at_once(stderr: Callable[[], _
     writes = stderr()
     log_request("abcdef0123456789", "GET", "/healthz", 200, 0.1)
     assert len(writes.lines()) == 1
+
+
+def test_any_path_makes_a_line_of_valid_json(stderr: Callable[[], _Writes]) -> None:
+    writes = stderr()
+    paths = ['/v1/lists/a"b', "/v1/lists/back\\slash", "/v1/lists/tab\there", "/v1/lists/bücher", "/v1/lists/\x7f"]
+    for path in paths:
+        log_request("abcdef0123456789", "GET", path, 404, 0.1)
+    assert [line["path"] for line in writes.lines()] == paths
+
+
+def test_every_line_logged_while_a_request_is_answered_carries_its_id(stderr: Callable[[], _Writes]) -> None:
+    writes = stderr()
+    bound = REQUEST_ID.set("abcdef0123456789")
+    try:
+        structlog.get_logger("x").info("ours")
+        logging.getLogger("library").warning("theirs")
+    finally:
+        REQUEST_ID.reset(bound)
+    structlog.get_logger("x").info("after")
+    assert [(line["event"], line.get("request_id")) for line in writes.lines()] == [
+        ("ours", "abcdef0123456789"), ("theirs", "abcdef0123456789"), ("after", None)]

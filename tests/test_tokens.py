@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from service.tokens import Purpose, TokenExpired, TokenInvalid, TokenSigner
@@ -68,3 +69,45 @@ def test_verp_and_mailto_tokens_fit_in_a_local_part() -> None:
     big = 10**12
     assert len("bounce+" + signer.sign(Purpose.VERP, big)) <= 64
     assert len("unsubscribe+" + signer.sign(Purpose.UNSUBSCRIBE, big, 10**6, big)) <= 64
+
+
+def test_a_timed_token_signed_again_within_its_second_is_the_token_a_fresh_signer_makes() -> None:
+    clock = FakeClock(1_000_000.2)
+    signer = TokenSigner([NEW], now=clock)
+    first = signer.sign(Purpose.CSRF, 1, 0)
+    clock.advance(0.7)  # same second
+    assert signer.sign(Purpose.CSRF, 1, 0) == first == TokenSigner([NEW], now=clock).sign(Purpose.CSRF, 1, 0)
+    assert signer.sign(Purpose.CSRF, 2, 5) != first, "another payload is signed, not taken from the last"
+    clock.advance(0.2)  # the next second: a new timestamp, so a new token that ages from now
+    later = signer.sign(Purpose.CSRF, 1, 0)
+    assert later != first and later == TokenSigner([NEW], now=clock).sign(Purpose.CSRF, 1, 0)
+    clock.advance(9.5)
+    with pytest.raises(TokenExpired):
+        signer.verify(Purpose.CSRF, first, max_age=10)
+    assert signer.verify(Purpose.CSRF, later, max_age=10) == (1, 0)
+
+
+class _State(msgspec.Struct, frozen=True):
+    state: str
+    next: str | None
+
+
+def test_a_signed_value_comes_back_as_it_was_and_only_for_its_purpose() -> None:
+    clock = FakeClock()
+    signer = TokenSigner([NEW], now=clock)
+    value = _State(state="ab+/=é", next="/console/editions?x=1")
+    token = signer.sign_value(Purpose.CONSOLE_OIDC, value)
+    assert all(c.isalnum() or c in "-_." for c in token), "safe in a cookie and a URL"
+    assert signer.verify_value(Purpose.CONSOLE_OIDC, token, _State, max_age=600) == value
+    assert TokenSigner([NEW, OLD], now=clock).verify_value(Purpose.CONSOLE_OIDC, token, _State) == value
+    payload, _, rest = token.partition(".")
+    for forged in (token[:-1] + ("A" if token[-1] != "A" else "B"), f"{payload[:-2]}xx.{rest}", "", "a.b.c"):
+        with pytest.raises(TokenInvalid):
+            signer.verify_value(Purpose.CONSOLE_OIDC, forged, _State)
+    with pytest.raises(TokenInvalid):
+        signer.verify_value(Purpose.CSRF, token, _State)
+    with pytest.raises(TokenInvalid):  # genuine, but not a value of this shape
+        signer.verify_value(Purpose.CSRF, signer.sign(Purpose.CSRF, 5), _State)
+    clock.advance(601)
+    with pytest.raises(TokenExpired):
+        signer.verify_value(Purpose.CONSOLE_OIDC, token, _State, max_age=600)

@@ -16,9 +16,7 @@ from typing import Annotated, Any
 
 import asyncpg
 import httpx
-import msgspec
 import structlog
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from litestar import Request, get
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
@@ -27,7 +25,7 @@ from litestar.response import Redirect, Template
 
 from ..db.pool import Database
 from ..settings import Settings
-from ..tokens import TokenSigner
+from ..tokens import Purpose, TokenInvalid, TokenSigner
 from . import session
 from .oidc_client import Flow, OidcFailed, authorization_url, discover, exchange, new_flow, verified_email
 from .signin import PUBLIC, safe_next, signed_in
@@ -38,7 +36,6 @@ log = structlog.get_logger(__name__)
 COOKIE = "letterbox_console_oidc"
 PATH = "/console/oidc"
 MAX_AGE = 600
-_SALT = "letterbox.console-oidc"
 
 
 class OidcRefused(ConsolePageError):
@@ -53,11 +50,6 @@ class OidcNotConfigured(ConsolePageError):
 
     status_code = 404
     title = "Page not found"
-
-
-def _serializer(settings: Settings) -> URLSafeTimedSerializer:
-    # Oldest key first: itsdangerous signs with the last and verifies with all (as TokenSigner does).
-    return URLSafeTimedSerializer(list(reversed(settings.secret_keys)), salt=_SALT)
 
 
 def _redirect_uri(settings: Settings) -> str:
@@ -76,7 +68,7 @@ def _flow_cookie(settings: Settings, value: str, max_age: int) -> Cookie:
 
 
 @get("/oidc/start", opt=PUBLIC, include_in_schema=False)
-async def oidc_start(settings: NamedDependency[Settings],
+async def oidc_start(settings: NamedDependency[Settings], signer: NamedDependency[TokenSigner],
                      next_path: Annotated[str | None, QueryParameter(name="next")] = None) -> Redirect:
     """Leave for the provider, remembering this flow in a signed cookie."""
     issuer, client_id, _ = _configured(settings)
@@ -88,7 +80,7 @@ async def oidc_start(settings: NamedDependency[Settings],
         log.warning("oidc_unavailable", reason=str(exc))
         raise OidcRefused("The sign-in service could not be reached. Try again later, or sign in with your "
                           "password.") from exc
-    cookie = _flow_cookie(settings, _serializer(settings).dumps(msgspec.to_builtins(flow)), MAX_AGE)
+    cookie = _flow_cookie(settings, signer.sign_value(Purpose.CONSOLE_OIDC, flow), MAX_AGE)
     return Redirect(authorization_url(provider, client_id, _redirect_uri(settings), flow), status_code=303,
                     headers=HEADERS, cookies=[cookie])
 
@@ -103,7 +95,7 @@ async def oidc_callback(
 ) -> Redirect | Template:
     """Back from the provider: check the state, the code and the ID token, then open a session."""
     issuer, client_id, client_secret = _configured(settings)
-    flow = _read_flow(settings, request.cookies.get(COOKIE))
+    flow = _read_flow(signer, request.cookies.get(COOKIE))
     if flow is None or returned_state is None or not hmac.compare_digest(returned_state, flow.state):
         raise OidcRefused("This sign-in was not started here or took too long. Start again from the sign-in page.")
     if error is not None or code is None:
@@ -131,12 +123,12 @@ async def oidc_callback(
     return response
 
 
-def _read_flow(settings: Settings, cookie: str | None) -> Flow | None:
+def _read_flow(signer: TokenSigner, cookie: str | None) -> Flow | None:
     if not cookie:
         return None
     try:
-        return msgspec.convert(_serializer(settings).loads(cookie, max_age=MAX_AGE), Flow)
-    except (BadSignature, msgspec.ValidationError):
+        return signer.verify_value(Purpose.CONSOLE_OIDC, cookie, Flow, max_age=MAX_AGE)
+    except TokenInvalid:  # forged, for something else, or older than the flow may take
         return None
 
 

@@ -11,10 +11,12 @@ names no one: its page opens, marked as a proof, and its button changes nothing.
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
-from litestar import get, post
-from litestar.datastructures import FormMultiDict
+from litestar import MediaType, Response, get, post
 from litestar.di import NamedDependency
+from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath
 from litestar.response import Template
@@ -31,9 +33,11 @@ from . import csrf, lifecycle
 from .forms import Entered, FieldError, check_preferences, entered, load_choices
 from .lifecycle import Actor
 from .openapi_bodies import PREFERENCES_FORM, UNSUBSCRIBE_FORM
-from .web import AnyRequest, FormRefused, LinkExpired, LinkInvalid, form_text, page, read_token
+from .web import AnyRequest, FilledPage, FormRefused, LinkExpired, LinkInvalid, form_text, page, read_token
 
 TAGS = ["public pages"]
+# The body RFC 8058 has mail clients send.
+ONE_CLICK = b"List-Unsubscribe=One-Click"
 GONE = "We no longer hold any details for this link: you are not on any of our lists."
 
 
@@ -57,8 +61,10 @@ async def unsubscribe_page(
 
 
 @post("/unsubscribe/{token:str}", tags=TAGS, summary="Unsubscribe at once (the button; RFC 8058 one-click)",
-      status_code=200, operation_class=UNSUBSCRIBE_FORM)
-async def unsubscribe_submit(request: AnyRequest, token: FromPath[str], runtime: NamedDependency[Runtime]) -> Template:
+      status_code=200, media_type=MediaType.HTML, operation_class=UNSUBSCRIBE_FORM)
+async def unsubscribe_submit(
+    request: AnyRequest, token: FromPath[str], runtime: NamedDependency[Runtime]
+) -> Response[bytes]:
     """Leave the list the mail was for, or every list when asked; count it against the edition (one statement)."""
     # Only the runtime as a dependency: two or more are resolved in an anyio task group (see public.py).
     db, signer = runtime.db, runtime.signer
@@ -70,9 +76,8 @@ async def unsubscribe_submit(request: AnyRequest, token: FromPath[str], runtime:
             return page(request, "unsubscribed.html", {"everything": True, "proof": True}, token_page=True)
         raise
     assert subscriber_id is not None, "read_token checks the first field"
-    form = await _lenient_form(request)
-    one_click = form_text(form.get("List-Unsubscribe")) == "One-Click"
-    everything = list_id is None or form_text(form.get("scope")) == "all"
+    one_click, scope = await _posted(request)
+    everything = list_id is None or scope == "all"
     left = await lifecycle.leave(db.pool, db.q, subscriber_id, None if everything else list_id, edition_id,
                                  Actor.of_request(request, "one-click" if one_click else "link"))
     return _unsubscribed(request, runtime.links, subscriber_id, left, everything=everything)
@@ -99,7 +104,7 @@ async def preferences_page(
 
 
 @post("/preferences/{token:str}", tags=TAGS, summary="Save preferences, or leave every list", status_code=200,
-      operation_class=PREFERENCES_FORM, opt={PROBLEMS: (403, 410)})
+      media_type=MediaType.HTML, operation_class=PREFERENCES_FORM, opt={PROBLEMS: (403, 410)})
 async def preferences_submit(
     request: AnyRequest,
     token: FromPath[str],
@@ -107,7 +112,7 @@ async def preferences_submit(
     db: NamedDependency[Database],
     links: NamedDependency[Links],
     signer: NamedDependency[TokenSigner],
-) -> Template:
+) -> Response[bytes]:
     """Save name, organisation, role and lists; or, with the other button, leave everything."""
     (subscriber_id,) = read_token(signer, Purpose.PREFERENCES, token, fields=1)
     assert subscriber_id is not None, "read_token checks the first field"
@@ -147,12 +152,19 @@ def _is_proof(signer: TokenSigner, token: str) -> bool:
     return True
 
 
-async def _lenient_form(request: AnyRequest) -> FormMultiDict:
-    """The posted form, or an empty one: a one-click post must work whatever body a mail client sends."""
+async def _posted(request: AnyRequest) -> tuple[bool, str]:
+    """Whether the post is an RFC 8058 one-click, and its ``scope`` field.
+
+    A body that cannot be read counts as an empty form: a one-click post must work whatever body a
+    mail client sends.  The body mail clients send is recognised before the form parser runs.
+    """
     try:
-        return await request.form()
+        if request.content_type[0] == RequestEncodingType.URL_ENCODED and await request.body() == ONE_CLICK:
+            return True, ""
+        form = await request.form()
     except HTTPException:
-        return FormMultiDict()
+        return False, ""
+    return form_text(form.get("List-Unsubscribe")) == "One-Click", form_text(form.get("scope"))
 
 
 async def _choices_for(conn: asyncpg.Connection, q: Queries, subscriber_id: int) -> tuple[Choices, tuple[str, ...]]:
@@ -178,12 +190,18 @@ def _preferences(request: AnyRequest, signer: TokenSigner, subscriber_id: int, c
 
 
 def _unsubscribed(request: AnyRequest, links: Links, subscriber_id: int, left: lifecycle.Left | None, *,
-                  everything: bool) -> Template:
+                  everything: bool) -> Response[bytes]:
     """The answer to an unsubscribe (``left`` None: the person is no longer on file)."""
-    remaining = [] if left is None else left.remaining
-    context = {
-        "everything": everything or not remaining,
-        "remaining": remaining,
-        "preferences_url": None if left is None else links.preferences_url(subscriber_id),
-    }
-    return page(request, "unsubscribed.html", context, token_page=True)
+    if left is None:
+        return page(request, "unsubscribed.html", {"everything": True, "remaining": []}, token_page=True)
+    everything = everything or not left.remaining
+    remaining = left.remaining
+
+    def context() -> dict[str, Any]:
+        return {"everything": everything, "remaining": remaining, "preferences_url": FilledPage.SLOT}
+
+    return _UNSUBSCRIBED.response(request, (everything, remaining), context, links.preferences_url(subscriber_id))
+
+
+# The answer, drawn once per outcome (every list left, or those still received; see FilledPage).
+_UNSUBSCRIBED = FilledPage("unsubscribed.html", token_page=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import structlog
 from litestar import MediaType, Response, get, post
 from litestar.background_tasks import BackgroundTask
@@ -40,14 +39,14 @@ REFUSED = "This form has expired or did not come from this site. Please reload t
 
 
 @get("/subscribe", tags=TAGS, summary="The subscription form", media_type=MediaType.HTML)
-async def subscribe_form(request: AnyRequest, runtime: NamedDependency[Runtime]) -> Response[str]:
+async def subscribe_form(request: AnyRequest, runtime: NamedDependency[Runtime]) -> Response[bytes]:
     """The form: address, name, organisation, role, and one checkbox per public list."""
     # Only the runtime as a dependency, here and on the other public pages: Litestar resolves two or
     # more dependencies in an anyio task group, a tenth of a page's cost.
     choices = await runtime.kept.get(FORM_CHOICES, runtime.db.pool, runtime.db.q)
-    context = _form_context(choices, Entered(), [], FilledPage.SLOT)
     token = csrf.issue(runtime.signer, csrf.Form.SUBSCRIBE)
-    return _BLANK_FORM.response(request, msgspec.json.encode(choices), context, token)
+    return _BLANK_FORM.response(request, choices, lambda: _form_context(choices, Entered(), [], FilledPage.SLOT),
+                                token)
 
 
 @post("/subscribe", tags=TAGS, summary="Ask to subscribe (form post)", status_code=200,
@@ -108,8 +107,10 @@ async def confirm_page(
 
 
 @post("/confirm/{token:str}", tags=TAGS, summary="Confirm a subscription (the button)", status_code=200,
-      opt={PROBLEMS: (410,)})
-async def confirm_submit(request: AnyRequest, token: FromPath[str], runtime: NamedDependency[Runtime]) -> Template:
+      media_type=MediaType.HTML, opt={PROBLEMS: (410,)})
+async def confirm_submit(
+    request: AnyRequest, token: FromPath[str], runtime: NamedDependency[Runtime]
+) -> Response[bytes]:
     """Confirm every pending list of the person; pressing the button again is harmless (one statement)."""
     db, settings, signer = runtime.db, runtime.settings, runtime.signer
     (subscriber_id,) = read_token(signer, Purpose.CONFIRM, token, fields=1,
@@ -117,12 +118,20 @@ async def confirm_submit(request: AnyRequest, token: FromPath[str], runtime: Nam
     assert subscriber_id is not None, "read_token checks the first field"
     if not await lifecycle.confirm(db.pool, db.q, subscriber_id, Actor.of_request(request, "link", WORDING_VERSION)):
         raise LinkExpired("This link no longer works.")
-    context = {"preferences_url": runtime.links.preferences_url(subscriber_id)}
-    return page(request, "confirmed.html", context, token_page=True)
+    preferences_url = runtime.links.preferences_url(subscriber_id)
+    return _CONFIRMED.response(request, _CONFIRMED_SOURCE, _confirmed_context, preferences_url)
 
 
 # The blank form, drawn once per set of choices (see FilledPage).
 _BLANK_FORM = FilledPage("subscribe.html")
+# The answer to a confirmation, drawn once from nothing but the template; the reader's own preferences
+# link goes in the slot.
+_CONFIRMED = FilledPage("confirmed.html", token_page=True)
+_CONFIRMED_SOURCE = ()
+
+
+def _confirmed_context() -> dict[str, Any]:
+    return {"preferences_url": FilledPage.SLOT}
 
 
 def _form_context(choices: Choices, values: Entered, errors: list[FieldError], token: str) -> dict[str, Any]:

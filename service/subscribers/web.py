@@ -10,18 +10,21 @@ carries a fresh CSRF token or personal details.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from email.utils import parseaddr
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import msgspec
 import structlog
 from litestar import MediaType, Request, Response, get
 from litestar.exceptions import HTTPException
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
 from litestar.types import ExceptionHandlersMap
+from markupsafe import escape
 
 from ..errors import LetterboxError
 from ..runtime import runtime_of
@@ -121,33 +124,51 @@ def page(request: AnyRequest, template: str, context: dict[str, Any] | None = No
 
 
 class FilledPage:
-    """A page rendered once and kept, with one slot filled in per request (a fresh CSRF token).
+    """A page rendered once and kept, with one slot filled in per request (a fresh CSRF token, a signed link).
 
     For pages whose every other value changes rarely: Jinja drawing the same form again was a
-    third of a ``GET /subscribe``.  Kept per key (what the page was drawn from), a few keys at most.
+    third of a ``GET /subscribe``.  Kept per source (what the page is drawn from) and site name,
+    a few at most; the last source is recognised by identity, so a page drawn from the same
+    kept object again costs no encoding of it.  ``token_page``: reached through a signed link
+    (see :func:`page`).
     """
 
     SLOT = "filled-page-slot-5f0c2e"
     _KEYS = 16
 
-    def __init__(self, template: str) -> None:
+    def __init__(self, template: str, *, token_page: bool = False) -> None:
         self.template = template
-        self._halves: dict[tuple[str, bytes], tuple[str, str]] = {}
+        self._headers = _TOKEN_HEADERS if token_page else _HEADERS
+        self._halves: dict[tuple[str, bytes], tuple[bytes, bytes]] = {}
+        self._last: tuple[object, str, tuple[bytes, bytes]] | None = None
 
-    def response(self, request: AnyRequest, key: bytes, context: dict[str, Any], value: str) -> Response[str]:
-        """The page drawn from ``context`` (with :attr:`SLOT` where ``value`` goes), ``key`` naming that context."""
+    def response(self, request: AnyRequest, source: object, context: Callable[[], dict[str, Any]],
+                 value: str) -> Response[bytes]:
+        """The page drawn from ``context()`` (with :attr:`SLOT` where ``value`` goes), which is made from
+        ``source`` alone (anything msgspec encodes).  ``value`` is escaped as the template would escape it."""
         name = site_name(runtime_of(request.app.state).settings.from_addr)
-        halves = self._halves.get((name, key))
+        last = self._last
+        if last is not None and last[0] is source and last[1] == name:
+            halves = last[2]
+        else:
+            halves = self._drawn(request, (name, msgspec.json.encode(source)), context)
+            self._last = (source, name, halves)
+        body = halves[0] + escape(value).encode() + halves[1]
+        return Response(body, media_type=MediaType.HTML, headers=dict(self._headers))
+
+    def _drawn(self, request: AnyRequest, key: tuple[str, bytes], context: Callable[[], dict[str, Any]]
+               ) -> tuple[bytes, bytes]:
+        halves = self._halves.get(key)
         if halves is None:
             engine = request.app.template_engine
             assert engine is not None, "the app has a template engine (service/app.py)"
-            body = engine.get_template(self.template).render(site_name=name, **context)
+            body = engine.get_template(self.template).render(site_name=key[0], **context())
             before, slot, after = body.partition(self.SLOT)
             assert slot and self.SLOT not in after, f"{self.template} shows the slot exactly once"
             if len(self._halves) >= self._KEYS:
                 self._halves.clear()
-            halves = self._halves[(name, key)] = (before, after)
-        return Response(halves[0] + value + halves[1], media_type=MediaType.HTML, headers=dict(_HEADERS))
+            halves = self._halves[key] = (before.encode(), after.encode())
+        return halves
 
 
 def client_key(request: AnyRequest) -> str:

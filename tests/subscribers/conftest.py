@@ -25,6 +25,16 @@ _LINK = re.compile(r"https://news\.example\.org(/(?:confirm|unsubscribe|preferen
 
 
 @pytest.fixture
+async def other(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of the test's own, for a transaction that runs beside another."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
 async def db(client: Client, settings: Settings) -> AsyncIterator[Database]:
     """A pool of the test's own on the test's database.
 

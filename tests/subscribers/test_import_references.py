@@ -8,27 +8,15 @@ refuse, cascade and lock as the foreign keys did.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
 from service.db.pool import Database
-from service.settings import Settings
 from tests.subscribers.conftest import value
 from tests.subscribers.test_unsubscribe import confirmed_reader, list_id
 
 pytestmark = pytest.mark.usefixtures("demo")
-
-
-@pytest.fixture
-async def other(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
-    """A second connection of the test's own, for a transaction that runs beside another."""
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def _refused(db: Database, constraint: str, query: str, *args: object) -> None:
@@ -67,7 +55,7 @@ async def test_rows_naming_what_does_not_exist_are_refused(db: Database) -> None
 
 
 async def test_rows_naming_people_of_the_same_transaction_are_checked_too(db: Database) -> None:
-    # An import's batch names only people its own transaction created (migration 0013 counts
+    # An import's batch names only people its own transaction created (migration 0014 counts
     # them in one pass, without locking them): a missing one among them is still refused.
     # Its merge names people it locked beforehand: those are not locked again, and are checked.
     training = await list_id(db, "training")
