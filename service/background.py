@@ -21,7 +21,7 @@ async def run_worker(runtime: Runtime, stop: asyncio.Event, *, transport: Transp
     db, settings = runtime.db, runtime.settings
 
     async def decide_sign_ups() -> int:
-        return await decide_left_behind(db, settings, runtime.signer)
+        return await decide_left_behind(db)
 
     async def purge_sign_ups() -> int:
         return await purge_pending(db, settings)

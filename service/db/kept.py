@@ -106,7 +106,9 @@ class KeptValues:
             if listener is not None:
                 listener.terminate()
             self._retry_at = self._clock() + RETRY_SECONDS
-            log.warning("kept_values_not_listening", error=type(exc).__name__)
+            # Not a warning: the database being away is what the requests themselves report, once
+            # (database_unavailable); nothing is kept meanwhile, so nothing is wrong beyond that.
+            log.info("kept_values_not_listening", error=type(exc).__name__)
             return
         except BaseException:  # cancelled by close()
             if listener is not None:

@@ -30,6 +30,7 @@ from ..events.sender import EventSender
 from ..links import Links
 from ..mail.addresses import sender_domain, wire_address
 from ..mail.compose import EditionMail, Personalisation, PreparedMail, format_date, prepare
+from ..mail.confirmation import ConfirmationMails
 from ..metrics import Metrics
 from ..runtime import Runtime
 from ..settings import Settings
@@ -85,6 +86,7 @@ class Worker:
         self.q = db.q
         self.metrics = metrics
         self.links = links
+        self.confirmations = ConfirmationMails(settings, links)
         self.transport = transport
         self.name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.limiter = RateLimiter(settings.send_rate)
@@ -321,7 +323,10 @@ class Worker:
     async def _send_system_mail(self, envelope_from: str, row: asyncpg.Record) -> Outcome:
         """DKIM-sign (when a key is set) and send one queued system mail; never raises for its content."""
         try:
-            message = bytes(row["message"])
+            if row["message"] is None:  # a confirmation, stored as what it needs: composed as it leaves
+                message = self.confirmations.compose(row["subscriber_id"], row["recipient"], row["lists"])
+            else:
+                message = bytes(row["message"])
             if self.dkim is not None:
                 domain = sender_domain(self.settings.from_addr, self.settings.effective_bounce_domain)
                 message = self.dkim.sign(message, domain)

@@ -368,7 +368,7 @@ def compose_simple(*, from_addr: str, to_email: str, subject: str, text: str, ht
         raise HeaderInjectionError(f"message_id_domain is not a domain: {message_id_domain!r}")
     head = [
         _mailbox_header("From", from_addr),
-        b"To: " + _address("to_email", to_email) + _CRLF,
+        b"To: " + recipient_address(to_email) + _CRLF,
         _unstructured_header("Subject", subject),
         b"Date: " + format_date().encode() + _CRLF,
         f"Message-ID: <{secrets.token_hex(16)}@{message_id_domain}>".encode() + _CRLF,
@@ -384,6 +384,12 @@ def compose_simple(*, from_addr: str, to_email: str, subject: str, text: str, ht
     else:
         body = [piece for piece in _alternative(_boundary(), text, html) if isinstance(piece, bytes)]
     return b"".join(head + body)
+
+
+def recipient_address(to_email: str) -> bytes:
+    """The To address of a system mail as :func:`compose_simple` writes it: its only check that depends
+    on the recipient, so a caller can learn whether an address will be refused without composing."""
+    return _address("to_email", to_email)
 
 
 def _boundary() -> bytes:

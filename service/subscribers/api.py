@@ -21,7 +21,6 @@ from ..pagination import Cursor, decode_cursor, encode_cursor
 from ..schemas import NO_NUL, RowId, slug_query
 from ..settings import Settings
 from ..taxonomy.terms import check_terms, resolve_lists
-from ..tokens import TokenSigner
 from . import lifecycle
 from .export import export_subscriber
 from .importer import FORMATS, import_stream
@@ -58,14 +57,12 @@ class SubscriberController(Controller):
         request: Request[Any, Any, Any],
         conn: NamedDependency[asyncpg.Connection],
         db: NamedDependency[Database],
-        settings: NamedDependency[Settings],
-        signer: NamedDependency[TokenSigner],
         data: JSONBody[SubscriptionIn],
         audit: NamedDependency[AuditTrail],
     ) -> Accepted:
         """The same double opt-in as the public form: always ``pending``, whatever the address's state."""
         sign_up = await _sign_up(conn, db.q, data)
-        await lifecycle.subscribe(conn, db.q, settings, signer, sign_up, Actor.of_request(request, "api"))
+        await lifecycle.subscribe(conn, db.q, sign_up, Actor.of_request(request, "api"))
         await audit.record("subscription.request", "subscription", None, {"email": sign_up.email,
                            "lists": [ref.slug for ref in sign_up.lists]}, about_email=sign_up.email)
         return Accepted()

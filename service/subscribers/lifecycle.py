@@ -24,7 +24,6 @@ from ..events.outbox import emit_erased, emit_subscriber, new_webhook_id
 from ..logs import mask_email
 from ..settings import Settings
 from ..taxonomy.terms import ListRef, check_terms
-from ..tokens import TokenSigner
 from . import ratelimit
 from .mails import queue_confirmation
 from .ratelimit import Executor
@@ -86,8 +85,7 @@ async def record_consent(conn: asyncpg.Connection, q: Queries, subscriber_id: in
                        actor.user_agent, actor.wording_version)
 
 
-async def subscribe(conn: asyncpg.Connection, q: Queries, settings: Settings, signer: TokenSigner,
-                    sign_up: SignUp, actor: Actor) -> None:
+async def subscribe(conn: asyncpg.Connection, q: Queries, sign_up: SignUp, actor: Actor) -> None:
     """Double opt-in, step one. The caller answers the same whatever happens here (no enumeration).
 
     A suppressed address gets no row and no mail.  Otherwise the lists the
@@ -98,22 +96,23 @@ async def subscribe(conn: asyncpg.Connection, q: Queries, settings: Settings, si
     asked = await conn.fetchrow(q["subscriber-request"], sign_up.email, sign_up.name, sign_up.agency, sign_up.role,
                                 sign_up.attributes, [ref.id for ref in sign_up.lists], actor.source, actor.ip,
                                 actor.user_agent, actor.wording_version)
-    await queue_asked(conn, q, settings, signer, sign_up.email, asked)
+    if note_asked(sign_up.email, asked):
+        assert asked is not None, "a suppressed address wants no mail"
+        await queue_confirmation(conn, q, asked["person_id"], asked["person_email"], asked["waiting_names"])
 
 
-async def queue_asked(conn: asyncpg.Connection, q: Queries, settings: Settings, signer: TokenSigner,
-                      email: str, asked: asyncpg.Record | None) -> None:
-    """Queue the confirmation mail for what ``subscriber-request`` (or ``sign-up-request-decide``) returned."""
+def note_asked(email: str, asked: asyncpg.Record | None) -> bool:
+    """Log what asking for ``email`` came to (``subscriber-request`` or ``sign-up-requests-decide``); return
+    whether it asks for a confirmation mail (lists are waiting for confirmation)."""
     if asked is None or asked["person_id"] is None:
         log.info("subscribe_suppressed", email=mask_email(email))
-        return
+        return False
     if not asked["waiting_slugs"]:
         log.info("subscribe_nothing_new", subscriber_id=asked["person_id"])
-        return
-    await queue_confirmation(conn, q, settings, signer, asked["person_id"], asked["person_email"],
-                             asked["waiting_names"])
+        return False
     log.info("subscribe_requested", subscriber_id=asked["person_id"], email=mask_email(asked["person_email"]),
              lists=asked["waiting_slugs"])
+    return True
 
 
 async def confirm(db: Executor, q: Queries, subscriber_id: int, actor: Actor) -> bool:

@@ -1,66 +1,34 @@
-"""The confirmation mail: written from a template and queued in the request's transaction.
+"""The confirmation mail: queued in the deciding transaction, composed by the worker as it sends it.
 
-The worker sends it (service/delivery/worker.py), so a slow SMTP server never
-slows the form and a crash never loses the mail.  The mail carries nothing
-the requester typed except the address itself: a name field would let anyone
-send a message of their choosing to any address through our form.
+The worker sends it (service/delivery/worker.py, composing it with
+service/mail/confirmation.py), so a slow SMTP server never slows the form, a
+crash never loses the mail, and the process that answered composes nothing.
 """
 
 from __future__ import annotations
 
-import functools
-from email.utils import parseaddr
-
 import asyncpg
-import jinja2
 
 from ..db.queries import Queries
 from ..errors import InvalidValue
-from ..links import Links
-from ..mail.addresses import sender_domain
-from ..mail.compose import compose_simple
-from ..settings import Settings
-from ..tokens import TokenSigner
+from ..mail.compose import HeaderInjectionError, recipient_address
 
 
-@functools.cache
-def _text_templates() -> jinja2.Environment:
-    """Plain-text mail templates: no HTML escaping, strict about missing values."""
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("service", "templates"),
-        autoescape=False,  # noqa: S701 - text/plain mail, never HTML
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
+def check_recipient(email: str) -> None:
+    """Raise :class:`InvalidValue` if a confirmation mail to ``email`` would be refused by the composer.
 
-
-def confirmation_mail(settings: Settings, signer: TokenSigner, subscriber_id: int, email: str,
-                      list_names: list[str]) -> bytes:
-    """The RFC 5322 bytes of a confirmation mail for ``list_names``."""
-    sender_name, sender_addr = parseaddr(settings.from_addr)
-    text = _text_templates().get_template("confirm_mail.txt").render(
-        sender=sender_name or sender_addr,
-        lists=list_names,
-        confirm_url=Links(settings, signer).confirm_url(subscriber_id),
-        days=max(1, settings.confirm_max_age_seconds // 86400),
-    )
+    The composer's only check that depends on the recipient is its To address
+    (:func:`recipient_address`), so this asks that and composes nothing.
+    """
     try:
-        return compose_simple(
-            from_addr=settings.from_addr,
-            to_email=email,
-            subject="Please confirm your subscription",
-            text=text,
-            headers={"Auto-Submitted": "auto-generated"},
-            message_id_domain=sender_domain(settings.from_addr, settings.effective_bounce_domain),
-        )
-    except ValueError as exc:  # the composer refuses what it cannot put in a header safely
+        recipient_address(email)
+    except HeaderInjectionError as exc:
         raise InvalidValue("This address cannot be used for mail.", field="email") from exc
 
 
-async def queue_confirmation(conn: asyncpg.Connection, q: Queries, settings: Settings, signer: TokenSigner,
-                             subscriber_id: int, email: str, list_names: list[str]) -> None:
-    """Queue the confirmation mail for the worker (part of the caller's transaction)."""
-    message = confirmation_mail(settings, signer, subscriber_id, email, list_names)
-    await conn.execute(q["system-mail-insert"], subscriber_id, "confirm", email, message)
+async def queue_confirmation(conn: asyncpg.Connection, q: Queries, subscriber_id: int, email: str,
+                             list_names: list[str]) -> None:
+    """Queue the confirmation mail for the worker (part of the caller's transaction); :class:`InvalidValue`
+    if the address could not be written to."""
+    check_recipient(email)
+    await conn.execute(q["system-mail-insert-confirmation"], subscriber_id, email, list_names)

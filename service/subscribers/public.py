@@ -28,7 +28,7 @@ from ..settings import Settings
 from ..taxonomy.choices import FORM_CHOICES, Choices
 from ..tokens import Purpose, TokenSigner
 from . import csrf, lifecycle, ratelimit, signups
-from .forms import HONEYPOT, WORDING_VERSION, Entered, FieldError, check_subscribe, entered, load_choices
+from .forms import HONEYPOT, WORDING_VERSION, Entered, FieldError, check_subscribe, entered
 from .lifecycle import Actor
 from .openapi_bodies import SUBSCRIBE_FORM
 from .web import AnyRequest, FilledPage, FormRefused, LinkExpired, client_key, form_text, page, read_token
@@ -49,13 +49,14 @@ async def subscribe_form(request: AnyRequest, runtime: NamedDependency[Runtime])
                                 token)
 
 
-@post("/subscribe", tags=TAGS, summary="Ask to subscribe (form post)", status_code=200,
+@post("/subscribe", tags=TAGS, summary="Ask to subscribe (form post)", status_code=200, media_type=MediaType.HTML,
       operation_class=SUBSCRIBE_FORM, opt={PROBLEMS: (403, 429)})
-async def subscribe_submit(request: AnyRequest, runtime: NamedDependency[Runtime]) -> Template:
+async def subscribe_submit(request: AnyRequest, runtime: NamedDependency[Runtime]) -> Response[bytes]:
     """Check the form and start double opt-in; the answer never says whether the address is known.
 
-    Two statements, each committed on its own (a counted attempt stays counted): the choices the
-    form is checked against, then the limits and the record together (:func:`signups.record`).
+    One statement, committed on its own (a counted attempt stays counted): the limits and the record
+    together, with the other sign-ups this process is answering now (:func:`signups.record_soon`).
+    The form is checked against the choices the process keeps, as the form was drawn from them.
     """
     db, settings, signer = runtime.db, runtime.settings, runtime.signer
     form = await request.form()
@@ -65,10 +66,10 @@ async def subscribe_submit(request: AnyRequest, runtime: NamedDependency[Runtime
     if form_text(form.get(HONEYPOT)):
         # A bot filled the field people cannot see: tell it what it wants to hear, do nothing.
         log.info("subscribe_honeypot")
-        return page(request, "check_inbox.html")
+        return _CHECK_INBOX.response(request, (), dict)
 
     now = runtime.clock()
-    choices = await load_choices(db.pool, db.q)
+    choices = await runtime.kept.get(FORM_CHOICES, db.pool, db.q)
     values = entered(form)
     sign_up, errors = check_subscribe(values, choices)
     if sign_up is None:
@@ -80,17 +81,17 @@ async def subscribe_submit(request: AnyRequest, runtime: NamedDependency[Runtime
         return _form(request, signer, choices, values, errors, status=400)
 
     try:
-        signups.check_mailable(settings, signer, sign_up)
+        signups.check_mailable(sign_up)
     except InvalidValue as exc:
         raise BadRequest(str(exc)) from exc
     consenting = Actor.of_request(request, "form", WORDING_VERSION)
-    recorded = await signups.record(db.pool, db.q, settings, sign_up, consenting, client_key(request), now)
+    recorded = await signups.record_soon(db, settings, signups.Attempt(sign_up, consenting, client_key(request), now))
     if recorded.request_id is None:
         assert recorded.retry_after is not None, "a sign-up not recorded was refused by a limit"
         return _too_many(request, recorded.retry_after)
-    answer = page(request, "check_inbox.html")
+    answer = _CHECK_INBOX.response(request, (), dict)
     # Decided once the answer has gone (its record is already committed); see signups.py.
-    answer.background = BackgroundTask(signups.decide, db, settings, signer, recorded.request_id)
+    answer.background = BackgroundTask(signups.decide, db, recorded.request_id)
     return answer
 
 
@@ -122,6 +123,8 @@ async def confirm_submit(
     return _CONFIRMED.response(request, _CONFIRMED_SOURCE, _confirmed_context, preferences_url)
 
 
+# The answer to every sign-up, the same whatever the address (drawn once; see FilledPage).
+_CHECK_INBOX = FilledPage("check_inbox.html")
 # The blank form, drawn once per set of choices (see FilledPage).
 _BLANK_FORM = FilledPage("subscribe.html")
 # The answer to a confirmation, drawn once from nothing but the template; the reader's own preferences

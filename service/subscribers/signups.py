@@ -1,17 +1,30 @@
-"""Double opt-in step one, decided after the form has been answered.
+"""Double opt-in step one, decided after the form has been answered, many sign-ups at a time.
 
 Whether an address is new, pending, already active or suppressed decides how
 much work a sign-up is (a new person, a consent record and a confirmation
 mail, or nothing).  Done inside the request, that work showed in the time the
 form took to answer: 3.9 ms for a reader, 5.9 ms for a stranger, enough to
 tell who reads the newsletter.  So the form only records the checked sign-up
-(:func:`record`, one INSERT, the same for every address) and answers; the
+(:func:`record`, one statement, the same for every address) and answers; the
 process that answered decides it right after (:func:`decide`, a background
 task), and a worker decides any that a crash left waiting
 (:func:`decide_left_behind`).  Nothing is lost between answer and decision.
+
+One sign-up at a time, PostgreSQL's work was mostly paid per statement and per
+commit: the record, then a transaction per person to decide it (BEGIN, the
+statement, the mail, COMMIT, the reference triggers of every INSERT).  So each
+process groups them (:mod:`.batches`): the sign-ups its requests record while a
+record runs are counted and recorded together in the next statement
+(:func:`record_soon`), each answer still waiting for its own; those handed over
+while a batch is decided are decided together, their confirmation mails queued
+with them, in one statement (``sign-up-requests-decide``; the worker composes
+each mail as it sends it).  Every answer still waits for the same work,
+whatever the address.
 """
 
 from __future__ import annotations
+
+import weakref
 
 import msgspec
 import structlog
@@ -20,14 +33,16 @@ from ..db.pool import Database
 from ..db.queries import Queries
 from ..errors import is_unavailable
 from ..settings import Settings
-from ..tokens import TokenSigner
 from . import lifecycle, ratelimit
-from .mails import confirmation_mail
+from .batches import Batches
+from .mails import check_recipient
 
 log = structlog.get_logger(__name__)
 
 # A sign-up still waiting this long was left by a process that died before deciding it.
 LEFT_BEHIND_SECONDS = 10.0
+# Sign-ups recorded or decided in one statement at most: a burst makes transactions of bounded size.
+BATCH_SIZE = 200
 
 
 class _Waiting(msgspec.Struct, frozen=True):
@@ -37,14 +52,13 @@ class _Waiting(msgspec.Struct, frozen=True):
     actor: lifecycle.Actor
 
 
-def check_mailable(settings: Settings, signer: TokenSigner, sign_up: lifecycle.SignUp) -> None:
+def check_mailable(sign_up: lifecycle.SignUp) -> None:
     """Raise :class:`InvalidValue` now if no confirmation could be written to this address.
 
-    The composer that will write the real one decides, so a refused address is a
-    400 on the form rather than a sign-up silently dropped later; the check costs
-    the same for every address.
+    The composer's own check decides (:func:`mails.check_recipient`), so a refused address is a
+    400 on the form rather than a sign-up silently dropped later; it costs the same for every address.
     """
-    confirmation_mail(settings, signer, 0, sign_up.email, [ref.name for ref in sign_up.lists])
+    check_recipient(sign_up.email)
 
 
 class Recorded(msgspec.Struct, frozen=True):
@@ -55,6 +69,15 @@ class Recorded(msgspec.Struct, frozen=True):
     """Seconds until the limit that refused it lets the next through (None when recorded)."""
 
 
+class Attempt(msgspec.Struct, frozen=True):
+    """A checked sign-up to count and record: who asks, from which client, when."""
+
+    sign_up: lifecycle.SignUp
+    actor: lifecycle.Actor
+    client: str
+    now: float
+
+
 async def record(db: ratelimit.Executor, q: Queries, settings: Settings, sign_up: lifecycle.SignUp,
                  actor: lifecycle.Actor, client: str, now: float) -> Recorded:
     """Count the sign-up against the per-client and per-address limits and record it if both allow it.
@@ -62,53 +85,114 @@ async def record(db: ratelimit.Executor, q: Queries, settings: Settings, sign_up
     One statement, committed on its own, the same for every address: the counts stay counted
     whatever happens next, and no bucket's row stays locked while the request goes on.
     """
+    (recorded,) = await record_all(db, q, settings, [Attempt(sign_up, actor, client, now)])
+    return recorded
+
+
+async def record_all(db: ratelimit.Executor, q: Queries, settings: Settings,
+                     attempts: list[Attempt]) -> list[Recorded]:
+    """:func:`record` for many sign-ups in one statement, counted in their order; one result each."""
     by_client, by_address = ratelimit.per_client(settings), ratelimit.per_address(settings)
-    row = await db.fetchrow(
-        q["sign-up-request-record"],
-        ratelimit.client_bucket(client), ratelimit.window_start(by_client, now), by_client.hits,
-        ratelimit.email_bucket(settings, sign_up.email), ratelimit.window_start(by_address, now), by_address.hits,
-        sign_up.email, _Waiting(sign_up, actor),
+    rows = await db.fetch(
+        q["sign-up-requests-record"],
+        [ratelimit.client_bucket(a.client) for a in attempts],
+        [ratelimit.window_start(by_client, a.now) for a in attempts], by_client.hits,
+        [ratelimit.email_bucket(settings, a.sign_up.email) for a in attempts],
+        [ratelimit.window_start(by_address, a.now) for a in attempts], by_address.hits,
+        [a.sign_up.email for a in attempts], [_Waiting(a.sign_up, a.actor) for a in attempts],
     )
-    assert row is not None, "the client's count always returns a row"
-    wait = ratelimit.retry_after(by_client, row["client_hits"], now) or ratelimit.retry_after(
-        by_address, row["address_hits"], now
-    )
-    return Recorded(request_id=row["id"], retry_after=wait)
+    return [
+        Recorded(request_id=row["id"], retry_after=ratelimit.retry_after(by_client, row["client_hits"], a.now)
+                 or ratelimit.retry_after(by_address, row["address_hits"], a.now))
+        for row, a in zip(rows, attempts, strict=True)
+    ]
 
 
-async def decide(db: Database, settings: Settings, signer: TokenSigner, request_id: int) -> None:
-    """Decide the sign-up ``request_id`` now (after the answer); never raise (the answer has gone)."""
-    await _decide_one(db, settings, signer, request_id)
+# One of each per database handle, that is per process (the runtime's): the requests it answers share
+# them. Held weakly: a batch runs with its handle, and a closed handle's batches go with it.
+_RECORDING: weakref.WeakKeyDictionary[Database, Batches[Attempt, Recorded]] = weakref.WeakKeyDictionary()
+_DECIDING: weakref.WeakKeyDictionary[Database, Batches[int, None]] = weakref.WeakKeyDictionary()
 
 
-async def decide_left_behind(db: Database, settings: Settings, signer: TokenSigner, limit: int = 50) -> int:
+async def record_soon(db: Database, settings: Settings, attempt: Attempt) -> Recorded:
+    """:func:`record`, in one statement with the other sign-ups this process is recording now (group commit)."""
+    batches = _RECORDING.get(db)
+    if batches is None:
+        handle = weakref.ref(db)
+
+        async def record_batch(attempts: list[Attempt]) -> list[Recorded]:
+            database = handle()
+            assert database is not None, "a caller holds the handle while it waits"
+            return await record_all(database.pool, database.q, settings, attempts)
+
+        batches = _RECORDING[db] = Batches(record_batch, BATCH_SIZE)
+    return await batches.submit(attempt)
+
+
+async def decide(db: Database, request_id: int) -> None:
+    """Decide the sign-up ``request_id`` after the answer, with any handed over meanwhile; never raise."""
+    batches = _DECIDING.get(db)
+    if batches is None:
+        handle = weakref.ref(db)
+
+        async def decide_batch(request_ids: list[int]) -> list[None]:
+            database = handle()
+            assert database is not None, "a caller holds the handle while it waits"
+            await _decide_all(database, request_ids)
+            return [None] * len(request_ids)
+
+        batches = _DECIDING[db] = Batches(decide_batch, BATCH_SIZE)
+    await batches.submit(request_id)
+
+
+async def decide_left_behind(db: Database, limit: int = 200) -> int:
     """Decide sign-ups whose process died before deciding them; return how many (for the worker)."""
-    done = 0
-    while done < limit and await _decide_one(db, settings, signer, None):
-        done += 1
-    return done
+    rows = await db.pool.fetch(db.q["sign-up-requests-left-behind"], LEFT_BEHIND_SECONDS, limit)
+    if not rows:
+        return 0
+    return await _decide_all(db, [row["id"] for row in rows])
 
 
-async def _decide_one(db: Database, settings: Settings, signer: TokenSigner, request_id: int | None) -> bool:
-    """Take one waiting sign-up and ask for it (``sign-up-request-decide``: one statement), then queue its
-    mail, in one transaction, so that it is decided exactly once; return whether there was one."""
-    taken = request_id
-    try:
-        async with db.transaction() as conn:
-            if taken is None:
-                taken = await conn.fetchval(db.q["sign-up-request-left-behind"], LEFT_BEHIND_SECONDS)
-                if taken is None:
-                    return False
-            decided = await conn.fetchrow(db.q["sign-up-request-decide"], taken)
-            if decided is None:  # decided already, or another process holds it now
-                return False
-            await lifecycle.queue_asked(conn, db.q, settings, signer, decided["email"], decided)
-        return True
-    except Exception as exc:
-        if is_unavailable(exc):
-            log.warning("subscribe_not_decided_yet", error=type(exc).__name__)  # a worker decides it later
-            return False
-        log.exception("subscribe_failed", sign_up_request=taken)
-        if taken is not None:  # unexpected: drop it, or it would fail again and block the rest
-            await db.pool.execute(db.q["sign-up-request-drop"], taken)
-        return taken is not None
+async def _decide_all(db: Database, ids: list[int]) -> int:
+    """Decide the sign-ups ``ids`` in as few batches as their addresses allow; return how many; never raise."""
+    decided = 0
+    while ids:
+        try:
+            taken = await _decide_batch(db, ids)
+        except Exception as exc:
+            if is_unavailable(exc):
+                log.warning("subscribe_not_decided_yet", error=type(exc).__name__)  # a worker decides them later
+                return decided
+            # Unexpected (a deadlock with another writer, a bad row): one at a time finds the culprit.
+            log.warning("subscribe_batch_failed", error=type(exc).__name__, sign_ups=len(ids))
+            return decided + await _decide_each(db, ids)
+        if not taken:  # the rest are decided already, or another process holds them now
+            break
+        decided += len(taken)
+        ids = [i for i in ids if i not in taken]  # a second sign-up for an address waits for the next batch
+    return decided
+
+
+async def _decide_each(db: Database, ids: list[int]) -> int:
+    """Decide each sign-up on its own, dropping one that fails unexpectedly (it would fail again and block the rest)."""
+    decided = 0
+    for request_id in ids:
+        try:
+            decided += len(await _decide_batch(db, [request_id]))
+        except Exception as exc:
+            if is_unavailable(exc):
+                log.warning("subscribe_not_decided_yet", error=type(exc).__name__)
+                return decided
+            log.exception("subscribe_failed", sign_up_request=request_id)
+            await db.pool.execute(db.q["sign-up-request-drop"], request_id)
+            decided += 1
+    return decided
+
+
+async def _decide_batch(db: Database, ids: list[int]) -> set[int]:
+    """Take the sign-ups ``ids`` (one per address), ask for them and queue their mails, in one statement,
+    so that each is decided exactly once; return the ids taken."""
+    asked = await db.pool.fetch(db.q["sign-up-requests-decide"], ids)
+    for row in asked:
+        lifecycle.note_asked(row["email"], row)
+    return {row["id"] for row in asked}

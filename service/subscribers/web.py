@@ -127,7 +127,8 @@ class FilledPage:
     """A page rendered once and kept, with one slot filled in per request (a fresh CSRF token, a signed link).
 
     For pages whose every other value changes rarely: Jinja drawing the same form again was a
-    third of a ``GET /subscribe``.  Kept per source (what the page is drawn from) and site name,
+    third of a ``GET /subscribe``.  A page with nothing per request shows no slot and is
+    answered with ``value`` left empty.  Kept per source (what the page is drawn from) and site name,
     a few at most; the last source is recognised by identity, so a page drawn from the same
     kept object again costs no encoding of it.  ``token_page``: reached through a signed link
     (see :func:`page`).
@@ -143,7 +144,7 @@ class FilledPage:
         self._last: tuple[object, str, tuple[bytes, bytes]] | None = None
 
     def response(self, request: AnyRequest, source: object, context: Callable[[], dict[str, Any]],
-                 value: str) -> Response[bytes]:
+                 value: str = "") -> Response[bytes]:
         """The page drawn from ``context()`` (with :attr:`SLOT` where ``value`` goes), which is made from
         ``source`` alone (anything msgspec encodes).  ``value`` is escaped as the template would escape it."""
         name = site_name(runtime_of(request.app.state).settings.from_addr)
@@ -163,8 +164,8 @@ class FilledPage:
             engine = request.app.template_engine
             assert engine is not None, "the app has a template engine (service/app.py)"
             body = engine.get_template(self.template).render(site_name=key[0], **context())
-            before, slot, after = body.partition(self.SLOT)
-            assert slot and self.SLOT not in after, f"{self.template} shows the slot exactly once"
+            before, _, after = body.partition(self.SLOT)
+            assert self.SLOT not in after, f"{self.template} shows the slot once at most"
             if len(self._halves) >= self._KEYS:
                 self._halves.clear()
             halves = self._halves[key] = (before.encode(), after.encode())

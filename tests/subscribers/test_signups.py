@@ -6,7 +6,6 @@ import pytest
 from litestar import Litestar
 
 from service.db.pool import Database
-from service.runtime import runtime_of
 from service.settings import Settings
 from service.subscribers import lifecycle, signups
 from service.taxonomy.terms import ListRef
@@ -31,9 +30,9 @@ async def test_a_sign_up_its_process_never_decided_is_decided_by_a_worker(
     recorded = await signups.record(db.pool, db.q, settings, sign_up, lifecycle.Actor.of("form", "192.0.2.7", "test"),
                                     "192.0.2.7", 0.0)
     assert recorded.request_id is not None
-    assert await signups.decide_left_behind(db, settings, runtime_of(app.state).signer) == 0, "not yet: its process may decide it"
+    assert await signups.decide_left_behind(db) == 0, "not yet: its process may decide it"
     await db.pool.execute("UPDATE sign_up_requests SET created_at = now() - interval '1 minute'")
-    assert await signups.decide_left_behind(db, settings, runtime_of(app.state).signer) == 1
+    assert await signups.decide_left_behind(db) == 1
     assert await value(db, "SELECT count(*) FROM sign_up_requests") == 0
     assert await value(db, "SELECT status FROM subscribers WHERE email = 'bob@example.org'") == "pending"
     assert await value(db, "SELECT count(*) FROM system_mails WHERE recipient = 'bob@example.org'") == 1

@@ -1,54 +1,88 @@
--- name: sign-up-request-record
--- Count a checked form sign-up against its client's bucket ($1, window $2, at most $3 hits), then, if
--- that allows it, against its address's bucket ($4, window $5, at most $6), and record it ($7, $8) for
--- deciding after the answer if both allow it: one statement, the same for every address, holding a bucket's row lock only while
--- it runs. Returns both counts (the address's NULL when it was not counted) and the sign-up's id.
-WITH client AS (
-    INSERT INTO rate_limits (bucket, window_start, hits) VALUES ($1, to_timestamp($2), 1)
-    ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limits.hits + 1
-    RETURNING hits
+-- name: sign-up-requests-record
+-- Count checked form sign-ups, any number at once (element k of every array is sign-up k), against
+-- their clients' buckets ($1, windows $2, at most $3 hits), then each one that allows it against its
+-- address's bucket ($4, windows $5, at most $6), and record those both allow ($7 addresses, $8 a JSON
+-- array of requests) for deciding after the answer: one statement, the same for every address,
+-- holding a bucket's row lock only while it runs. Sign-ups sharing a bucket are counted in their
+-- order, as they would be one after another. One row per sign-up, in order: both counts (the
+-- address's NULL when it was not counted) and the sign-up's id (NULL when a limit refused it).
+WITH asked AS (
+    SELECT * FROM unnest($1::text[], $2::float8[], $4::text[], $5::float8[], $7::text[])
+        WITH ORDINALITY AS a(client_bucket, client_window, address_bucket, address_window, email, ord)
+), client AS (
+    INSERT INTO rate_limits AS r (bucket, window_start, hits)
+    SELECT client_bucket, to_timestamp(client_window), count(*) FROM asked
+    GROUP BY client_bucket, client_window ORDER BY client_bucket, client_window
+    ON CONFLICT (bucket, window_start) DO UPDATE SET hits = r.hits + excluded.hits
+    RETURNING r.bucket, r.window_start, r.hits
+), client_counted AS (
+    SELECT asked.*, client.hits - count(*) OVER bucket
+                    + row_number() OVER (bucket ORDER BY asked.ord) AS client_hits
+    FROM asked JOIN client ON client.bucket = asked.client_bucket
+                          AND client.window_start = to_timestamp(asked.client_window)
+    WINDOW bucket AS (PARTITION BY asked.client_bucket, asked.client_window)
+), passed AS (
+    SELECT * FROM client_counted WHERE client_hits <= $3
 ), address AS (
-    INSERT INTO rate_limits (bucket, window_start, hits)
-    SELECT $4, to_timestamp($5), 1 FROM client WHERE client.hits <= $3
-    ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limits.hits + 1
-    RETURNING hits
+    INSERT INTO rate_limits AS r (bucket, window_start, hits)
+    SELECT address_bucket, to_timestamp(address_window), count(*) FROM passed
+    GROUP BY address_bucket, address_window ORDER BY address_bucket, address_window
+    ON CONFLICT (bucket, window_start) DO UPDATE SET hits = r.hits + excluded.hits
+    RETURNING r.bucket, r.window_start, r.hits
+), address_counted AS (
+    SELECT passed.ord, passed.email, address.hits - count(*) OVER bucket
+                                     + row_number() OVER (bucket ORDER BY passed.ord) AS address_hits
+    FROM passed JOIN address ON address.bucket = passed.address_bucket
+                            AND address.window_start = to_timestamp(passed.address_window)
+    WINDOW bucket AS (PARTITION BY passed.address_bucket, passed.address_window)
+), allowed AS (
+    -- The ids are drawn here, in the sign-ups' order, so that each answer learns its own and an
+    -- address's sign-ups are decided in the order they came.
+    SELECT ord, nextval(pg_get_serial_sequence('sign_up_requests', 'id')) AS id, email
+    FROM (SELECT ord, email FROM address_counted WHERE address_hits <= $6 ORDER BY ord) AS in_order
 ), recorded AS (
-    INSERT INTO sign_up_requests (email, request)
-    SELECT $7, $8 FROM address WHERE address.hits <= $6
-    RETURNING id
+    INSERT INTO sign_up_requests (id, email, request) OVERRIDING SYSTEM VALUE
+    SELECT allowed.id, allowed.email, $8::jsonb -> (allowed.ord::int - 1) FROM allowed
 )
-SELECT client.hits AS client_hits, address.hits AS address_hits, recorded.id
-FROM client LEFT JOIN address ON true LEFT JOIN recorded ON true;
+SELECT client_counted.client_hits::int, address_counted.address_hits::int, allowed.id
+FROM client_counted
+LEFT JOIN address_counted ON address_counted.ord = client_counted.ord
+LEFT JOIN allowed ON allowed.ord = client_counted.ord
+ORDER BY client_counted.ord;
 
--- name: sign-up-request-left-behind
--- The oldest sign-up left waiting longer than $1 seconds (its process died before deciding it),
--- locked for the caller's transaction to decide (sign-up-request-decide).
+-- name: sign-up-requests-left-behind
+-- Up to $2 sign-ups left waiting longer than $1 seconds (their process died before deciding them),
+-- oldest first, for sign-up-requests-decide.
 SELECT id FROM sign_up_requests
 WHERE created_at < now() - make_interval(secs => $1)
 ORDER BY id
-LIMIT 1
-FOR UPDATE SKIP LOCKED;
+LIMIT $2;
 
--- name: sign-up-request-decide
--- Take sign-up $1 (unless another transaction holds it) and ask for it in the same statement,
--- inside the caller's transaction (subscriber_request(), migration 0011: the person, the lists,
--- the consent). Returns no row when there was nothing to take; else the address asked for, and the
--- person and the lists now waiting for confirmation, all NULL when it is suppressed (see subscriber-request).
-WITH taken AS (
-    DELETE FROM sign_up_requests
-    WHERE id = (SELECT id FROM sign_up_requests WHERE id = $1 FOR UPDATE SKIP LOCKED)
-    RETURNING request -> 'sign_up' AS sign_up, request -> 'actor' AS actor
+-- name: sign-up-requests-decide
+-- Take the sign-ups $1 that no other transaction holds, one per address (the oldest: the rest
+-- wait for the next batch), and ask for all of them in the same statement, inside the caller's
+-- transaction (subscribers_request(), migration 0014: the people, their lists, their consents).
+-- Queues a confirmation mail (composed by the worker) for each person with lists now waiting.
+-- One row per sign-up taken: its id, the address asked for, and the person and the lists now
+-- waiting for confirmation, person NULL when the address is suppressed.
+WITH held AS (
+    SELECT id, email FROM sign_up_requests WHERE id = ANY ($1::bigint[]) FOR UPDATE SKIP LOCKED
+), taken AS (
+    DELETE FROM sign_up_requests r
+    USING (SELECT DISTINCT ON (lower(email)) id FROM held ORDER BY lower(email), id) AS first
+    WHERE r.id = first.id
+    RETURNING r.id, r.request
+), batch AS (
+    SELECT array_agg(id ORDER BY id) AS ids, jsonb_agg(request ORDER BY id) AS requests FROM taken
+), asked AS (
+    SELECT batch.ids[r.ord] AS id, r.* FROM batch CROSS JOIN LATERAL subscribers_request(batch.requests) AS r
+), mailed AS (
+    INSERT INTO system_mails (subscriber_id, kind, recipient, lists)
+    SELECT person_id, 'confirm', person_email, waiting_names FROM asked
+    WHERE cardinality(waiting_slugs) > 0
+    ORDER BY ord
 )
-SELECT taken.sign_up ->> 'email' AS email, asked.person_id, asked.person_email, asked.waiting_slugs,
-       asked.waiting_names
-FROM taken LEFT JOIN LATERAL subscriber_request(
-    taken.sign_up ->> 'email', taken.sign_up ->> 'name', taken.sign_up ->> 'agency', taken.sign_up ->> 'role',
-    taken.sign_up -> 'attributes',
-    ARRAY(SELECT (l ->> 'id')::bigint
-          FROM jsonb_array_elements(taken.sign_up -> 'lists') WITH ORDINALITY AS t(l, n) ORDER BY n),
-    taken.actor ->> 'source', (taken.actor ->> 'ip')::inet, taken.actor ->> 'user_agent',
-    taken.actor ->> 'wording_version'
-) AS asked ON true;
+SELECT id, asked_email AS email, person_id, person_email, waiting_slugs, waiting_names FROM asked ORDER BY ord;
 
 -- name: sign-up-request-drop
 -- Drop a sign-up whose deciding failed unexpectedly, so that it cannot block the rest.

@@ -13,9 +13,10 @@ SELECT count(*) AS backlog,
 FROM system_mails
 WHERE status IN ('queued', 'sending');
 
--- name: system-mail-insert
--- Queue a confirmation or other system mail inside the request's transaction.
-INSERT INTO system_mails (subscriber_id, kind, recipient, message) VALUES ($1, $2, $3, $4) RETURNING id;
+-- name: system-mail-insert-confirmation
+-- Queue a confirmation mail to person $1 at $2 for the lists named $3, inside the request's
+-- transaction; the worker composes it as it sends it.
+INSERT INTO system_mails (subscriber_id, kind, recipient, lists) VALUES ($1, 'confirm', $2, $3);
 
 -- name: system-mail-claim
 -- Lease due system mails (new, retry-due, or whose lease expired).
@@ -29,7 +30,7 @@ WITH due AS (
 UPDATE system_mails m
 SET status = 'sending', lease_until = now() + make_interval(secs => $2), attempts = m.attempts + 1
 FROM due WHERE m.id = due.id
-RETURNING m.id, m.recipient, m.message, m.attempts;
+RETURNING m.id, m.recipient, m.message, m.attempts, m.subscriber_id, m.lists;
 
 -- name: system-mail-sent
 -- The SMTP server accepted it.
