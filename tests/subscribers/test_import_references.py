@@ -55,7 +55,7 @@ async def test_rows_naming_what_does_not_exist_are_refused(db: Database) -> None
 
 
 async def test_rows_naming_people_of_the_same_transaction_are_checked_too(db: Database) -> None:
-    # An import's batch names only people its own transaction created (migration 0014 counts
+    # An import's batch names only people its own transaction created (migration 0015 counts
     # them in one pass, without locking them): a missing one among them is still refused.
     # Its merge names people it locked beforehand: those are not locked again, and are checked.
     training = await list_id(db, "training")
