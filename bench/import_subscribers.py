@@ -272,6 +272,21 @@ class Timed:
         """:meth:`asyncpg.Connection.fetchval`, noted."""
         return await self._note(query, self._conn.fetchval(query, *args))
 
+    async def fetchrow(self, query: str, *args: Any) -> Any:
+        """:meth:`asyncpg.Connection.fetchrow`, noted."""
+        return await self._note(query, self._conn.fetchrow(query, *args))
+
+    async def prepare(self, query: str) -> Any:
+        """:meth:`asyncpg.Connection.prepare`, its runs noted."""
+        statement = await self._conn.prepare(query)
+        note = self._note
+
+        class Noted:
+            async def fetchrow(self, *args: Any) -> Any:
+                return await note(query, statement.fetchrow(*args))
+
+        return Noted()
+
     async def commit(self, transaction: asyncpg.transaction.Transaction) -> None:
         """Commit ``transaction``, noted: the time it takes is mostly flushing the WAL to disk."""
         await self._note("COMMIT", transaction.commit())

@@ -1,22 +1,27 @@
-"""Importing people who consented elsewhere: rows checked in Python, streamed with COPY, merged set-based.
+"""Importing people who consented elsewhere: rows checked in Python, merged in batches as the body arrives.
 
-Each checked row is streamed into the unlogged ``import_staging`` table with
-one COPY that runs while the body is still arriving and being read, so that
-PostgreSQL stores rows on one core while Python reads them on the other. The
-rows are tagged with the import's id; at the end a few set-based statements
-merge them all (service/sql/queries/import_staging.sql, subscribers.sql and
-subscriptions.sql): superseded and suppressed rows are dropped, people are
-created or brought up to date, then one statement writes their lists and
-consent records. The caller's
-transaction spans the whole import: a stream that breaks off leaves nothing
-half-imported.  An address repeated in the body: the last row wins.
+The body is read and checked a batch of rows at a time; each full batch is
+sent to PostgreSQL as arrays, one statement (``subscribers-import-new``), which
+runs on the database's core while Python reads and checks the next batch on
+its own. That statement creates the new people, their lists and consent
+records; rows for addresses already held are staged in the unlogged
+``import_staging`` table. At the end, when there are staged rows, a few
+set-based statements merge them knowing every row of the body
+(service/sql/queries/import_staging.sql, subscribers.sql, subscriptions.sql):
+repeats are settled, people are brought up to date, then one statement writes
+their lists and consent records. An address repeated in the body: the last row
+wins, whichever batches the rows fell in; a suppressed address is skipped.
+The caller's transaction spans the whole import: a stream that breaks off
+leaves nothing half-imported.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from array import array
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -25,7 +30,7 @@ import structlog
 
 from ..db.queries import Queries
 from ..errors import InvalidValue
-from .import_formats import Parsed, Reader, csv_rows, ndjson_rows
+from .import_formats import Reader, csv_rows, ndjson_rows
 from .schemas import ImportResult, InvalidLine
 from .validation import clean_name, holds_nul, normalise_email
 
@@ -37,24 +42,25 @@ FORMATS: dict[str, Reader] = {
     "application/jsonl": ndjson_rows,
 }
 MAX_REPORTED = 1000
+# Rows per batch: large enough that a statement's fixed costs do not count, small enough that
+# the database starts early and the last batch, which nothing overlaps, is short.
+BATCH_ROWS = 10_000
 _FIELDS = frozenset({"email", "name", "agency", "role", "lists", "attributes"})
-
-
-_STAGING = "import_staging"
-_STAGED_COLUMNS = ("import_id", "line", "email", "name", "agency", "role", "attributes", "lists", "list_ids")
-_Row = tuple[uuid.UUID, int, str, str | None, str | None, str | None, str | None, list[str], list[int]]
-"""A checked row as staged: import id, line, email, name, agency, role, attributes (JSON text), list slugs, list ids."""
+# Distinct combinations of lists remembered with their array literals (an import has a few).
+_MAX_COMBINATIONS = 1024
 
 
 class _Known(msgspec.Struct, frozen=True):
     agencies: frozenset[str]
     roles: frozenset[str]
     lists: dict[str, int]
-    """List ids by slug: rows are staged with their lists' ids, so the merge joins no lists."""
+    combinations: dict[tuple[str, ...], tuple[str, str]]
+    """The array literals (slugs, ids) of each combination of lists met so far, by the row's slugs."""
 
 
 class _Tally(msgspec.Struct):
-    staged: int = 0
+    checked: int = 0
+    """Rows that passed the checks (merged or skipped)."""
     invalid_total: int = 0
     invalid: list[InvalidLine] = msgspec.field(default_factory=list)
 
@@ -64,56 +70,177 @@ class _Tally(msgspec.Struct):
             self.invalid.append(InvalidLine(line=line, detail=detail))
 
 
-async def import_stream(conn: asyncpg.Connection, q: Queries, rows: Reader,
-                        chunks: AsyncIterator[bytes]) -> ImportResult:
-    """Read ``chunks`` with the ``rows`` reader and import every valid row; report the others by line."""
+class _Batch:
+    """Checked rows as columns, the shape the batch statement takes them in (and no object per row).
+
+    One row per address as written: a later row for the same address takes the earlier one's
+    place, as the last row wins. (Addresses that differ only in case are told apart by the
+    database, which knows its own lower-casing: subscribers-import-new.)
+    """
+
+    __slots__ = ("agencies", "attributes", "emails", "lines", "list_ids", "lists", "names", "roles", "slots")
+
+    def __init__(self) -> None:
+        self.slots: dict[str, int] = {}
+        self.lines: list[int] = []
+        self.emails: list[str] = []
+        self.names: list[str | None] = []
+        self.agencies: list[str | None] = []
+        self.roles: list[str | None] = []
+        self.attributes: list[str | None] = []
+        self.lists: list[str] = []
+        self.list_ids: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def add(self, line: int, email: str, name: str | None, agency: str | None, role: str | None,
+            attributes: str | None, lists: tuple[str, str]) -> None:
+        """One checked row; the row before it for the same address, if any, is dropped."""
+        slot = self.slots.setdefault(email, len(self.lines))
+        if slot == len(self.lines):
+            self.lines.append(line)
+            self.emails.append(email)
+            self.names.append(name)
+            self.agencies.append(agency)
+            self.roles.append(role)
+            self.attributes.append(attributes)
+            self.lists.append(lists[0])
+            self.list_ids.append(lists[1])
+        else:
+            self.lines[slot] = line
+            self.names[slot] = name
+            self.agencies[slot] = agency
+            self.roles[slot] = role
+            self.attributes[slot] = attributes
+            self.lists[slot] = lists[0]
+            self.list_ids[slot] = lists[1]
+
+    def columns(self) -> tuple[list[Any], ...]:
+        """The columns in the order of the batch statement's parameters."""
+        return (self.lines, self.emails, self.names, self.agencies, self.roles, self.attributes, self.lists,
+                self.list_ids)
+
+
+class _Merge:
+    """What the batches of one import did so far, and the merge of what they staged."""
+
+    def __init__(self, conn: asyncpg.Connection, q: Queries) -> None:
+        self.conn = conn
+        self.q = q
+        self.import_id = uuid.uuid4()
+        self.created = array("q")
+        """The people the batches created, and the line each came from (``lines``)."""
+        self.lines = array("l")
+        self.staged = 0
+
+    async def add(self, batch: _Batch) -> None:
+        """Send one batch: its new people are created, its other rows staged."""
+        row = await _planned(self.conn, self.q["subscribers-import-new"], self.import_id, *batch.columns())
+        self.created.extend(row["ids"])
+        self.lines.extend(row["lines"])
+        self.staged += row["staged"]
+
+    async def finish(self, tally: _Tally) -> ImportResult:
+        """Merge the staged rows, knowing every row of the body; the counts of the whole import."""
+        conn, q, import_id = self.conn, self.q, self.import_id
+        merge_started = time.perf_counter()
+        created, members = len(self.created), len(self.created)
+        if self.staged:
+            await conn.execute(q["import-staging-analyze"])
+            if _planned_rows((await _planned(conn, q["import-staging-estimate"], import_id))[0]) < self.staged / 2:
+                await conn.execute(q["import-plan-hash-joins"])
+            if self.created:
+                undone = (await _planned(conn, q["subscribers-import-supersede"], import_id, self.created,
+                                         self.lines))[0]
+                created, members = created - undone, members - undone
+            await _planned(conn, q["import-staging-settle"], import_id)
+            created_ids = (await _planned(conn, q["subscribers-import"], import_id))[0]
+            members += (await _planned(conn, q["subscriptions-import"], import_id, created_ids))[0]
+            created += len(created_ids)
+            await _planned(conn, q["import-staging-clear"], import_id)
+        updated = members - created
+        skipped = tally.checked - members
+        log.info("import_done", created=created, updated=updated, skipped=skipped, invalid=tally.invalid_total,
+                 staged=self.staged, merge_ms=round((time.perf_counter() - merge_started) * 1000))
+        return ImportResult(created=created, updated=updated, skipped=skipped, invalid=tally.invalid,
+                            invalid_total=tally.invalid_total)
+
+
+async def import_stream(conn: asyncpg.Connection, q: Queries, rows: Reader, chunks: AsyncIterator[bytes],
+                        *, batch_rows: int = BATCH_ROWS) -> ImportResult:
+    """Read ``chunks`` with the ``rows`` reader and import every valid row; report the others by line.
+
+    Each batch of checked rows (``batch_rows``, the first few fewer) is merged while the next one is read.
+    """
     known = await _known(conn, q)
-    import_id = uuid.uuid4()
-    tally = _Tally()
-    await conn.copy_records_to_table(_STAGING, records=_checked(rows(chunks), import_id, known, tally),
-                                     columns=_STAGED_COLUMNS)
-    merge_started = time.perf_counter()
     await conn.execute(q["import-plan-settings"])
-    await conn.execute(q["import-staging-analyze"])
-    await conn.execute(q["import-staging-settle"], import_id)
-    created_ids = await conn.fetchval(q["subscribers-import"], import_id)
-    members = await conn.fetchval(q["subscriptions-import"], import_id, created_ids)
-    created = len(created_ids)
-    await conn.execute(q["import-staging-clear"], import_id)
-    updated = members - created
-    skipped = tally.staged - members
-    log.info("import_done", created=created, updated=updated, skipped=skipped, invalid=tally.invalid_total,
-             merge_ms=round((time.perf_counter() - merge_started) * 1000))
-    return ImportResult(created=created, updated=updated, skipped=skipped, invalid=tally.invalid,
-                        invalid_total=tally.invalid_total)
+    merge = _Merge(conn, q)
+    tally = _Tally()
+    batch = _Batch()
+    # The first batches are smaller, so that the database starts while most of the body is unread.
+    limit = max(1, batch_rows // 8)
+    sending: asyncio.Future[None] | None = None
+    try:
+        async for parsed in rows(chunks):
+            for line, fields in parsed:
+                if isinstance(fields, str):
+                    tally.refuse(line, fields)
+                    continue
+                try:
+                    _check(line, fields, known, batch)
+                except InvalidValue as exc:
+                    tally.refuse(line, str(exc))
+                    continue
+                tally.checked += 1
+                if len(batch) >= limit:
+                    if sending is not None:
+                        await sending
+                    sending = asyncio.ensure_future(merge.add(batch))
+                    batch = _Batch()
+                    limit = min(batch_rows, 2 * limit)
+            # Reading may never wait for the network (a body that is already buffered): give the
+            # batch in flight its turn, to send its statement or take its answer.
+            await asyncio.sleep(0)
+        if sending is not None:
+            await sending
+            sending = None
+        if batch:
+            await merge.add(batch)
+    finally:
+        if sending is not None:  # reading failed with a batch in flight (or just answered): end it, then fail
+            sending.cancel()
+            await asyncio.gather(sending, return_exceptions=True)
+    return await merge.finish(tally)
 
 
-async def _checked(batches: AsyncIterator[Iterator[Parsed]], import_id: uuid.UUID,
-                   known: _Known, tally: _Tally) -> AsyncIterator[_Row]:
-    """The rows worth staging, as COPY takes them; the others are counted and reported in ``tally``."""
-    async for batch in batches:
-        for line, fields in batch:
-            if isinstance(fields, str):
-                tally.refuse(line, fields)
-                continue
-            try:
-                row = _check(import_id, line, fields, known)
-            except InvalidValue as exc:
-                tally.refuse(line, str(exc))
-                continue
-            tally.staged += 1
-            yield row
+async def _planned(conn: asyncpg.Connection, sql: str, *args: Any) -> Any:
+    """The first row ``sql`` returns, planned for these values.
+
+    A statement prepared afresh is planned for the values of its first run; one kept in the
+    connection's cache may be given a generic plan after five imports, and a plan that suits
+    ten rows walks 100,000 with nested loops.
+    """
+    statement = await conn.prepare(sql)
+    return await statement.fetchrow(*args)
+
+
+def _planned_rows(plan: Any) -> float:
+    """The rows an ``EXPLAIN (FORMAT JSON)`` expects (JSON text, or decoded by the pool's codec)."""
+    if isinstance(plan, str):
+        plan = msgspec.json.decode(plan)
+    return float(plan[0]["Plan"]["Plan Rows"])
 
 
 async def _known(conn: asyncpg.Connection, q: Queries) -> _Known:
     rows = await conn.fetch(q["import-known-terms"])
     agencies = frozenset(r["slug"] for r in rows if r["kind"] == "agency")
     roles = frozenset(r["slug"] for r in rows if r["kind"] == "role")
-    return _Known(agencies, roles, {r["slug"]: r["id"] for r in rows if r["kind"] == "list"})
+    return _Known(agencies, roles, {r["slug"]: r["id"] for r in rows if r["kind"] == "list"}, {})
 
 
-def _check(import_id: uuid.UUID, line: int, fields: dict[str, Any], known: _Known) -> _Row:
-    """One row's values checked against the known slugs, or :class:`InvalidValue` saying what is wrong."""
+def _check(line: int, fields: dict[str, Any], known: _Known, batch: _Batch) -> None:
+    """Add one row's values, checked against the known slugs, to ``batch``; or :class:`InvalidValue`."""
     if not _FIELDS.issuperset(fields):
         raise InvalidValue(f"unknown field(s) {', '.join(sorted(set(fields) - _FIELDS))}")
     get = fields.get
@@ -133,18 +260,7 @@ def _check(import_id: uuid.UUID, line: int, fields: dict[str, Any], known: _Know
     role = _text(get("role"), "role")
     if role is not None and role not in known.roles:
         raise InvalidValue(f"role: there is no role '{role}'")
-    lists = get("lists")
-    if not isinstance(lists, list) or not lists:
-        raise InvalidValue("lists: give at least one list slug")
-    list_ids = known.lists
-    try:
-        slugs = list(dict.fromkeys(lists))  # a list or a dict in the list fails here: not hashable
-        ids = [list_ids[s] for s in slugs]
-    except (KeyError, TypeError):
-        if not all(isinstance(s, str) for s in lists):
-            raise InvalidValue("lists: give at least one list slug") from None
-        missing = [s for s in lists if s not in list_ids]
-        raise InvalidValue(f"lists: there is no list {', '.join(repr(s) for s in missing)}") from None
+    lists = _lists(get("lists"), known)
     attributes = get("attributes")
     encoded = None
     if attributes:
@@ -158,7 +274,32 @@ def _check(import_id: uuid.UUID, line: int, fields: dict[str, Any], known: _Know
             raise InvalidValue("attributes: text cannot contain the NUL character (\\u0000)")
     elif attributes is not None and not isinstance(attributes, dict):
         raise InvalidValue("attributes: must be a JSON object")
-    return (import_id, line, email, name, agency, role, encoded, slugs, ids)
+    batch.add(line, email, name, agency, role, encoded, lists)
+
+
+def _lists(lists: Any, known: _Known) -> tuple[str, str]:
+    """A row's lists as array literals of their slugs (repeats dropped, in order) and of their ids."""
+    if not isinstance(lists, list) or not lists:
+        raise InvalidValue("lists: give at least one list slug")
+    try:
+        key = tuple(lists)
+        return known.combinations[key]
+    except KeyError:
+        pass
+    except TypeError:  # a list or a dict in the list: not hashable
+        raise InvalidValue("lists: give at least one list slug") from None
+    list_ids = known.lists
+    if not all(isinstance(s, str) for s in lists):
+        raise InvalidValue("lists: give at least one list slug")
+    missing = [s for s in lists if s not in list_ids]
+    if missing:
+        raise InvalidValue(f"lists: there is no list {', '.join(repr(s) for s in missing)}")
+    slugs = list(dict.fromkeys(lists))
+    # Slugs are checked against the lists held, whose slugs are [a-z0-9_-]: nothing to quote.
+    literals = "{" + ",".join(slugs) + "}", "{" + ",".join(str(list_ids[s]) for s in slugs) + "}"
+    if len(known.combinations) < _MAX_COMBINATIONS:
+        known.combinations[key] = literals
+    return literals
 
 
 def _text(value: Any, name: str) -> str | None:

@@ -54,6 +54,32 @@ async def test_rows_naming_what_does_not_exist_are_refused(db: Database) -> None
     assert await value(db, "SELECT count(*) FROM subscribers") == 1
 
 
+async def test_rows_naming_people_of_the_same_transaction_are_checked_too(db: Database) -> None:
+    # An import's batch names only people its own transaction created (migration 0015 counts
+    # them in one pass, without locking them): a missing one among them is still refused.
+    # Its merge names people it locked beforehand: those are not locked again, and are checked.
+    training = await list_id(db, "training")
+    bob = await confirmed_reader(db, "bob@example.org", ())
+    async with db.pool.acquire() as conn, conn.transaction():
+        ann = await conn.fetchval("INSERT INTO subscribers (email) VALUES ('ann@example.org') RETURNING id")
+        await conn.execute("SELECT FROM subscribers WHERE id = $1 FOR NO KEY UPDATE", bob)
+        for statement, constraint in (
+            ("INSERT INTO subscriptions (list_id, subscriber_id, status) "
+             "SELECT $1, s, 'confirmed' FROM unnest($2::bigint[]) s", "subscriptions_subscriber_id_fkey"),
+            ("INSERT INTO consents (subscriber_id, action, source) "
+             "SELECT s, 'import', 'test' FROM unnest($2::bigint[]) s WHERE $1::bigint IS NOT NULL",
+             "consents_subscriber_id_fkey"),
+        ):
+            for named in ([ann, bob + 1000], [bob, bob + 1000]):
+                with pytest.raises(asyncpg.ForeignKeyViolationError) as caught:
+                    async with conn.transaction():  # a savepoint: the refusal leaves the transaction usable
+                        await conn.execute(statement, training, named)
+                assert caught.value.constraint_name == constraint
+            await conn.execute(statement, training, [ann, bob])
+    assert await value(db, "SELECT count(*) FROM subscriptions") == 2
+    assert await value(db, "SELECT count(*) FROM consents") == 2
+
+
 async def test_deleting_a_person_or_a_list_deletes_what_names_it(db: Database) -> None:
     ann = await confirmed_reader(db, "ann@example.org", ("newsletter", "training"))
     bob = await confirmed_reader(db, "bob@example.org", ("newsletter",))
