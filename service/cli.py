@@ -48,6 +48,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     # One process (LETTERBOX_WEB_WORKERS=1): the API, the worker and the receiver share one event loop.
     import uvicorn
 
+    # This process now serves for its life: logging as serve's processes do (see serving.py).
+    configure_logging(settings, hold_lines=True, cache_loggers=True)
+
     from .app import create_app
     from .serving import HTTP_LOOP, HTTP_PARSER
 
