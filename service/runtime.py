@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 import msgspec
 from litestar.datastructures import State
 
+from .db.batches import Groups
 from .db.kept import KeptValues
 from .db.pool import Database, open_database
 from .links import Links
@@ -23,8 +24,8 @@ from .tokens import TokenSigner
 
 
 class Runtime(msgspec.Struct, frozen=True, kw_only=True):
-    """Settings (the webhook secrets among them), the database and the values kept from it, the signer
-    and its links, metrics and the clock."""
+    """Settings (the webhook secrets among them), the database, the values kept from it and the group
+    commits run on it, the signer and its links, metrics and the clock."""
 
     settings: Settings
     db: Database
@@ -32,6 +33,7 @@ class Runtime(msgspec.Struct, frozen=True, kw_only=True):
     links: Links
     metrics: Metrics
     kept: KeptValues
+    groups: Groups
     clock: Callable[[], float]
 
 
@@ -44,7 +46,7 @@ def assemble(
     signer = TokenSigner(settings.secret_keys, now=clock)
     links = Links(settings, signer)
     return Runtime(settings=settings, db=db, signer=signer, links=links, metrics=metrics or Metrics(),
-                   kept=KeptValues(settings.database_url), clock=clock)
+                   kept=KeptValues(settings.database_url), groups=Groups(db, settings), clock=clock)
 
 
 @asynccontextmanager

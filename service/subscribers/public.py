@@ -85,13 +85,13 @@ async def subscribe_submit(request: AnyRequest, runtime: NamedDependency[Runtime
     except InvalidValue as exc:
         raise BadRequest(str(exc)) from exc
     consenting = Actor.of_request(request, "form", WORDING_VERSION)
-    recorded = await signups.record_soon(db, settings, signups.Attempt(sign_up, consenting, client_key(request), now))
+    recorded = await signups.record_soon(runtime.groups, signups.Attempt(sign_up, consenting, client_key(request), now))
     if recorded.request_id is None:
         assert recorded.retry_after is not None, "a sign-up not recorded was refused by a limit"
         return _too_many(request, recorded.retry_after)
     answer = _CHECK_INBOX.response(request, (), dict)
     # Decided once the answer has gone (its record is already committed); see signups.py.
-    answer.background = BackgroundTask(signups.decide, db, recorded.request_id)
+    answer.background = BackgroundTask(signups.decide, runtime.groups, recorded.request_id)
     return answer
 
 

@@ -13,7 +13,7 @@ task), and a worker decides any that a crash left waiting
 One sign-up at a time, PostgreSQL's work was mostly paid per statement and per
 commit: the record, then a transaction per person to decide it (BEGIN, the
 statement, the mail, COMMIT, the reference triggers of every INSERT).  So each
-process groups them (:mod:`.batches`): the sign-ups its requests record while a
+process groups them (service/db/batches.py): the sign-ups its requests record while a
 record runs are counted and recorded together in the next statement
 (:func:`record_soon`), each answer still waiting for its own; those handed over
 while a batch is decided are decided together, their confirmation mails queued
@@ -24,17 +24,15 @@ whatever the address.
 
 from __future__ import annotations
 
-import weakref
-
 import msgspec
 import structlog
 
+from ..db.batches import Group, Groups
 from ..db.pool import Database
 from ..db.queries import Queries
 from ..errors import is_unavailable
 from ..settings import Settings
 from . import lifecycle, ratelimit
-from .batches import Batches
 from .mails import check_recipient
 
 log = structlog.get_logger(__name__)
@@ -108,41 +106,29 @@ async def record_all(db: ratelimit.Executor, q: Queries, settings: Settings,
     ]
 
 
-# One of each per database handle, that is per process (the runtime's): the requests it answers share
-# them. Held weakly: a batch runs with its handle, and a closed handle's batches go with it.
-_RECORDING: weakref.WeakKeyDictionary[Database, Batches[Attempt, Recorded]] = weakref.WeakKeyDictionary()
-_DECIDING: weakref.WeakKeyDictionary[Database, Batches[int, None]] = weakref.WeakKeyDictionary()
+async def _record_group(db: Database, settings: Settings, attempts: list[Attempt]) -> list[Recorded]:
+    return await record_all(db.pool, db.q, settings, attempts)
 
 
-async def record_soon(db: Database, settings: Settings, attempt: Attempt) -> Recorded:
+async def _decide_group(db: Database, _: Settings, request_ids: list[int]) -> list[None]:
+    await _decide_all(db, request_ids)
+    return [None] * len(request_ids)
+
+
+RECORDING: Group[Attempt, Recorded] = Group(_record_group, BATCH_SIZE)
+"""Form sign-ups counted and recorded together (``runtime.groups``)."""
+DECIDING: Group[int, None] = Group(_decide_group, BATCH_SIZE)
+"""Recorded sign-ups decided together after their answers (``runtime.groups``)."""
+
+
+async def record_soon(groups: Groups, attempt: Attempt) -> Recorded:
     """:func:`record`, in one statement with the other sign-ups this process is recording now (group commit)."""
-    batches = _RECORDING.get(db)
-    if batches is None:
-        handle = weakref.ref(db)
-
-        async def record_batch(attempts: list[Attempt]) -> list[Recorded]:
-            database = handle()
-            assert database is not None, "a caller holds the handle while it waits"
-            return await record_all(database.pool, database.q, settings, attempts)
-
-        batches = _RECORDING[db] = Batches(record_batch, BATCH_SIZE)
-    return await batches.submit(attempt)
+    return await groups.submit(RECORDING, attempt)
 
 
-async def decide(db: Database, request_id: int) -> None:
+async def decide(groups: Groups, request_id: int) -> None:
     """Decide the sign-up ``request_id`` after the answer, with any handed over meanwhile; never raise."""
-    batches = _DECIDING.get(db)
-    if batches is None:
-        handle = weakref.ref(db)
-
-        async def decide_batch(request_ids: list[int]) -> list[None]:
-            database = handle()
-            assert database is not None, "a caller holds the handle while it waits"
-            await _decide_all(database, request_ids)
-            return [None] * len(request_ids)
-
-        batches = _DECIDING[db] = Batches(decide_batch, BATCH_SIZE)
-    await batches.submit(request_id)
+    await groups.submit(DECIDING, request_id)
 
 
 async def decide_left_behind(db: Database, limit: int = 200) -> int:

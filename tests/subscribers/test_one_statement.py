@@ -10,6 +10,7 @@ from typing import Any, cast
 import pytest
 from asyncpg.connection import LoggedQuery
 
+from service.db.batches import Groups
 from service.db.pool import Database, open_database
 from service.settings import Settings
 from service.subscribers import lifecycle, signups
@@ -99,7 +100,7 @@ async def test_deciding_a_sign_up_and_queueing_its_mail_is_one_statement(
     await logged.pool.fetch(logged.q["sign-up-requests-decide"], [])
     statements.clear()
 
-    await signups.decide(logged, recorded.request_id)
+    await signups.decide(Groups(logged, settings), recorded.request_id)
     assert [s.split()[0] for s in statements] == ["WITH"], statements
     assert await value(db, "SELECT count(*) FROM system_mails WHERE recipient = 'cy@example.org'") == 1
     assert await value(db, "SELECT lists FROM consents WHERE action = 'subscribe'") == ["newsletter"]

@@ -12,13 +12,13 @@ import msgspec
 import pytest
 from asyncpg.connection import LoggedQuery
 
+from service.db.batches import Batches, Groups
 from service.db.pool import Database, open_database
 from service.errors import InvalidValue
 from service.links import Links
 from service.mail.confirmation import ConfirmationMails
 from service.settings import Settings
 from service.subscribers import lifecycle, signups
-from service.subscribers.batches import Batches
 from service.subscribers.mails import check_recipient
 from service.taxonomy.terms import ListRef
 from service.tokens import TokenSigner
@@ -60,7 +60,8 @@ async def _record(db: Database, settings: Settings, email: str, name: str, lists
 
 async def _decide_together(db: Database, settings: Settings, ids: list[int]) -> None:
     """Hand every sign-up over at once, as the background tasks of concurrent answers do."""
-    await asyncio.gather(*(signups.decide(db, request_id) for request_id in ids))
+    groups = Groups(db, settings)
+    await asyncio.gather(*(signups.decide(groups, request_id) for request_id in ids))
 
 
 async def test_sign_ups_handed_over_together_are_decided_in_one_statement(
@@ -90,7 +91,8 @@ async def test_sign_ups_answered_together_are_counted_and_recorded_in_one_statem
     attempts = [signups.Attempt(lifecycle.SignUp(email=email, name="", agency=None, role=None, lists=newsletter),
                                 ACTOR, "192.0.2.7", 1_000_000.0) for email in emails]
 
-    recorded = await asyncio.gather(*(signups.record_soon(handle, limited, a) for a in attempts))
+    groups = Groups(handle, limited)
+    recorded = await asyncio.gather(*(signups.record_soon(groups, a) for a in attempts))
     assert [s.split()[0] for s in statements] == ["WITH"], statements
     # As one after another: Ann's third try is over her address's limit; the client's 7th and 8th over its own.
     refused = [(r.request_id is None, r.retry_after) for r in recorded]
@@ -225,8 +227,8 @@ async def test_a_sign_up_that_cannot_be_recorded_fails_alone_and_the_rest_of_its
                                                  lists=newsletter), bad if n == 1 else ACTOR, "192.0.2.7", 0.0)
                 for n in range(3)]
 
-    outcomes = await asyncio.gather(*(signups.record_soon(handle, settings, a) for a in attempts),
-                                    return_exceptions=True)
+    groups = Groups(handle, settings)
+    outcomes = await asyncio.gather(*(signups.record_soon(groups, a) for a in attempts), return_exceptions=True)
     assert isinstance(outcomes[1], asyncpg.PostgresError), outcomes
     assert all(isinstance(o, signups.Recorded) and o.request_id is not None for o in (outcomes[0], outcomes[2]))
     waiting = [r["email"] for r in await rows(db, "SELECT email FROM sign_up_requests ORDER BY id")]

@@ -13,7 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
+
+from ..settings import Settings
+from .pool import Database
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -73,3 +77,37 @@ class Batches(Generic[Item, Result]):
 def _settle(future: asyncio.Future[Result], result: Result) -> None:
     if not future.done():  # a caller that gave up (its request was cancelled) is skipped
         future.set_result(result)
+
+
+@dataclass(frozen=True, eq=False)
+class Group(Generic[Item, Result]):
+    """A group commit: the statement a batch of items runs (on the database, with the settings), and how
+    many items a batch takes at most."""
+
+    run: Callable[[Database, Settings, list[Item]], Awaitable[Sequence[Result]]]
+    size: int
+
+
+class Groups:
+    """The group commits of one runtime: a :class:`Batches` for each :class:`Group`, made on first use.
+
+    One per runtime (``runtime.groups``), so the requests one process answers share their batches.
+    """
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self._db = db
+        self._settings = settings
+        self._batches: dict[Group[Any, Any], Batches[Any, Any]] = {}
+
+    async def submit(self, group: Group[Item, Result], item: Item) -> Result:
+        """Hand ``item`` to ``group``'s next batch and wait for its result (see :meth:`Batches.submit`)."""
+        batches = self._batches.get(group)
+        if batches is None:
+            db, settings = self._db, self._settings
+
+            async def run(items: list[Item]) -> Sequence[Result]:
+                return await group.run(db, settings, items)
+
+            batches = self._batches[group] = Batches(run, group.size)
+        # Made above for this same group, so of its types.
+        return await cast(Batches[Item, Result], batches).submit(item)
