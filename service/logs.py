@@ -67,12 +67,13 @@ class _HeldLines:
         self._lock = threading.Lock()  # lines may come from threads (asyncio.to_thread) as well
         self.enabled = False
 
-    def hold(self, line: str, size: int) -> None:
-        """Write ``line`` (newline included; ``size`` bytes in UTF-8) at the end of the current loop turn,
-        or now when not holding or outside a loop."""
+    def hold(self, line: str) -> None:
+        """Write ``line`` (newline included) at the end of the current loop turn, or now when not holding or
+        outside a loop."""
         if not self.enabled:
             self.write(line)
             return
+        size = len(line) if line.isascii() else len(line.encode())
         with self._lock:
             if self._size + size > self._MAX_WRITE:
                 self._write_held()
@@ -131,8 +132,7 @@ class _LineWriter:
         """structlog's logger factory is called with the logger's name, which no line needs here."""
 
     def _held_line(self, message: str) -> None:
-        line = message + "\n"
-        _held.hold(line, len(line) if line.isascii() else len(line.encode()))
+        _held.hold(message + "\n")
 
     def _line_now(self, message: str) -> None:
         _held.write(message + "\n")
@@ -319,7 +319,7 @@ def log_request(request_id: str, method: str, path: str, status: int, ms: float)
         f'"path":{_json_text(path)},"status":{status},"ms":{ms},"process":{lines.process},'
         f'"level":"info","timestamp":"{lines.timestamp()}"}}\n'
     )
-    _held.hold(line, len(line) if line.isascii() else len(line.encode()))
+    _held.hold(line)
 
 
 def _json_text(text: str) -> str:
