@@ -24,12 +24,12 @@ from typing import Any, Generic, TypeVar, cast
 import asyncpg
 import structlog
 
+from .pool import Executor
 from .queries import Queries
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
-Executor = asyncpg.Pool | asyncpg.Connection
 MAX_AGE_SECONDS = 60.0
 RETRY_SECONDS = 5.0
 """How long to wait before trying to listen again after a failed connection."""

@@ -14,6 +14,9 @@ from .migrations import MigrationError, load_migrations, migrate, pending
 from .queries import Queries, check_queries, load_queries
 from .sql_files import MIGRATIONS_DIR, QUERIES_DIR
 
+Executor = asyncpg.Pool | asyncpg.Connection
+"""Where a statement runs: the pool (a statement of its own, committed at once) or a transaction's connection."""
+
 # What a database outage (restart, failover, network) looks like to a caller: loops that
 # must outlive one wait and try again on these. InternalClientError shows up when a
 # pooled connection was cut mid-operation by a server shutting down.

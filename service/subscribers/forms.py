@@ -10,12 +10,12 @@ from __future__ import annotations
 import msgspec
 from litestar.datastructures import FormMultiDict
 
+from ..db.pool import Executor
 from ..db.queries import Queries
 from ..errors import InvalidValue
 from ..taxonomy.choices import Choices, read_choices
 from ..taxonomy.terms import ListRef
 from .lifecycle import Details, SignUp
-from .ratelimit import Executor
 from .validation import clean_name, normalise_email
 from .web import form_text
 

@@ -18,6 +18,7 @@ from litestar.connection import ASGIConnection
 from msgspec import UNSET
 
 from ..audit import scrub_subscriber
+from ..db.pool import Executor
 from ..db.queries import Queries
 from ..errors import Conflict, NotFound, Unprocessable
 from ..events.outbox import emit_erased, emit_subscriber, new_webhook_id
@@ -26,7 +27,6 @@ from ..settings import Settings
 from ..taxonomy.terms import ListRef, check_terms
 from . import ratelimit
 from .mails import queue_confirmation
-from .ratelimit import Executor
 from .schemas import SubscriberPatch
 from .validation import clean_name
 

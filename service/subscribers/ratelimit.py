@@ -14,14 +14,11 @@ import hashlib
 import hmac
 import math
 
-import asyncpg
 import msgspec
 
+from ..db.pool import Executor
 from ..db.queries import Queries
 from ..settings import Settings
-
-Executor = asyncpg.Pool | asyncpg.Connection
-"""Where a statement runs: the pool (a statement of its own, committed at once) or a transaction's connection."""
 
 
 class Limit(msgspec.Struct, frozen=True):

@@ -28,7 +28,7 @@ import msgspec
 import structlog
 
 from ..db.batches import Group, Groups
-from ..db.pool import Database
+from ..db.pool import Database, Executor
 from ..db.queries import Queries
 from ..errors import is_unavailable
 from ..settings import Settings
@@ -76,7 +76,7 @@ class Attempt(msgspec.Struct, frozen=True):
     now: float
 
 
-async def record(db: ratelimit.Executor, q: Queries, settings: Settings, sign_up: lifecycle.SignUp,
+async def record(db: Executor, q: Queries, settings: Settings, sign_up: lifecycle.SignUp,
                  actor: lifecycle.Actor, client: str, now: float) -> Recorded:
     """Count the sign-up against the per-client and per-address limits and record it if both allow it.
 
@@ -87,7 +87,7 @@ async def record(db: ratelimit.Executor, q: Queries, settings: Settings, sign_up
     return recorded
 
 
-async def record_all(db: ratelimit.Executor, q: Queries, settings: Settings,
+async def record_all(db: Executor, q: Queries, settings: Settings,
                      attempts: list[Attempt]) -> list[Recorded]:
     """:func:`record` for many sign-ups in one statement, counted in their order; one result each."""
     by_client, by_address = ratelimit.per_client(settings), ratelimit.per_address(settings)

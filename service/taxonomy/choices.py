@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import msgspec
 
-from ..db.kept import Executor, Kept
+from ..db.kept import Kept
+from ..db.pool import Executor
 from ..db.queries import Queries
 from .terms import ListRef
 
