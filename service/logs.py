@@ -275,17 +275,11 @@ class _RequestLines:
     def __init__(self) -> None:
         self.json = False
         self.enabled = True
-        self.process = os.getpid()
         self._second = -1
         self._second_text = ""
 
     def configure(self, *, json: bool, enabled: bool) -> None:
         self.json, self.enabled = json, enabled
-        self.forked()
-
-    def forked(self) -> None:
-        """Take this process's id (after a fork: a child must not log its parent's)."""
-        self.process = os.getpid()
 
     def timestamp(self) -> str:
         """Now in UTC, as structlog's ISO stamper writes it; the date and time are formatted once a second."""
@@ -297,7 +291,6 @@ class _RequestLines:
 
 
 _request_lines = _RequestLines()
-os.register_at_fork(after_in_child=_request_lines.forked)
 
 
 def log_request(request_id: str, method: str, path: str, status: int, ms: float) -> None:
@@ -316,7 +309,7 @@ def log_request(request_id: str, method: str, path: str, status: int, ms: float)
         return
     line = (
         f'{{"event":"request","request_id":"{request_id}","method":{_json_text(scrub(method))},'
-        f'"path":{_json_text(path)},"status":{status},"ms":{ms},"process":{lines.process},'
+        f'"path":{_json_text(path)},"status":{status},"ms":{ms},"process":{os.getpid()},'
         f'"level":"info","timestamp":"{lines.timestamp()}"}}\n'
     )
     _held.hold(line)
