@@ -18,16 +18,17 @@
 -- else before it ends, so counting them without a new lock is as good as counting them after one.
 -- Same guarantees, same errors.
 
-CREATE OR REPLACE FUNCTION subscriptions_check_references() RETURNS trigger
+-- Every named person must exist, locked FOR KEY SHARE unless this transaction wrote or holds them
+-- (one pass, see above); refused as the foreign key ``constraint_name`` of ``child`` would refuse it.
+-- Shared by the subscriptions' and the consent records' checks.
+CREATE FUNCTION check_people_referenced(keys bigint[], child text, constraint_name text) RETURNS void
     LANGUAGE plpgsql AS $$
 DECLARE
     me      xid := pg_current_xact_id()::xid;
-    keys    bigint[];
     present bigint;
     others  bigint;
     locked  bigint;
 BEGIN
-    keys := ARRAY(SELECT DISTINCT subscriber_id FROM new_rows WHERE subscriber_id IS NOT NULL);
     SELECT count(*), count(*) FILTER (WHERE p.xmin <> me AND p.xmax <> me) INTO present, others
     FROM subscribers p WHERE p.id = ANY (keys);
     IF others > 0 THEN
@@ -38,10 +39,22 @@ BEGIN
         END IF;
     END IF;
     IF present < cardinality(keys) THEN
-        PERFORM raise_foreign_key_violation('subscriptions', 'subscriptions_subscriber_id_fkey', 'subscriber_id',
+        PERFORM raise_foreign_key_violation(child, constraint_name, 'subscriber_id',
             (SELECT k::text FROM unnest(keys) k WHERE NOT EXISTS (SELECT FROM subscribers p WHERE p.id = k) LIMIT 1),
             'subscribers');
     END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION subscriptions_check_references() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+DECLARE
+    me   xid := pg_current_xact_id()::xid;
+    keys bigint[];
+BEGIN
+    PERFORM check_people_referenced(
+        ARRAY(SELECT DISTINCT subscriber_id FROM new_rows WHERE subscriber_id IS NOT NULL),
+        'subscriptions', 'subscriptions_subscriber_id_fkey');
     keys := ARRAY(SELECT DISTINCT list_id FROM new_rows WHERE list_id IS NOT NULL);
     PERFORM FROM lists p WHERE p.id = ANY (keys) AND p.xmin <> me FOR KEY SHARE OF p;
     IF (SELECT count(*) FROM lists p WHERE p.id = ANY (keys)) < cardinality(keys) THEN
@@ -57,13 +70,10 @@ $$;
 CREATE OR REPLACE FUNCTION consents_check_references() RETURNS trigger
     LANGUAGE plpgsql AS $$
 DECLARE
-    me      xid := pg_current_xact_id()::xid;
-    keys    bigint[];
-    person  bigint;
-    mine    boolean;
-    present bigint;
-    others  bigint;
-    locked  bigint;
+    me     xid := pg_current_xact_id()::xid;
+    keys   bigint[];
+    person bigint;
+    mine   boolean;
 BEGIN
     keys := ARRAY(SELECT DISTINCT subscriber_id FROM new_rows WHERE subscriber_id IS NOT NULL);
     IF cardinality(keys) = 1 THEN
@@ -82,20 +92,7 @@ BEGIN
         END IF;
         RETURN NULL;
     END IF;
-    SELECT count(*), count(*) FILTER (WHERE p.xmin <> me AND p.xmax <> me) INTO present, others
-    FROM subscribers p WHERE p.id = ANY (keys);
-    IF others > 0 THEN
-        PERFORM FROM subscribers p WHERE p.id = ANY (keys) AND p.xmin <> me AND p.xmax <> me FOR KEY SHARE OF p;
-        GET DIAGNOSTICS locked = ROW_COUNT;
-        IF locked <> others THEN
-            present := (SELECT count(*) FROM subscribers p WHERE p.id = ANY (keys));
-        END IF;
-    END IF;
-    IF present < cardinality(keys) THEN
-        PERFORM raise_foreign_key_violation('consents', 'consents_subscriber_id_fkey', 'subscriber_id',
-            (SELECT k::text FROM unnest(keys) k WHERE NOT EXISTS (SELECT FROM subscribers p WHERE p.id = k) LIMIT 1),
-            'subscribers');
-    END IF;
+    PERFORM check_people_referenced(keys, 'consents', 'consents_subscriber_id_fkey');
     RETURN NULL;
 END
 $$;
