@@ -112,14 +112,14 @@ async def test_one_clicks_and_confirmations_handed_over_together_are_one_stateme
 
     # Every caller handed its change over before the group's task first ran: one batch, one statement each.
     assert len(statements) == 2, statements
-    assert left == [
+    assert list(left) == [
         lifecycle.Left(lists=["newsletter", "training"], remaining=[]),
         lifecycle.Left(lists=["newsletter"], remaining=["Training and events"]),
         lifecycle.Left(lists=["newsletter"], remaining=["Training and events"]),
         lifecycle.Left(lists=[], remaining=["Training and events"]),  # the same link again: nothing more
         None,
     ]
-    assert confirmed == [True, False, True]
+    assert list(confirmed) == [True, False, True]
     statuses = {r["id"]: r["status"] for r in await rows(db, "SELECT id, status FROM subscribers")}
     assert [statuses[p] for p in readers + pending] == ["active", "active", "unsubscribed", "active", "active"]
     consents = await rows(db, "SELECT subscriber_id, action FROM consents ORDER BY subscriber_id, id")
