@@ -46,6 +46,8 @@ MAX_REPORTED = 1000
 # the database starts early and the last batch, which nothing overlaps, is short.
 BATCH_ROWS = 10_000
 _FIELDS = frozenset({"email", "name", "agency", "role", "lists", "attributes"})
+# A batch looks its addresses up first when at least 1 / _HELD_SHARE of the batch before it was held.
+_HELD_SHARE = 4
 # Distinct combinations of lists remembered with their array literals (an import has a few).
 _MAX_COMBINATIONS = 1024
 
@@ -133,13 +135,19 @@ class _Merge:
         """The people the batches created, and the line each came from (``lines``)."""
         self.lines = array("l")
         self.staged = 0
+        self.look_up = True
+        """Whether the next batch looks each address up before inserting (subscribers-import-new)."""
 
     async def add(self, batch: _Batch) -> None:
         """Send one batch: its new people are created, its other rows staged."""
-        row = await _planned(self.conn, self.q["subscribers-import-new"], self.import_id, *batch.columns())
+        row = await _planned(self.conn, self.q["subscribers-import-new"], self.import_id, *batch.columns(),
+                             self.look_up)
         self.created.extend(row["ids"])
         self.lines.extend(row["lines"])
         self.staged += row["staged"]
+        # The next batch likely resembles this one. A look-up costs about a third of what a held
+        # person's trip down the insert's conflict path costs, so it pays once a quarter are held.
+        self.look_up = row["staged"] * _HELD_SHARE >= len(batch)
 
     async def finish(self, tally: _Tally) -> ImportResult:
         """Merge the staged rows, knowing every row of the body; the counts of the whole import."""
