@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import AsyncIterator
 
@@ -305,3 +306,16 @@ async def test_imports_side_by_side_do_not_wait_for_each_other(db: Database, set
         await first.close()
         await second.close()
     assert await value(db, "SELECT count(*) FROM subscribers") == 6
+
+
+async def test_an_imported_reader_carries_the_hash_of_the_lower_cased_address(
+    client: Client, db: Database, admin_headers: Headers
+) -> None:
+    # email_hash() is PL/pgSQL since migration 0016 (cheaper per new reader); the hashes it gives,
+    # stored on every reader and matched against suppressions, must stay those already stored.
+    address = "Ann.Smith+News@Example.ORG"
+    await _import(client, admin_headers, f"email,lists\n{address},newsletter\n".encode(), CSV)
+    expected = hashlib.sha256(address.lower().encode()).digest()
+    assert await value(db, "SELECT email_hash FROM subscribers WHERE lower(email) = lower($1)", address) == expected
+    assert await value(db, "SELECT email_hash($1)", address) == expected
+    assert await value(db, "SELECT email_hash($1)", "zoë@exämple.org") == hashlib.sha256("zoë@exämple.org".encode()).digest()
