@@ -8,7 +8,11 @@ process on its own ``SO_REUSEPORT`` socket as ``serve``'s are):
 ``POST /bare`` decodes a msgspec body and runs one INSERT, ``GET /bare``
 returns JSON and touches nothing; it runs before and after Letterbox and its
 figure is the mean of the two.  Public POSTs are compared with the bare POST,
-public pages and ``/healthz`` with the bare GET.
+public pages and ``/healthz`` with the bare GET.  The bare app runs on uvicorn's
+own httptools protocol; Letterbox on its one-write-per-answer one
+(service/http_protocol.py), so after each table the bare app runs once more on
+that protocol, and a line says what it gives a bare app and where Letterbox
+stands against that.
 
 Every sign-up uses a new address, every one-click unsubscribe and every
 confirmation a token of its own, signed before the run.  Non-2xx answers are
@@ -46,7 +50,7 @@ import msgspec
 from litestar import Litestar, get, post
 
 from bench.common import bench_database
-from service.serving import HTTP_LOOP, HTTP_PARSER, listening_socket
+from service.serving import HTTP_LOOP, HTTP_PARSER, HTTP_PROTOCOL, listening_socket
 from service.settings import Settings
 from service.tokens import Purpose, TokenSigner
 
@@ -150,20 +154,23 @@ def letterbox(url: str, port: int, workers: int, var_dir: Path) -> AbstractConte
     return _running(command, env, f"http://127.0.0.1:{port}/readyz", var_dir / "letterbox.log")
 
 
-def bare(url: str, port: int, workers: int, var_dir: Path) -> AbstractContextManager[int]:
-    """The bare app in ``workers`` processes laid out as ``serve`` lays out its own (see :func:`serve_bare`)."""
+def bare(url: str, port: int, workers: int, var_dir: Path, *, one_write: bool = False) -> AbstractContextManager[int]:
+    """The bare app in ``workers`` processes laid out as ``serve`` lays out its own (see :func:`serve_bare`);
+    ``one_write``: on Letterbox's HTTP protocol rather than uvicorn's."""
     env = {**os.environ, _BARE_URL: url}
     command = [sys.executable, "-m", "bench.http", "--serve-bare", str(port), "--workers", str(workers)]
+    if one_write:
+        command.append("--one-write")
     return _running(command, env, f"http://127.0.0.1:{port}/bare", var_dir / "bare.log")
 
 
-def serve_bare(port: int, workers: int) -> None:
+def serve_bare(port: int, workers: int, *, one_write: bool = False) -> None:
     """Run the bare app under uvicorn with Letterbox's options, in ``workers`` processes on one port.
 
     Not ``uvicorn --workers``: its shared socket leaves Nagle on (each answer then waits 40 ms for a
     delayed ACK). Each process listens on a socket of its own, as ``serve``'s web processes do.
     """
-    processes = [multiprocessing.get_context("spawn").Process(target=_bare_process, args=(port,))
+    processes = [multiprocessing.get_context("spawn").Process(target=_bare_process, args=(port, one_write))
                  for _ in range(workers)]
     for process in processes:
         process.start()
@@ -178,11 +185,11 @@ def serve_bare(port: int, workers: int) -> None:
             process.join()
 
 
-def _bare_process(port: int) -> None:
+def _bare_process(port: int, one_write: bool) -> None:
     import uvicorn
 
     config = uvicorn.Config(bare_app(), log_config=None, access_log=False, server_header=False, lifespan="on",
-                            loop=HTTP_LOOP, http=HTTP_PARSER)
+                            loop=HTTP_LOOP, http=HTTP_PROTOCOL if one_write else HTTP_PARSER)
     uvicorn.Server(config).run(sockets=[listening_socket(Settings(port=port))])
 
 
@@ -372,10 +379,11 @@ def measure_bare(server: int, base: str, seconds: int, connections: int, run: st
             measured(server, functools.partial(wrk, f"{base}/bare", seconds, connections)))
 
 
-def run_bare(url: str, workers: int, var_dir: Path, args: argparse.Namespace, run: str) -> tuple[Result, Result]:
+def run_bare(url: str, workers: int, var_dir: Path, args: argparse.Namespace, run: str, *,
+             one_write: bool = False) -> tuple[Result, Result]:
     """Start the bare app with ``workers`` processes, measure its POST and GET, stop it."""
     port = _free_port()
-    with bare(url, port, workers, var_dir) as server:
+    with bare(url, port, workers, var_dir, one_write=one_write) as server:
         return measure_bare(server, f"http://127.0.0.1:{port}", args.seconds, args.connections, run)
 
 
@@ -395,6 +403,19 @@ def table(workers: int, ours: dict[str, Result], bare_post: Result, bare_get: Re
     return "\n".join(lines)
 
 
+def one_write_line(ours: dict[str, Result], bare_post: Result, bare_get: Result, post: Result, get: Result) -> str:
+    """What Letterbox's HTTP protocol gives the bare app, and Letterbox's CPU ratios against that."""
+    def cpu(result: Result) -> float:
+        return result.app_us + result.db_us
+
+    ratios = ", ".join(
+        f"{name.split(' (')[0]} {cpu(post if name.startswith('POST') else get) / max(cpu(result), 1e-9):.2f}"
+        for name, result in ours.items())
+    return (f"The bare app on Letterbox's HTTP protocol (one write per answer), same run: POST {post.cell()} "
+            f"(uvicorn's: {cpu(bare_post):,.0f} µs), GET {get.cell()} (uvicorn's: {cpu(bare_get):,.0f} µs). "
+            f"Letterbox's CPU ratios against it: {ratios}.")
+
+
 def main() -> int:
     """Run the benchmark and print one table per number of processes; 2 when wrk is missing."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -403,10 +424,11 @@ def main() -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="HTTP processes, one table each")
     parser.add_argument("--tokens", type=int, default=30_000, help="one-click and confirm tokens per table")
     parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--one-write", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare is not None:  # the bench's own child: the bare app on PORT
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        serve_bare(args.serve_bare, args.workers[0])
+        serve_bare(args.serve_bare, args.workers[0], one_write=args.one_write)
         return 0
     if shutil.which("wrk") is None:
         print("bench/http.py needs wrk: apt-get install -y wrk (Debian's package)", file=sys.stderr)
@@ -424,7 +446,10 @@ def main() -> int:
                 ours = measure_letterbox(server, f"http://127.0.0.1:{port}", args.seconds, args.connections,
                                          files[index], f"{run}-{workers}")
             post_2, get_2 = run_bare(url, workers, var_dir, args, f"{run}-{workers}-after")
-            print(table(workers, ours, mean(post_1, post_2), mean(get_1, get_2)) + "\n", flush=True)
+            bare_post, bare_get = mean(post_1, post_2), mean(get_1, get_2)
+            post_ow, get_ow = run_bare(url, workers, var_dir, args, f"{run}-{workers}-one-write", one_write=True)
+            print(table(workers, ours, bare_post, bare_get) + "\n", flush=True)
+            print(one_write_line(ours, bare_post, bare_get, post_ow, get_ow) + "\n", flush=True)
     return 0
 
 

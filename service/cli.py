@@ -52,7 +52,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     configure_logging(settings, hold_lines=True, cache_loggers=True)
 
     from .app import create_app
-    from .serving import HTTP_LOOP, HTTP_PARSER
+    from .serving import HTTP_LOOP, HTTP_PROTOCOL
 
     failures: list[str] = []
 
@@ -69,7 +69,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         uvicorn.run(
             app, host=settings.host, port=settings.port, log_config=None, access_log=False, server_header=False,
             lifespan="on", proxy_headers=True, forwarded_allow_ips=settings.trusted_proxies, loop=HTTP_LOOP,
-            http=HTTP_PARSER,
+            http=HTTP_PROTOCOL,
         )
     except _StopRequested:
         if not failures:

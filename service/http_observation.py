@@ -12,17 +12,22 @@ layer (bench/http.py).
 - **Metrics**: count and latency by route template, never by raw path.  A raw
   path carries tokens and ids (``/unsubscribe/3f…``): one series per reader
   would be both a leak and a cardinality explosion.  Litestar puts the matched
-  route's template in the scope, and app middleware runs after routing.
+  route's template in the scope, and app middleware runs after routing.  They
+  are counted at the end of the event loop's turn, for all the requests it
+  answered, as their log lines are written (:func:`service.logs.log_request`):
+  counted as each request ended, they cost a busy process more than its lines.
 - **Log line**: :func:`service.logs.log_request`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 import secrets
 import time
 
+from litestar import Litestar
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Counter, Histogram
@@ -45,6 +50,8 @@ class ObserveRequests:
         """Per method, route template and status: the label children its request counts into."""
         self._metrics: Metrics | None = None
         """The metrics the cached label children belong to: an app restarted on a new runtime starts afresh."""
+        self._answered: list[tuple[Litestar, tuple[str, str, int], float]] = []
+        """The requests answered in this turn of the loop, not yet counted."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -72,7 +79,9 @@ class ObserveRequests:
         finally:
             seconds = time.perf_counter() - started
             method = scope["method"]
-            self._count(scope, method, status, seconds)
+            if not self._answered:
+                asyncio.get_running_loop().call_soon(self._count)
+            self._answered.append((scope["app"], (method, scope["path_template"], status), seconds))
             log_request(request_id, method, scope["path"], status, round(seconds * 1000, 2))
             REQUEST_ID.reset(bound)
 
@@ -85,15 +94,18 @@ class ObserveRequests:
                 break
         return f"{self._prefix}{next(self._counter):016x}"
 
-    def _count(self, scope: Scope, method: str, status: int, seconds: float) -> None:
-        metrics = runtime_of(scope["app"].state).metrics
-        if metrics is not self._metrics:
-            self._children.clear()
-            self._metrics = metrics
-        key = (method, scope["path_template"], status)
-        children = self._children.get(key)
-        if children is None:
-            children = self._children[key] = (metrics.http_requests.labels(method, key[1], str(status)),
-                                              metrics.http_duration.labels(method, key[1]))
-        children[0].inc()
-        children[1].observe(seconds)
+    def _count(self) -> None:
+        """Count and time the requests answered in this turn of the loop."""
+        answered, self._answered = self._answered, []
+        for app, key, seconds in answered:
+            metrics = runtime_of(app.state).metrics
+            if metrics is not self._metrics:
+                self._children.clear()
+                self._metrics = metrics
+            children = self._children.get(key)
+            if children is None:
+                method, route, status = key
+                children = self._children[key] = (metrics.http_requests.labels(method, route, str(status)),
+                                                  metrics.http_duration.labels(method, route))
+            children[0].inc()
+            children[1].observe(seconds)

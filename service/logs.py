@@ -60,26 +60,26 @@ class _HeldLines:
     """
 
     _MAX_WRITE = 4096  # PIPE_BUF on Linux: writes up to it are never interleaved with others'
+    _MAX_HELD = 64  # lines held at most: a turn that logs more writes them as it goes
 
     def __init__(self) -> None:
-        self._lines: list[str] = []
-        self._size = 0
+        self._lines: list[str | _Answered] = []
         self._lock = threading.Lock()  # lines may come from threads (asyncio.to_thread) as well
         self.enabled = False
 
-    def hold(self, line: str) -> None:
-        """Write ``line`` (newline included) at the end of the current loop turn, or now when not holding or
-        outside a loop."""
+    def hold(self, line: str | _Answered) -> None:
+        """Write ``line`` (a whole line, newline included, or a request's line to be made when written: a busy
+        process then makes its turn's request lines together, where making each as its request ended cost
+        several times as much, see bench/http.py) at the end of the current loop turn, or now when not
+        holding or outside a loop."""
         if not self.enabled:
-            self.write(line)
+            self.write(line if isinstance(line, str) else _request_line(line))
             return
-        size = len(line) if line.isascii() else len(line.encode())
         with self._lock:
-            if self._size + size > self._MAX_WRITE:
+            if len(self._lines) >= self._MAX_HELD:
                 self._write_held()
             first = not self._lines
             self._lines.append(line)
-            self._size += size
         if first:
             try:
                 asyncio.get_running_loop().call_soon(self.flush)
@@ -98,11 +98,21 @@ class _HeldLines:
             self._write_held()
 
     def _write_held(self) -> None:
-        if self._lines:
-            text = "".join(self._lines)
-            self._lines.clear()
-            self._size = 0
-            sys.stderr.write(text)
+        """Write the held lines in as few writes as keep each within :attr:`_MAX_WRITE` bytes (a longer line alone)."""
+        if not self._lines:
+            return
+        lines = [line if isinstance(line, str) else _request_line(line) for line in self._lines]
+        self._lines.clear()
+        chunk: list[str] = []
+        size = 0
+        for line in lines:
+            length = len(line) if line.isascii() else len(line.encode())
+            if chunk and size + length > self._MAX_WRITE:
+                sys.stderr.write("".join(chunk))
+                chunk, size = [], 0
+            chunk.append(line)
+            size += length
+        sys.stderr.write("".join(chunk))
 
 
 _held = _HeldLines()
@@ -281,9 +291,8 @@ class _RequestLines:
     def configure(self, *, json: bool, enabled: bool) -> None:
         self.json, self.enabled = json, enabled
 
-    def timestamp(self) -> str:
-        """Now in UTC, as structlog's ISO stamper writes it; the date and time are formatted once a second."""
-        now = time.time()
+    def timestamp(self, now: float) -> str:
+        """``now`` in UTC, as structlog's ISO stamper writes it; the date and time are formatted once a second."""
         second = int(now)
         if second != self._second:
             self._second, self._second_text = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
@@ -296,23 +305,32 @@ _request_lines = _RequestLines()
 def log_request(request_id: str, method: str, path: str, status: int, ms: float) -> None:
     """The line for one answered HTTP request (event ``request``, at info), its path masked and scrubbed.
 
-    In JSON it is written here, with the keys every line has (``request_id``, ``process``, ``level``,
-    ``timestamp``); on a terminal it goes through structlog like any other line.  ``request_id`` is
-    one :class:`service.http_observation.ObserveRequests` made or checked: nothing in it needs escaping.
+    In JSON it is made here, not by structlog, with the keys every line has (``request_id``, ``process``,
+    ``level``, ``timestamp``), when the held lines are written (see :class:`_HeldLines`); on a terminal
+    it goes through structlog like any other line.  ``request_id`` is one
+    :class:`service.http_observation.ObserveRequests` made or checked: nothing in it needs escaping.
     """
     lines = _request_lines
     if not lines.enabled:
         return
-    path = mask_path(path)
     if not lines.json:
-        structlog.get_logger("letterbox.http").info("request", method=scrub(method), path=path, status=status, ms=ms)
+        structlog.get_logger("letterbox.http").info("request", method=scrub(method), path=mask_path(path),
+                                                    status=status, ms=ms)
         return
-    line = (
+    _held.hold((request_id, method, path, status, ms, time.time()))
+
+
+_Answered = tuple[str, str, str, int, float, float]
+"""A request's line before it is made: request id, method, path, status, ms, and when it ended."""
+
+
+def _request_line(answered: _Answered) -> str:
+    request_id, method, path, status, ms, when = answered
+    return (
         f'{{"event":"request","request_id":"{request_id}","method":{_json_text(scrub(method))},'
-        f'"path":{_json_text(path)},"status":{status},"ms":{ms},"process":{os.getpid()},'
-        f'"level":"info","timestamp":"{lines.timestamp()}"}}\n'
+        f'"path":{_json_text(mask_path(path))},"status":{status},"ms":{ms},"process":{os.getpid()},"level":"info",'
+        f'"timestamp":"{_request_lines.timestamp(when)}"}}\n'
     )
-    _held.hold(line)
 
 
 def _json_text(text: str) -> str:

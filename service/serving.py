@@ -54,6 +54,7 @@ from typing import cast
 import msgspec
 import structlog
 
+from .http_protocol import OneWritePerTurn
 from .settings import Settings, SettingsError
 
 log = structlog.get_logger(__name__)
@@ -69,6 +70,9 @@ HTTP_PARSER = "httptools"
 """The event loop and HTTP parser under every web process (uvicorn's ``loop`` and ``http``), named rather than
 left to uvicorn's ``auto``, which takes whatever happens to be installed: uvloop and httptools's C parser
 instead of asyncio's loop and h11's pure-Python one (bench/http.py runs its bare app on the same pair)."""
+HTTP_PROTOCOL = OneWritePerTurn
+"""What the web processes give uvicorn as ``http``: httptools's protocol, one write per answer (see
+service/http_protocol.py)."""
 
 
 def listening_socket(settings: Settings, *, listen: bool = True) -> socket.socket:
@@ -246,7 +250,7 @@ def _web_child(settings: Settings, ready: Event, _run_worker: bool) -> None:
     settings = msgspec.structs.replace(settings, bounce_smtp_port=None)
     config = uvicorn.Config(
         create_app(settings), log_config=None, access_log=False, server_header=False, lifespan="on",
-        proxy_headers=True, forwarded_allow_ips=settings.trusted_proxies, loop=HTTP_LOOP, http=HTTP_PARSER,
+        proxy_headers=True, forwarded_allow_ips=settings.trusted_proxies, loop=HTTP_LOOP, http=HTTP_PROTOCOL,
     )
     server = Server(config)
 

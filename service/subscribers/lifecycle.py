@@ -18,7 +18,8 @@ from litestar.connection import ASGIConnection
 from msgspec import UNSET
 
 from ..audit import scrub_subscriber
-from ..db.pool import Executor
+from ..db.batches import Group, Groups
+from ..db.pool import Database, Executor
 from ..db.queries import Queries
 from ..errors import Conflict, NotFound, Unprocessable
 from ..events.outbox import emit_erased, emit_subscriber, new_webhook_id
@@ -115,6 +116,13 @@ def note_asked(email: str, asked: asyncpg.Record | None) -> bool:
     return True
 
 
+class Confirming(msgspec.Struct, frozen=True):
+    """A press of a confirmation link's button: whose link, and who pressed it."""
+
+    subscriber_id: int
+    actor: Actor
+
+
 async def confirm(db: Executor, q: Queries, subscriber_id: int, actor: Actor) -> bool:
     """Double opt-in, step two: pending lists become confirmed and the person active.
 
@@ -122,12 +130,31 @@ async def confirm(db: Executor, q: Queries, subscriber_id: int, actor: Actor) ->
     Confirming twice is harmless: the second time there is nothing pending.
     One statement: on the pool it is its own transaction.
     """
-    row = await db.fetchrow(q["subscriber-confirm"], subscriber_id, new_webhook_id(), actor.source, actor.ip,
-                            actor.user_agent, actor.wording_version)
-    assert row is not None, "subscriber_confirm() returns one row"
-    if row["confirmed"]:
-        log.info("subscription_confirmed", subscriber_id=subscriber_id, lists=row["confirmed"])
-    return bool(row["known"])
+    (known,) = await confirm_all(db, q, [Confirming(subscriber_id, actor)])
+    return known
+
+
+async def confirm_all(db: Executor, q: Queries, confirming: list[Confirming]) -> list[bool]:
+    """:func:`confirm` for each of ``confirming`` in turn, in one statement; one answer each, in their order."""
+    order = _in_person_order([c.subscriber_id for c in confirming])
+    taken = [confirming[i] for i in order]
+    rows = await db.fetch(
+        q["subscribers-confirm"], [c.subscriber_id for c in taken], [new_webhook_id() for _ in taken],
+        [c.actor.source for c in taken], [c.actor.ip for c in taken], [c.actor.user_agent for c in taken],
+        [c.actor.wording_version for c in taken],
+    )
+    known = [False] * len(confirming)
+    for i, c, row in zip(order, taken, rows, strict=True):
+        if row["confirmed"]:
+            log.info("subscription_confirmed", subscriber_id=c.subscriber_id, lists=row["confirmed"])
+        known[i] = bool(row["known"])
+    return known
+
+
+async def confirm_soon(groups: Groups, subscriber_id: int, actor: Actor) -> bool:
+    """:func:`confirm`, in one statement with the other confirmations this process is recording now
+    (group commit: see service/db/batches.py); the answer still waits for its own commit."""
+    return await groups.submit(CONFIRMING, Confirming(subscriber_id, actor))
 
 
 class Left(msgspec.Struct, frozen=True):
@@ -135,6 +162,15 @@ class Left(msgspec.Struct, frozen=True):
 
     lists: list[str]
     remaining: list[str]
+
+
+class Leaving(msgspec.Struct, frozen=True):
+    """An unsubscribe to record: who leaves which list (None: every list), from which edition's link, by whom."""
+
+    subscriber_id: int
+    list_id: int | None
+    edition_id: int | None
+    actor: Actor
 
 
 async def leave(db: Executor, q: Queries, subscriber_id: int, list_id: int | None, edition_id: int | None,
@@ -145,16 +181,35 @@ async def leave(db: Executor, q: Queries, subscriber_id: int, list_id: int | Non
     edition whose link was used counts the unsubscribe.  A repeat changes nothing.
     One statement: on the pool it is its own transaction.
     """
-    row = await db.fetchrow(q["subscriber-unsubscribe"], subscriber_id, list_id, edition_id, new_webhook_id(),
-                            actor.source, actor.ip, actor.user_agent, actor.wording_version)
-    assert row is not None, "subscriber_unsubscribe() returns one row"
-    if not row["known"]:
-        return None
-    left = Left(lists=row["left_lists"], remaining=row["remaining"])
-    if left.lists:
-        log.info("unsubscribed", subscriber_id=subscriber_id, lists=left.lists, edition_id=edition_id,
-                 source=actor.source)
+    (left,) = await leave_all(db, q, [Leaving(subscriber_id, list_id, edition_id, actor)])
     return left
+
+
+async def leave_all(db: Executor, q: Queries, leaving: list[Leaving]) -> list[Left | None]:
+    """:func:`leave` for each of ``leaving`` in turn, in one statement; one answer each, in their order."""
+    order = _in_person_order([one.subscriber_id for one in leaving])
+    taken = [leaving[i] for i in order]
+    rows = await db.fetch(
+        q["subscribers-unsubscribe"], [one.subscriber_id for one in taken], [one.list_id for one in taken],
+        [one.edition_id for one in taken], [new_webhook_id() for _ in taken], [one.actor.source for one in taken],
+        [one.actor.ip for one in taken], [one.actor.user_agent for one in taken],
+        [one.actor.wording_version for one in taken],
+    )
+    answers: list[Left | None] = [None] * len(leaving)
+    for i, one, row in zip(order, taken, rows, strict=True):
+        if not row["known"]:
+            continue
+        answers[i] = Left(lists=row["left_lists"], remaining=row["remaining"])
+        if row["left_lists"]:
+            log.info("unsubscribed", subscriber_id=one.subscriber_id, lists=row["left_lists"],
+                     edition_id=one.edition_id, source=one.actor.source)
+    return answers
+
+
+async def leave_soon(groups: Groups, leaving: Leaving) -> Left | None:
+    """:func:`leave`, in one statement with the other unsubscribes this process is recording now
+    (group commit: see service/db/batches.py); the answer still waits for its own commit."""
+    return await groups.submit(LEAVING, leaving)
 
 
 async def unsubscribe(db: Executor, q: Queries, subscriber_id: int, list_id: int | None,
@@ -162,6 +217,27 @@ async def unsubscribe(db: Executor, q: Queries, subscriber_id: int, list_id: int
     """:func:`leave`, returning only the slugs left (None when the person is gone)."""
     left = await leave(db, q, subscriber_id, list_id, edition_id, actor)
     return None if left is None else left.lists
+
+
+def _in_person_order(people: list[int]) -> list[int]:
+    """The positions of ``people`` sorted by person: batches that lock people in one order cannot deadlock."""
+    return sorted(range(len(people)), key=people.__getitem__)
+
+
+async def _confirm_group(db: Database, _: Settings, confirming: list[Confirming]) -> list[bool]:
+    return await confirm_all(db.pool, db.q, confirming)
+
+
+async def _leave_group(db: Database, _: Settings, leaving: list[Leaving]) -> list[Left | None]:
+    return await leave_all(db.pool, db.q, leaving)
+
+
+# People changed in one statement at most: a burst makes transactions of bounded size.
+BATCH_SIZE = 200
+CONFIRMING: Group[Confirming, bool] = Group(_confirm_group, BATCH_SIZE)
+"""Confirmations recorded together (``runtime.groups``)."""
+LEAVING: Group[Leaving, Left | None] = Group(_leave_group, BATCH_SIZE)
+"""Unsubscribes recorded together (``runtime.groups``)."""
 
 
 async def change_preferences(conn: asyncpg.Connection, q: Queries, subscriber_id: int, details: Details,

@@ -65,9 +65,12 @@ async def unsubscribe_page(
 async def unsubscribe_submit(
     request: AnyRequest, token: FromPath[str], runtime: NamedDependency[Runtime]
 ) -> Response[bytes]:
-    """Leave the list the mail was for, or every list when asked; count it against the edition (one statement)."""
+    """Leave the list the mail was for, or every list when asked; count it against the edition.
+
+    One statement, with the other unsubscribes this process is recording now (group commit).
+    """
     # Only the runtime as a dependency: two or more are resolved in an anyio task group (see public.py).
-    db, signer = runtime.db, runtime.signer
+    signer = runtime.signer
     try:
         subscriber_id, list_id, edition_id = read_token(signer, Purpose.UNSUBSCRIBE, token, fields=3)
     except LinkInvalid:
@@ -78,8 +81,9 @@ async def unsubscribe_submit(
     assert subscriber_id is not None, "read_token checks the first field"
     one_click, scope = await _posted(request)
     everything = list_id is None or scope == "all"
-    left = await lifecycle.leave(db.pool, db.q, subscriber_id, None if everything else list_id, edition_id,
-                                 Actor.of_request(request, "one-click" if one_click else "link"))
+    left = await lifecycle.leave_soon(runtime.groups, lifecycle.Leaving(
+        subscriber_id, None if everything else list_id, edition_id,
+        Actor.of_request(request, "one-click" if one_click else "link")))
     return _unsubscribed(request, runtime.links, subscriber_id, left, everything=everything)
 
 

@@ -112,12 +112,16 @@ async def confirm_page(
 async def confirm_submit(
     request: AnyRequest, token: FromPath[str], runtime: NamedDependency[Runtime]
 ) -> Response[bytes]:
-    """Confirm every pending list of the person; pressing the button again is harmless (one statement)."""
-    db, settings, signer = runtime.db, runtime.settings, runtime.signer
+    """Confirm every pending list of the person; pressing the button again is harmless.
+
+    One statement, with the other confirmations this process is recording now (group commit).
+    """
+    settings, signer = runtime.settings, runtime.signer
     (subscriber_id,) = read_token(signer, Purpose.CONFIRM, token, fields=1,
                                   max_age=settings.confirm_max_age_seconds)
     assert subscriber_id is not None, "read_token checks the first field"
-    if not await lifecycle.confirm(db.pool, db.q, subscriber_id, Actor.of_request(request, "link", WORDING_VERSION)):
+    if not await lifecycle.confirm_soon(runtime.groups, subscriber_id,
+                                        Actor.of_request(request, "link", WORDING_VERSION)):
         raise LinkExpired("This link no longer works.")
     preferences_url = runtime.links.preferences_url(subscriber_id)
     return _CONFIRMED.response(request, _CONFIRMED_SOURCE, _confirmed_context, preferences_url)

@@ -10,7 +10,7 @@ carries a fresh CSRF token or personal details.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from email.utils import parseaddr
 from http import HTTPStatus
 from pathlib import Path
@@ -19,11 +19,14 @@ from typing import Any
 import jinja2
 import msgspec
 import structlog
-from litestar import MediaType, Request, Response, get
+from litestar import Litestar, MediaType, Request, Response, get
+from litestar.background_tasks import BackgroundTask, BackgroundTasks
+from litestar.datastructures import Cookie
 from litestar.exceptions import HTTPException
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
-from litestar.types import ExceptionHandlersMap
+from litestar.response.base import ASGIResponse
+from litestar.types import ExceptionHandlersMap, TypeEncodersMap
 from markupsafe import escape
 
 from ..errors import LetterboxError
@@ -46,6 +49,16 @@ _HEADERS = {
     "Cache-Control": "no-store",
 }
 _TOKEN_HEADERS = {**_HEADERS, "Referrer-Policy": "no-referrer"}
+
+
+def _head(headers: dict[str, str]) -> tuple[tuple[bytes, bytes], ...]:
+    """``headers`` and the HTML content type, encoded as ASGI sends them."""
+    return (*((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()),
+            (b"content-type", b"text/html; charset=utf-8"))
+
+
+_HEAD = _head(_HEADERS)
+_TOKEN_HEAD = _head(_TOKEN_HEADERS)
 
 AnyRequest = Request[Any, Any, Any]
 
@@ -139,7 +152,7 @@ class FilledPage:
 
     def __init__(self, template: str, *, token_page: bool = False) -> None:
         self.template = template
-        self._headers = _TOKEN_HEADERS if token_page else _HEADERS
+        self._head = _TOKEN_HEAD if token_page else _HEAD
         self._halves: dict[tuple[str, bytes], tuple[bytes, bytes]] = {}
         self._last: tuple[object, str, tuple[bytes, bytes]] | None = None
 
@@ -154,8 +167,7 @@ class FilledPage:
         else:
             halves = self._drawn(request, (name, msgspec.json.encode(source)), context)
             self._last = (source, name, halves)
-        body = halves[0] + escape(value).encode() + halves[1]
-        return Response(body, media_type=MediaType.HTML, headers=dict(self._headers))
+        return PageResponse(halves[0] + escape(value).encode() + halves[1], self._head)
 
     def _drawn(self, request: AnyRequest, key: tuple[str, bytes], context: Callable[[], dict[str, Any]]
                ) -> tuple[bytes, bytes]:
@@ -170,6 +182,49 @@ class FilledPage:
                 self._halves.clear()
             halves = self._halves[key] = (before.encode(), after.encode())
         return halves
+
+
+class PageResponse(Response[bytes]):
+    """An HTML page answered with a head encoded once per kind of page.
+
+    Litestar's own response looks through every header again for each answer (to add the
+    content type and length if missing): a fifth of a ``GET /subscribe``, with the security
+    headers every page carries.
+    """
+
+    def __init__(self, body: bytes, head: tuple[tuple[bytes, bytes], ...]) -> None:
+        super().__init__(body, media_type=MediaType.HTML)
+        self._head = head
+
+    def to_asgi_response(
+        self, app: Litestar | None, request: AnyRequest, *,
+        background: BackgroundTask | BackgroundTasks | None = None, cookies: Iterable[Cookie] | None = None,
+        encoded_headers: Iterable[tuple[bytes, bytes]] | None = None, headers: dict[str, str] | None = None,
+        is_head_response: bool = False, media_type: MediaType | str | None = None, status_code: int | None = None,
+        type_encoders: TypeEncodersMap | None = None,
+    ) -> ASGIResponse:
+        """The answer as it goes out (Litestar's arguments add nothing: no layer of these routes sets headers or
+        cookies, and the status and media type are the page's)."""
+        assert not headers and not cookies and not encoded_headers, "a page's head is its own (see PageResponse)"
+        head = [*self._head, (b"content-length", str(len(self.content)).encode())]
+        return _SentAsIs(self.content, head, self.background or background, is_head_response=is_head_response)
+
+
+class _SentAsIs(ASGIResponse):
+    """An answer with its head ready: status 200, the head as given (a list: middleware may add to it), the body."""
+
+    def __init__(self, body: bytes, head: list[tuple[bytes, bytes]],
+                 background: BackgroundTask | BackgroundTasks | None, *, is_head_response: bool) -> None:
+        # Not ASGIResponse's own __init__: building its head from names and values is what this class saves.
+        self.body = b"" if is_head_response else body
+        self.status_code = 200
+        self.is_head_response = is_head_response
+        self.background = background
+        self._head = head
+
+    def encode_headers(self) -> list[tuple[bytes, bytes]]:
+        """The head as given."""
+        return self._head
 
 
 def client_key(request: AnyRequest) -> str:

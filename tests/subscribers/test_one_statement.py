@@ -27,6 +27,9 @@ async def one_connection(settings: Settings) -> AsyncIterator[tuple[Database, li
     database = await open_database(settings.database_url or "", pool_size=1, run_migrations=False)
     statements: list[str] = []
     async with database.pool.acquire() as conn:
+        # asyncpg looks up an array parameter's type once per connection, by statements of its own.
+        await conn.fetch(database.q["subscribers-confirm"], [], [], [], [], [], [])
+        await conn.fetch(database.q["subscribers-unsubscribe"], [], [], [], [], [], [], [], [])
         conn.add_query_logger(lambda logged: statements.append(cast(LoggedQuery, logged).query))
     try:
         yield database, statements
@@ -85,6 +88,44 @@ async def test_one_click_is_one_statement_and_says_what_is_left(
     assert left == lifecycle.Left(lists=["training"], remaining=[])
     assert await value(db, "SELECT status FROM subscribers WHERE id = $1", person) == "unsubscribed"
     assert await lifecycle.leave(logged.pool, logged.q, person + 1000, None, None, ACTOR) is None
+
+
+async def test_one_clicks_and_confirmations_handed_over_together_are_one_statement_each_answer_its_own(
+    db: Database, settings: Settings, one_connection: tuple[Database, list[str]]
+) -> None:
+    # Handed over in an order that is not the people's, so the batch's own order must be undone.
+    readers = [await _reader(db, f"r{n}@example.org", status="active", subscription="confirmed") for n in range(3)]
+    pending = [await _reader(db, f"p{n}@example.org", status="pending", subscription="pending") for n in range(2)]
+    newsletter = await _list_id(db, "newsletter")
+    logged, statements = one_connection
+    groups = Groups(logged, settings)
+
+    def leaving(person: int, list_id: int | None) -> Awaitable[lifecycle.Left | None]:
+        return lifecycle.leave_soon(groups, lifecycle.Leaving(person, list_id, None, ACTOR))
+
+    left = await asyncio.gather(
+        leaving(readers[2], None), leaving(readers[0], newsletter), leaving(readers[1], newsletter),
+        leaving(readers[0], newsletter), leaving(readers[2] + 1000, None))
+    confirmed = await asyncio.gather(
+        lifecycle.confirm_soon(groups, pending[1], ACTOR), lifecycle.confirm_soon(groups, pending[1] + 1000, ACTOR),
+        lifecycle.confirm_soon(groups, pending[0], ACTOR))
+
+    # Every caller handed its change over before the group's task first ran: one batch, one statement each.
+    assert len(statements) == 2, statements
+    assert list(left) == [
+        lifecycle.Left(lists=["newsletter", "training"], remaining=[]),
+        lifecycle.Left(lists=["newsletter"], remaining=["Training and events"]),
+        lifecycle.Left(lists=["newsletter"], remaining=["Training and events"]),
+        lifecycle.Left(lists=[], remaining=["Training and events"]),  # the same link again: nothing more
+        None,
+    ]
+    assert list(confirmed) == [True, False, True]
+    statuses = {r["id"]: r["status"] for r in await rows(db, "SELECT id, status FROM subscribers")}
+    assert [statuses[p] for p in readers + pending] == ["active", "active", "unsubscribed", "active", "active"]
+    consents = await rows(db, "SELECT subscriber_id, action FROM consents ORDER BY subscriber_id, id")
+    assert [(r["subscriber_id"], r["action"]) for r in consents] == [
+        (readers[0], "unsubscribe"), (readers[1], "unsubscribe"), (readers[2], "unsubscribe"),
+        (pending[0], "confirm"), (pending[1], "confirm")]
 
 
 async def test_deciding_a_sign_up_and_queueing_its_mail_is_one_statement(

@@ -294,14 +294,25 @@ WITH last AS (
 )
 SELECT count(*) FROM undone;
 
--- name: subscriber-confirm
--- Double opt-in, step two, in one statement (subscriber_confirm(), migration 0011): pending lists
--- confirmed, the person active, consent and event recorded. Whether the person is on file and not
--- suppressed, and the slugs confirmed now.
-SELECT known, confirmed FROM subscriber_confirm($1, $2, $3, $4::inet, $5, $6);
+-- name: subscribers-confirm
+-- Double opt-in, step two, for each person of $1 in turn, in one statement (subscriber_confirm(),
+-- migration 0011): pending lists confirmed, the person active, consent and event recorded. Per
+-- person, in the order given: whether they are on file and not suppressed, and the slugs confirmed
+-- now. The caller gives the people in id order, so two batches lock them in the same order.
+SELECT r.known, r.confirmed
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::inet[], $5::text[], $6::text[])
+     WITH ORDINALITY AS a(person, message_id, source, ip, user_agent, wording, n)
+CROSS JOIN LATERAL subscriber_confirm(a.person, a.message_id, a.source, a.ip, a.user_agent, a.wording) r
+ORDER BY a.n;
 
--- name: subscriber-unsubscribe
--- Leave one list ($2) or all ($2 NULL) in one statement (subscriber_unsubscribe(), migration 0011):
--- status settled, the edition ($3) counting it, consent and event recorded. Whether the person is
--- on file, the slugs left, and the names of the lists still confirmed.
-SELECT known, left_lists, remaining FROM subscriber_unsubscribe($1, $2, $3, $4, $5, $6::inet, $7, $8);
+-- name: subscribers-unsubscribe
+-- For each person of $1 in turn, leave one list ($2) or all ($2 NULL), in one statement
+-- (subscriber_unsubscribe(), migration 0011): status settled, the edition ($3) counting it, consent
+-- and event recorded. Per person, in the order given: whether they are on file, the slugs left, and
+-- the names of the lists still confirmed. The caller gives the people in id order (see above).
+SELECT r.known, r.left_lists, r.remaining
+FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::inet[], $7::text[], $8::text[])
+     WITH ORDINALITY AS a(person, from_list, edition, message_id, source, ip, user_agent, wording, n)
+CROSS JOIN LATERAL subscriber_unsubscribe(a.person, a.from_list, a.edition, a.message_id, a.source, a.ip,
+                                          a.user_agent, a.wording) r
+ORDER BY a.n;
