@@ -5,7 +5,10 @@ sent to PostgreSQL as arrays, one statement (``subscribers-import-new``), which
 runs on the database's core while Python reads and checks the next batch on
 its own. That statement creates the new people, their lists and consent
 records; rows for addresses already held are staged in the unlogged
-``import_staging`` table. At the end, when there are staged rows, a few
+``import_staging`` table. While every batch so far named new people only, the
+next is sent as new people only (``subscribers-import-fresh``: inserted
+plainly, from a savepoint), and sent again the first way if it meets someone
+held. At the end, when there are staged rows, a few
 set-based statements merge them knowing every row of the body
 (service/sql/queries/import_staging.sql, subscribers.sql, subscriptions.sql):
 repeats are settled, people are brought up to date, then one statement writes
@@ -46,6 +49,10 @@ MAX_REPORTED = 1000
 # the database starts early and the last batch, which nothing overlaps, is short.
 BATCH_ROWS = 10_000
 _FIELDS = frozenset({"email", "name", "agency", "role", "lists", "attributes"})
+# Batches sent as new people only, each from a savepoint of its own: a transaction's first 64
+# subtransactions are kept where every other session's snapshot finds them; past that, each
+# snapshot looks the import's rows up in pg_subtrans while it runs.
+_MAX_SAVEPOINTS = 48
 # Distinct combinations of lists remembered with their array literals (an import has a few).
 _MAX_COMBINATIONS = 1024
 
@@ -133,13 +140,34 @@ class _Merge:
         """The people the batches created, and the line each came from (``lines``)."""
         self.lines = array("l")
         self.staged = 0
+        self.fresh = True
+        """Whether the next batch is sent as new people only (subscribers-import-fresh)."""
+        self.savepoints = 0
 
     async def add(self, batch: _Batch) -> None:
         """Send one batch: its new people are created, its other rows staged."""
-        row = await _planned(self.conn, self.q["subscribers-import-new"], self.import_id, *batch.columns())
+        row = await self._fresh(batch) if self.fresh and self.savepoints < _MAX_SAVEPOINTS else None
+        if row is None:
+            row = await _planned(self.conn, self.q["subscribers-import-new"], self.import_id, *batch.columns())
         self.created.extend(row["ids"])
         self.lines.extend(row["lines"])
         self.staged += row["staged"]
+
+    async def _fresh(self, batch: _Batch) -> Any:
+        """The batch sent as new people only, from a savepoint; None (and no more such batches) when one is held.
+
+        A batch that meets someone held is then sent again by the caller, its work done twice, so
+        an import of new people with a repeat or two spends one batch on it, not every batch.
+        """
+        self.savepoints += 1
+        try:
+            async with self.conn.transaction():
+                return await _planned(self.conn, self.q["subscribers-import-fresh"], *batch.columns())
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name != "subscribers_email_key":
+                raise
+            self.fresh = False
+            return None
 
     async def finish(self, tally: _Tally) -> ImportResult:
         """Merge the staged rows, knowing every row of the body; the counts of the whole import."""

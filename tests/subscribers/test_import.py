@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import AsyncIterator
 
@@ -305,3 +306,69 @@ async def test_imports_side_by_side_do_not_wait_for_each_other(db: Database, set
         await first.close()
         await second.close()
     assert await value(db, "SELECT count(*) FROM subscribers") == 6
+
+
+async def test_an_imported_reader_carries_the_hash_of_the_lower_cased_address(
+    client: Client, db: Database, admin_headers: Headers
+) -> None:
+    # email_hash() is PL/pgSQL since migration 0016 (cheaper per new reader); the hashes it gives,
+    # stored on every reader and matched against suppressions, must stay those already stored.
+    address = "Ann.Smith+News@Example.ORG"
+    await _import(client, admin_headers, f"email,lists\n{address},newsletter\n".encode(), CSV)
+    expected = hashlib.sha256(address.lower().encode()).digest()
+    assert await value(db, "SELECT email_hash FROM subscribers WHERE lower(email) = lower($1)", address) == expected
+    assert await value(db, "SELECT email_hash($1)", address) == expected
+    assert await value(db, "SELECT email_hash($1)", "zoë@exämple.org") == hashlib.sha256("zoë@exämple.org".encode()).digest()
+
+
+async def test_a_batch_of_new_people_meeting_an_address_written_meanwhile_is_sent_again(
+    db: Database, settings: Settings
+) -> None:
+    # Batches after a batch of new people insert plainly, from a savepoint; an address another
+    # transaction commits while the import runs makes such a batch fail, and it is sent again
+    # through the look-up: that person is merged, nothing of the failed attempt stays.
+    written: list[int] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        yield (json.dumps({"email": "new@example.org", "lists": ["newsletter"]}) + "\n").encode()
+        written.append(await confirmed_reader(db, "meanwhile@example.org", ("newsletter",)))
+        yield (json.dumps({"email": "other@example.org", "lists": ["training"]}) + "\n"
+               + json.dumps({"email": "meanwhile@example.org", "name": "Mia", "lists": ["training"]}) + "\n").encode()
+
+    importing = await asyncpg.connect(settings.database_url)
+    try:
+        async with importing.transaction():
+            result = await import_stream(importing, db.q, ndjson_rows, body(), batch_rows=8)
+    finally:
+        await importing.close()
+    assert (result.created, result.updated, result.skipped) == (2, 1, 0)
+    consents = await rows(db, "SELECT s.email, s.name, c.lists FROM consents c "
+                              "JOIN subscribers s ON s.id = c.subscriber_id ORDER BY 1")
+    assert [tuple(r) for r in consents] == [("meanwhile@example.org", "Mia", ["training"]),
+                                            ("new@example.org", "", ["newsletter"]),
+                                            ("other@example.org", "", ["training"])]
+    assert await subscription_statuses(db, written[0]) == {"newsletter": "confirmed", "training": "confirmed"}
+
+
+async def test_batches_sent_from_savepoints_stay_within_the_cached_subtransactions(
+    db: Database, settings: Settings
+) -> None:
+    # Past 64 subtransactions PostgreSQL stops keeping a transaction's subtransactions where other
+    # sessions' snapshots find them (they then look its rows up in pg_subtrans while it runs);
+    # the importer sends at most 48 batches from savepoints, the others through the look-up.
+    async def body() -> AsyncIterator[bytes]:
+        yield "".join(json.dumps({"email": f"r{i}@example.org", "lists": ["newsletter"]}) + "\n"
+                      for i in range(80)).encode()
+
+    importing = await asyncpg.connect(settings.database_url)
+    try:
+        async with importing.transaction():
+            result = await import_stream(importing, db.q, ndjson_rows, body(), batch_rows=1)
+            assert result.created == 80
+            cached = await db.pool.fetchrow(
+                "SELECT x.subxact_count, x.subxact_overflowed FROM pg_stat_get_backend_idset() AS b(id), "
+                "pg_stat_get_backend_subxact(b.id) AS x WHERE pg_stat_get_backend_pid(b.id) = $1",
+                importing.get_server_pid())
+            assert cached is not None and tuple(cached) == (48, False)
+    finally:
+        await importing.close()

@@ -174,6 +174,12 @@ def test_repeats_across_batches_and_cases_leave_what_one_merge_leaves(demo_datab
         [{"email": "HELD@example.org", "lists": ["training"], "name": "First"},
          {"email": "bob@example.org", "lists": ["newsletter"]},
          {"email": "held@example.org", "lists": ["practice-reviews"], "attributes": {"fte": 0.5}}],
+        # Known people after batches of new ones: a batch that follows new people only is sent as
+        # new people only (subscribers-import-fresh), fails on the known people and goes again.
+        [new, {"email": "bob@example.org", "lists": ["training"]}, {"email": "dan@example.org", "lists": ["training"]},
+         {"email": "Held@example.org", "lists": ["practice-reviews"], "name": "Hal"},
+         {"email": "pending@example.org", "lists": ["newsletter"]}, {"email": "left@example.org", "lists": ["training"]},
+         {"email": "ANN@example.org", "lists": ["newsletter"], "agency": "police"}],
         # Suppressed, unsubscribed and pending addresses among repeats.
         [{"email": "gone@example.org", "lists": ["newsletter"]}, {"email": "left@example.org", "lists": ["training"]},
          {"email": "pending@example.org", "lists": ["newsletter"]}, {"email": "Gone@example.org", "lists": ["training"]},

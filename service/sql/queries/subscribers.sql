@@ -238,6 +238,39 @@ SELECT coalesce(array_agg(id), '{}') AS ids, coalesce(array_agg(line), '{}') AS 
        (SELECT count(*) FROM staged) AS staged
 FROM people;
 
+-- name: subscribers-import-fresh
+-- One batch of an import believed to name only new people (the batch before it did): each
+-- row not suppressed creates its person (active and confirmed), their lists (confirmed) and
+-- one consent record, inserted plainly. A row whose address is held (by anyone: another batch,
+-- another row of this one in another case, a transaction that committed it meanwhile) makes
+-- the statement fail with a unique violation of subscribers_email_key, and the importer sends
+-- the batch again with subscribers-import-new, from a savepoint. Inserting through ON CONFLICT
+-- instead, and looking each address up first, cost 0.5 s of 2.6 s for 100,000 new people.
+-- The same columns as subscribers-import-new's, without the import's id; returns the people
+-- created and the line each came from, as it does.
+WITH batch AS MATERIALIZED (
+    SELECT *
+    FROM unnest($1::integer[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+         AS b(line, email, name, agency, role, attributes, lists, list_ids)
+    -- email_hash()'s own expression, as in subscribers-import-new.
+    WHERE NOT EXISTS (SELECT FROM suppressions x WHERE x.email_hash = sha256(convert_to(lower(b.email), 'UTF8')))
+), created AS (
+    INSERT INTO subscribers (email, name, agency, role, attributes, status, confirmed_at)
+    SELECT email, coalesce(name, ''), agency, role, coalesce(attributes::jsonb, '{}'::jsonb), 'active', now()
+    FROM batch
+    RETURNING id, email
+), people AS MATERIALIZED (
+    SELECT c.id, b.line, b.lists, b.list_ids FROM created c JOIN batch b USING (email)
+), subscribed AS (
+    INSERT INTO subscriptions (list_id, subscriber_id, status)
+    SELECT l.id, p.id, 'confirmed' FROM people p CROSS JOIN unnest(p.list_ids::bigint[]) AS l(id)
+), recorded AS (
+    INSERT INTO consents (subscriber_id, action, lists, source)
+    SELECT id, 'import', lists::text[], 'import' FROM people
+)
+SELECT coalesce(array_agg(id), '{}') AS ids, coalesce(array_agg(line), '{}') AS lines, 0 AS staged
+FROM people;
+
 -- name: subscribers-import-supersede
 -- Before the merge at the end of import $1: a person a batch created ($2, from the lines $3) whose
 -- address a staged row names again is settled by line, as the last row wins. When a staged row
