@@ -5,9 +5,9 @@ Both yield, for each piece of the body as it arrives, an iterator of
 Rows are read as they are taken, not gathered into lists: a list of a
 thousand parsed rows outlives the garbage collector's young generation, and
 promoting them made full collections take half of an import's Python time.
-``fields`` is a dict of the row's values, or ``(line, message)`` when the line
-cannot be read at all.  Line numbers are physical lines of the body, as an
-editor shows them, counting from 1.
+``fields`` is a :data:`Fields` tuple of the row's values, in :data:`FIELDS`'
+order, or a message when the line cannot be read at all.  Line numbers are
+physical lines of the body, as an editor shows them, counting from 1.
 
 CSV: a header row names the columns.  ``email`` is required; ``name``,
 ``agency`` and ``role`` are optional; ``lists`` holds list slugs separated by
@@ -20,20 +20,31 @@ from __future__ import annotations
 
 import csv
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, NamedTuple
+from operator import itemgetter
+from typing import Any
 
 import msgspec
 
 from ..errors import PayloadTooLarge, Unprocessable
 
 MAX_LINE_BYTES = 1024 * 1024
-_KNOWN = ("email", "name", "agency", "role", "lists", "attributes")
-_TEXT = ("email", "name", "agency", "role")
+FIELDS = ("email", "name", "agency", "role", "lists", "attributes")
+"""What a row may hold, in the order of a :data:`Fields` tuple."""
+_FIELD_SET = frozenset(FIELDS)
 # Lines are handed to the CSV parser in blocks of about this many, cut where a record ends.
 _BLOCK_LINES = 2000
 _MAX_BLOCK_LINES = 50 * _BLOCK_LINES
+# Lists cells whose slugs are remembered (a few combinations repeat over a whole import).
+_MAX_LIST_CELLS = 1024
 
-Parsed = tuple[int, dict[str, Any] | str]
+Fields = tuple[Any, Any, Any, Any, Any, Any]
+"""A row's email, name, agency, role, lists and attributes, each None (or, from a CSV, "") when absent.
+
+NDJSON gives each as decoded. A CSV gives text cells without surrounding space, the lists as a tuple
+of slugs (empty when the cell is) and the attributes as decoded from their JSON cell, with the text
+attributes of the other columns merged in.
+"""
+Parsed = tuple[int, Fields | str]
 Reader = Callable[[AsyncIterator[bytes]], AsyncIterator[Iterator[Parsed]]]
 """Reads an import body: its pieces in, for each piece its rows, read as they are taken."""
 
@@ -75,97 +86,77 @@ def _ndjson_lines(lines: list[bytes], before: int) -> Iterator[Parsed]:
         except msgspec.DecodeError as exc:
             yield number, f"not valid JSON: {exc}"
             continue
-        yield number, value if isinstance(value, dict) else "a line must hold one JSON object"
-
-
-class _Columns:
-    """The header row once read, and where it puts each kind of column."""
-
-    def __init__(self) -> None:
-        self.header: list[str] | None = None
-        self.layout = _Layout()
+        if not isinstance(value, dict):
+            yield number, "a line must hold one JSON object"
+        elif not _FIELD_SET.issuperset(value):
+            yield number, f"unknown field(s) {', '.join(sorted(set(value) - _FIELD_SET))}"
+        else:
+            get = value.get
+            yield number, (get("email"), get("name"), get("agency"), get("role"), get("lists"), get("attributes"))
 
 
 async def csv_rows(chunks: AsyncIterator[bytes]) -> AsyncIterator[Iterator[Parsed]]:
-    """Rows of a CSV file with a header row, as dicts (see the module's docstring for the columns)."""
+    """Rows of a CSV file with a header row (see the module's docstring for the columns)."""
     columns = _Columns()
-    async for records in _csv_records(chunks):
-        yield _csv_parsed(records, columns)
-    if columns.header is None:
+    async for block, first, bad in _csv_blocks(chunks):
+        yield _csv_parsed(block, first, bad, columns)
+    if columns.layout is None:
         raise Unprocessable("The CSV has no header row; the first row must name the columns (email is required).")
 
 
-def _csv_parsed(records: Iterator[tuple[int, list[str] | str]], columns: _Columns) -> Iterator[Parsed]:
-    """Records as rows; the first record read is the header."""
-    for line, cells in records:
-        header = columns.header
-        if isinstance(cells, str):
-            if header is None:
-                raise Unprocessable(f"The header row is not readable: {cells}.")
-            yield line, cells
-        elif header is None:
-            columns.header = _header(cells)
-            columns.layout = _Layout.of(columns.header)
-        elif len(cells) > len(header):
-            yield line, f"{len(cells)} cells, but the header names {len(header)} columns"
-        else:
-            yield line, _row(columns.layout, cells)
+class _Columns:
+    """A CSV body's header, once read."""
+
+    def __init__(self) -> None:
+        self.layout: _Layout | None = None
 
 
-def _header(cells: list[str]) -> list[str]:
-    names = [c.strip().lower().removeprefix("\ufeff") for c in cells]
-    if "email" not in names:
-        raise Unprocessable("The CSV header has no 'email' column.")
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates or "" in names:
-        raise Unprocessable(f"The CSV header repeats or leaves out column names: {duplicates or ['(empty)']}.")
-    return names
-
-
-class _Layout(NamedTuple):
+class _Layout:
     """Where a CSV's header puts each kind of column, worked out once instead of per cell."""
 
-    text: tuple[tuple[int, str], ...] = ()
-    """email, name, agency and role: (index, name)."""
-    lists: int | None = None
-    attributes: int | None = None
-    extra: tuple[tuple[int, str], ...] = ()
-    """Every other column, a text attribute: (index, name)."""
+    def __init__(self, cells: list[str]) -> None:
+        """The layout of a header row, or :class:`Unprocessable`."""
+        names = [c.strip().lower().removeprefix("\ufeff") for c in cells]
+        if "email" not in names:
+            raise Unprocessable("The CSV header has no 'email' column.")
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates or "" in names:
+            raise Unprocessable(f"The CSV header repeats or leaves out column names: {duplicates or ['(empty)']}.")
+        where = {name: i for i, name in enumerate(names)}
+        self.width = len(names)
+        self.pick = itemgetter(*(where.get(name, self.width) for name in FIELDS))
+        """The cells of :data:`FIELDS` from a row padded to ``width + 1`` ("" for a column the header lacks)."""
+        self.extra = tuple((i, name) for i, name in enumerate(names) if name not in _FIELD_SET)
+        """Every other column, a text attribute: (index, name)."""
+        self.slugs: dict[str, tuple[str, ...]] = {}
+        """The slugs of each lists cell met so far (an import has a few different ones)."""
 
-    @classmethod
-    def of(cls, header: list[str]) -> _Layout:
-        """The layout of a checked header."""
-        where = {name: i for i, name in enumerate(header)}
-        return cls(text=tuple((i, name) for i, name in enumerate(header) if name in _TEXT),
-                   lists=where.get("lists"), attributes=where.get("attributes"),
-                   extra=tuple((i, name) for i, name in enumerate(header) if name not in _KNOWN))
+    def row(self, cells: list[str]) -> Fields | str:
+        """A record's values; a row shorter than the header lacks the missing columns."""
+        cells += [""] * (self.width + 1 - len(cells))
+        email, name, agency, role, lists, cell = self.pick(cells)
+        slugs = self.slugs.get(lists)
+        if slugs is None:
+            slugs = tuple(slug for part in lists.replace("|", ";").split(";") if (slug := part.strip()))
+            if len(self.slugs) < _MAX_LIST_CELLS:
+                self.slugs[lists] = slugs
+        attributes = None
+        if cell := cell.strip():
+            try:
+                attributes = msgspec.json.decode(cell)
+            except msgspec.DecodeError:
+                return "attributes: not valid JSON"
+        if self.extra and (extra := {name: value for i, name in self.extra if (value := cells[i].strip())}):
+            if not cell:
+                attributes = {}
+            if not isinstance(attributes, dict):
+                return "attributes: must be a JSON object"
+            attributes = {**attributes, **extra}
+        return email.strip(), name.strip(), agency.strip(), role.strip(), slugs, attributes
 
 
-def _row(layout: _Layout, cells: list[str]) -> dict[str, Any] | str:
-    """A record's values by name; a row shorter than the header lacks the missing columns."""
-    count = len(cells)
-    row: dict[str, Any] = {}
-    for i, name in layout.text:
-        if i < count and (value := cells[i].strip()):
-            row[name] = value
-    if layout.lists is not None and layout.lists < count:
-        row["lists"] = [slug for part in cells[layout.lists].replace("|", ";").split(";") if (slug := part.strip())]
-    if layout.attributes is not None and layout.attributes < count and (value := cells[layout.attributes].strip()):
-        try:
-            row["attributes"] = msgspec.json.decode(value)
-        except msgspec.DecodeError:
-            return "attributes: not valid JSON"
-    extra = {name: value for i, name in layout.extra if i < count and (value := cells[i].strip())}
-    if extra:
-        attributes = row.get("attributes", {})
-        if not isinstance(attributes, dict):
-            return "attributes: must be a JSON object"
-        row["attributes"] = {**attributes, **extra}
-    return row
-
-
-async def _csv_records(chunks: AsyncIterator[bytes]) -> AsyncIterator[Iterator[tuple[int, list[str] | str]]]:
-    """CSV records with the number of the line each starts on, a block at a time; blank lines skipped."""
+async def _csv_blocks(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[list[str], int, set[int]]]:
+    """Blocks of whole CSV records: their lines, the number of the first, those that were not UTF-8."""
     block: list[str] = []
     first = 1  # line number of block[0]
     bad: set[int] = set()
@@ -184,12 +175,13 @@ async def _csv_records(chunks: AsyncIterator[bytes]) -> AsyncIterator[Iterator[t
                 odd_quotes = not odd_quotes
             # A stray quote in an unquoted cell fools the count; past the hard limit the block is cut anyway.
             if (not odd_quotes and len(block) >= _BLOCK_LINES) or len(block) >= _MAX_BLOCK_LINES:
-                yield _parse_block(block, first, bad)
+                yield block, first, bad
                 first, block, bad, odd_quotes = number + 1, [], set(), False
-    yield _parse_block(block, first, bad)
+    yield block, first, bad
 
 
-def _parse_block(block: list[str], first: int, bad: set[int]) -> Iterator[tuple[int, list[str] | str]]:
+def _csv_parsed(block: list[str], first: int, bad: set[int], columns: _Columns) -> Iterator[Parsed]:
+    """The rows of a block of records that starts on line ``first``; the first record of the body is the header."""
     reader = csv.reader(block, strict=False)  # a stray quote in a cell is taken literally, as spreadsheets do
     consumed = 0
     while True:
@@ -199,12 +191,20 @@ def _parse_block(block: list[str], first: int, bad: set[int]) -> Iterator[tuple[
         except StopIteration:
             break
         except csv.Error as exc:
-            consumed = reader.line_num
-            yield start, f"not valid CSV: {exc}"
-            continue
-        end = first + reader.line_num
+            error = f"not valid CSV: {exc}"
+        else:
+            error = "not valid UTF-8" if bad and any(start <= n < first + reader.line_num for n in bad) else ""
         consumed = reader.line_num
-        if bad and any(start <= n < end for n in bad):
-            yield start, "not valid UTF-8"
-        elif "".join(cells).strip():
-            yield start, cells
+        layout = columns.layout
+        if error:
+            if layout is None:
+                raise Unprocessable(f"The header row is not readable: {error}.")
+            yield start, error
+        elif not (cells and (cells[0].strip() or "".join(cells).strip())):
+            continue  # a blank line, or a record of blank cells
+        elif layout is None:
+            columns.layout = _Layout(cells)
+        elif len(cells) > layout.width:
+            yield start, f"{len(cells)} cells, but the header names {layout.width} columns"
+        else:
+            yield start, layout.row(cells)

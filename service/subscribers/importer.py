@@ -33,7 +33,7 @@ import structlog
 
 from ..db.queries import Queries
 from ..errors import InvalidValue
-from .import_formats import Reader, csv_rows, ndjson_rows
+from .import_formats import Fields, Reader, csv_rows, ndjson_rows
 from .schemas import ImportResult, InvalidLine
 from .validation import clean_name, holds_nul, normalise_email
 
@@ -48,7 +48,6 @@ MAX_REPORTED = 1000
 # Rows per batch: large enough that a statement's fixed costs do not count, small enough that
 # the database starts early and the last batch, which nothing overlaps, is short.
 BATCH_ROWS = 10_000
-_FIELDS = frozenset({"email", "name", "agency", "role", "lists", "attributes"})
 # Batches sent as new people only, each from a savepoint of its own: a transaction's first 64
 # subtransactions are kept where every other session's snapshot finds them; past that, each
 # snapshot looks the import's rows up in pg_subtrans while it runs.
@@ -80,15 +79,14 @@ class _Tally(msgspec.Struct):
 class _Batch:
     """Checked rows as columns, the shape the batch statement takes them in (and no object per row).
 
-    One row per address as written: a later row for the same address takes the earlier one's
-    place, as the last row wins. (Addresses that differ only in case are told apart by the
+    One row per address as written is sent: a later row for the same address takes the earlier
+    one's place, as the last row wins. (Addresses that differ only in case are told apart by the
     database, which knows its own lower-casing: subscribers-import-new.)
     """
 
-    __slots__ = ("agencies", "attributes", "emails", "lines", "list_ids", "lists", "names", "roles", "slots")
+    __slots__ = ("agencies", "attributes", "emails", "lines", "list_ids", "lists", "names", "roles")
 
     def __init__(self) -> None:
-        self.slots: dict[str, int] = {}
         self.lines: list[int] = []
         self.emails: list[str] = []
         self.names: list[str | None] = []
@@ -102,31 +100,29 @@ class _Batch:
         return len(self.lines)
 
     def add(self, line: int, email: str, name: str | None, agency: str | None, role: str | None,
-            attributes: str | None, lists: tuple[str, str]) -> None:
-        """One checked row; the row before it for the same address, if any, is dropped."""
-        slot = self.slots.setdefault(email, len(self.lines))
-        if slot == len(self.lines):
-            self.lines.append(line)
-            self.emails.append(email)
-            self.names.append(name)
-            self.agencies.append(agency)
-            self.roles.append(role)
-            self.attributes.append(attributes)
-            self.lists.append(lists[0])
-            self.list_ids.append(lists[1])
-        else:
-            self.lines[slot] = line
-            self.names[slot] = name
-            self.agencies[slot] = agency
-            self.roles[slot] = role
-            self.attributes[slot] = attributes
-            self.lists[slot] = lists[0]
-            self.list_ids[slot] = lists[1]
+            attributes: str | None, lists: str, list_ids: str) -> None:
+        """One checked row (repeats are settled when the batch is sent: :meth:`columns`)."""
+        self.lines.append(line)
+        self.emails.append(email)
+        self.names.append(name)
+        self.agencies.append(agency)
+        self.roles.append(role)
+        self.attributes.append(attributes)
+        self.lists.append(lists)
+        self.list_ids.append(list_ids)
 
     def columns(self) -> tuple[list[Any], ...]:
-        """The columns in the order of the batch statement's parameters."""
-        return (self.lines, self.emails, self.names, self.agencies, self.roles, self.attributes, self.lists,
-                self.list_ids)
+        """The columns in the order of the batch statement's parameters, one row per address.
+
+        An address written twice keeps the place of its first row and the values of its last.
+        Looked for once per batch, not per row: most batches have no repeats.
+        """
+        columns = (self.lines, self.emails, self.names, self.agencies, self.roles, self.attributes, self.lists,
+                   self.list_ids)
+        last = {email: row for row, email in enumerate(self.emails)}
+        if len(last) == len(self.emails):
+            return columns
+        return tuple([column[row] for row in last.values()] for column in columns)
 
 
 class _Merge:
@@ -267,29 +263,26 @@ async def _known(conn: asyncpg.Connection, q: Queries) -> _Known:
     return _Known(agencies, roles, {r["slug"]: r["id"] for r in rows if r["kind"] == "list"}, {})
 
 
-def _check(line: int, fields: dict[str, Any], known: _Known, batch: _Batch) -> None:
+def _check(line: int, fields: Fields, known: _Known, batch: _Batch) -> None:
     """Add one row's values, checked against the known slugs, to ``batch``; or :class:`InvalidValue`."""
-    if not _FIELDS.issuperset(fields):
-        raise InvalidValue(f"unknown field(s) {', '.join(sorted(set(fields) - _FIELDS))}")
-    get = fields.get
-    email = _text(get("email"), "email")
+    email, name, agency, role, lists, attributes = fields
+    email = _text(email, "email")
     if email is None:
         raise InvalidValue("email: missing")
     try:
         email = normalise_email(email)
     except InvalidValue as exc:
         raise InvalidValue(f"email: {exc}") from exc
-    name = _text(get("name"), "name")
+    name = _text(name, "name")
     if name is not None:
         name = clean_name(name) or None
-    agency = _text(get("agency"), "agency")
+    agency = _text(agency, "agency")
     if agency is not None and agency not in known.agencies:
         raise InvalidValue(f"agency: there is no agency '{agency}'")
-    role = _text(get("role"), "role")
+    role = _text(role, "role")
     if role is not None and role not in known.roles:
         raise InvalidValue(f"role: there is no role '{role}'")
-    lists = _lists(get("lists"), known)
-    attributes = get("attributes")
+    slugs, list_ids = _lists(lists, known)
     encoded = None
     if attributes:
         if not isinstance(attributes, dict):
@@ -302,12 +295,12 @@ def _check(line: int, fields: dict[str, Any], known: _Known, batch: _Batch) -> N
             raise InvalidValue("attributes: text cannot contain the NUL character (\\u0000)")
     elif attributes is not None and not isinstance(attributes, dict):
         raise InvalidValue("attributes: must be a JSON object")
-    batch.add(line, email, name, agency, role, encoded, lists)
+    batch.add(line, email, name, agency, role, encoded, slugs, list_ids)
 
 
 def _lists(lists: Any, known: _Known) -> tuple[str, str]:
     """A row's lists as array literals of their slugs (repeats dropped, in order) and of their ids."""
-    if not isinstance(lists, list) or not lists:
+    if not isinstance(lists, (list, tuple)) or not lists:
         raise InvalidValue("lists: give at least one list slug")
     try:
         key = tuple(lists)
