@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from service.db.pool import Database, open_database
 from service.subscribers.demo import load_demo
 from service.subscribers.import_formats import ndjson_rows
-from service.subscribers.importer import import_stream
+from service.subscribers.importer import _Batch, import_stream
 
 Row = dict[str, Any]
 State = tuple[list[tuple[Any, ...]], list[tuple[str, str, str]], list[tuple[str, tuple[str, ...]]]]
@@ -203,3 +203,24 @@ def test_any_rows_in_any_batches_leave_what_the_rules_say(demo_database: str) ->
             check()
         finally:
             runner.run(db.close())
+
+
+def test_a_batch_is_sent_as_a_line_per_row_and_an_address_once() -> None:
+    # An address written twice keeps its first row's place and its last row's values; absent
+    # values are empty lines (read as NULL by the statement).
+    batch = _Batch()
+    batch.add(2, "ann@example.org", "Ann", "police", None, None, "{newsletter}", "{1}")
+    batch.add(3, "bob@example.org", None, None, "practitioner", '{"team":"x"}', "{training}", "{2}")
+    batch.add(4, "ann@example.org", None, None, None, None, "{training,newsletter}", "{2,1}")
+    assert batch.columns() == ("4\n3", "ann@example.org\nbob@example.org", "\n", "\n", "\npractitioner",
+                               '\n{"team":"x"}', "{training,newsletter}\n{training}", "{2,1}\n{2}")
+
+
+def test_a_batch_value_with_a_line_break_is_never_sent() -> None:
+    # Checked values cannot hold one (names and addresses refuse control characters); one that
+    # did would shift its column's later values onto other people.
+    batch = _Batch()
+    batch.add(2, "ann@example.org", "Ann\nSmith", None, None, None, "{newsletter}", "{1}")
+    batch.add(3, "bob@example.org", "Bob", None, None, None, "{newsletter}", "{1}")
+    with pytest.raises(ValueError, match="line break"):
+        batch.columns()

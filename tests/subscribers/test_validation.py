@@ -94,3 +94,11 @@ def test_plain_addresses_do_not_need_the_full_validator(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(validation, "validate_email", refuse)
     assert normalise_email(address) == normal
+
+
+@pytest.mark.parametrize("control", [chr(c) for c in range(0x20)] + ["\x7f", "\x85", "\u2028", "\u2029"])
+def test_no_accepted_address_holds_a_control_character(control: str) -> None:
+    # The importer sends each batch's addresses as one text, a line each (importer._Batch.columns).
+    for address in (f"a{control}b@example.org", f"a@exa{control}mple.org", f'"a{control}b"@example.org',
+                    f"a@example.org{control}x", f"ü{control}@bücher.example"):
+        assert _ours(address) is None, repr(address)

@@ -202,9 +202,14 @@ SELECT coalesce(array_agg(id) FILTER (WHERE created), '{}') FROM merged;
 -- transaction wrote (nobody else sees them yet), so theirs are inserted without a conflict check.
 -- Returns the people created and the line each came from (a staged row for the same address
 -- decides by line which one stays: subscribers-import-supersede), and how many rows were staged.
+-- The columns $2 to $9 come as text, a line per row, an empty line for an absent value (the
+-- importer's _Batch.columns: no value holds a line break); unnest pads a column of one absent
+-- value, which string_to_array reads as no element, with NULL as well.
 WITH batch AS MATERIALIZED (
     SELECT b.*, h.held IS NOT NULL AS held
-    FROM unnest($2::integer[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+    FROM unnest(string_to_array($2, E'\n')::integer[], string_to_array($3, E'\n'), string_to_array($4, E'\n', ''),
+                string_to_array($5, E'\n', ''), string_to_array($6, E'\n', ''), string_to_array($7, E'\n', ''),
+                string_to_array($8, E'\n'), string_to_array($9, E'\n'))
          AS b(line, email, name, agency, role, attributes, lists, list_ids)
     -- One look into the address index per row (LIMIT keeps the planner from hashing every
     -- reader); a person held is locked now, as the merge at the end would, while the body is read.
@@ -246,11 +251,13 @@ FROM people;
 -- the statement fail with a unique violation of subscribers_email_key, and the importer sends
 -- the batch again with subscribers-import-new, from a savepoint. Inserting through ON CONFLICT
 -- instead, and looking each address up first, cost 0.5 s of 2.6 s for 100,000 new people.
--- The same columns as subscribers-import-new's, without the import's id; returns the people
--- created and the line each came from, as it does.
+-- The same columns as subscribers-import-new's (text, a line per row), without the import's id;
+-- returns the people created and the line each came from, as it does.
 WITH batch AS MATERIALIZED (
     SELECT *
-    FROM unnest($1::integer[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+    FROM unnest(string_to_array($1, E'\n')::integer[], string_to_array($2, E'\n'), string_to_array($3, E'\n', ''),
+                string_to_array($4, E'\n', ''), string_to_array($5, E'\n', ''), string_to_array($6, E'\n', ''),
+                string_to_array($7, E'\n'), string_to_array($8, E'\n'))
          AS b(line, email, name, agency, role, attributes, lists, list_ids)
     -- email_hash()'s own expression, as in subscribers-import-new.
     WHERE NOT EXISTS (SELECT FROM suppressions x WHERE x.email_hash = sha256(convert_to(lower(b.email), 'UTF8')))
