@@ -308,6 +308,23 @@ async def test_imports_side_by_side_do_not_wait_for_each_other(db: Database, set
     assert await value(db, "SELECT count(*) FROM subscribers") == 6
 
 
+async def test_people_a_fresh_batch_creates_take_their_ids_from_the_identity(
+    client: Client, db: Database, admin_headers: Headers
+) -> None:
+    # subscribers-import-fresh draws each new person's id itself (so that their lists and consent
+    # record need not find them again by address); a reader signing up after them takes the next.
+    body = "email,lists\n" + "".join(f"r{i}@example.org,newsletter;training\n" for i in range(5))
+    result = await _import(client, admin_headers, body.encode(), CSV)
+    assert result["created"] == 5
+    later = await db.pool.fetchval("INSERT INTO subscribers (email) VALUES ('later@example.org') RETURNING id")
+    imported = await rows(db, "SELECT s.id, s.email, count(DISTINCT x.list_id) AS lists, count(DISTINCT c.id) AS consents "
+                              "FROM subscribers s JOIN subscriptions x ON x.subscriber_id = s.id "
+                              "JOIN consents c ON c.subscriber_id = s.id GROUP BY 1, 2 ORDER BY 2")
+    assert [(r["email"], r["lists"], r["consents"]) for r in imported] == [
+        (f"r{i}@example.org", 2, 1) for i in range(5)]
+    assert later > max(r["id"] for r in imported)
+
+
 async def test_an_imported_reader_carries_the_hash_of_the_lower_cased_address(
     client: Client, db: Database, admin_headers: Headers
 ) -> None:

@@ -253,8 +253,11 @@ FROM people;
 -- instead, and looking each address up first, cost 0.5 s of 2.6 s for 100,000 new people.
 -- The same columns as subscribers-import-new's (text, a line per row), without the import's id;
 -- returns the people created and the line each came from, as it does.
+-- Each person's id is drawn from the identity's sequence before the insert, so that their lists
+-- and consent record are written from the batch itself: finding the inserted rows again by
+-- address (a hash join of RETURNING with the batch) cost 0.15-0.25 s of 2.4 s for 100,000.
 WITH batch AS MATERIALIZED (
-    SELECT *
+    SELECT nextval((SELECT pg_get_serial_sequence('subscribers', 'id')::regclass)) AS id, *
     FROM unnest(string_to_array($1, E'\n')::integer[], string_to_array($2, E'\n'), string_to_array($3, E'\n', ''),
                 string_to_array($4, E'\n', ''), string_to_array($5, E'\n', ''), string_to_array($6, E'\n', ''),
                 string_to_array($7, E'\n'), string_to_array($8, E'\n'))
@@ -262,21 +265,18 @@ WITH batch AS MATERIALIZED (
     -- email_hash()'s own expression, as in subscribers-import-new.
     WHERE NOT EXISTS (SELECT FROM suppressions x WHERE x.email_hash = sha256(convert_to(lower(b.email), 'UTF8')))
 ), created AS (
-    INSERT INTO subscribers (email, name, agency, role, attributes, status, confirmed_at)
-    SELECT email, coalesce(name, ''), agency, role, coalesce(attributes::jsonb, '{}'::jsonb), 'active', now()
+    INSERT INTO subscribers (id, email, name, agency, role, attributes, status, confirmed_at) OVERRIDING SYSTEM VALUE
+    SELECT id, email, coalesce(name, ''), agency, role, coalesce(attributes::jsonb, '{}'::jsonb), 'active', now()
     FROM batch
-    RETURNING id, email
-), people AS MATERIALIZED (
-    SELECT c.id, b.line, b.lists, b.list_ids FROM created c JOIN batch b USING (email)
 ), subscribed AS (
     INSERT INTO subscriptions (list_id, subscriber_id, status)
-    SELECT l.id, p.id, 'confirmed' FROM people p CROSS JOIN unnest(p.list_ids::bigint[]) AS l(id)
+    SELECT l.id, b.id, 'confirmed' FROM batch b CROSS JOIN unnest(b.list_ids::bigint[]) AS l(id)
 ), recorded AS (
     INSERT INTO consents (subscriber_id, action, lists, source)
-    SELECT id, 'import', lists::text[], 'import' FROM people
+    SELECT id, 'import', lists::text[], 'import' FROM batch
 )
 SELECT coalesce(array_agg(id), '{}') AS ids, coalesce(array_agg(line), '{}') AS lines, 0 AS staged
-FROM people;
+FROM batch;
 
 -- name: subscribers-import-supersede
 -- Before the merge at the end of import $1: a person a batch created ($2, from the lines $3) whose
