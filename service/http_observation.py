@@ -52,6 +52,8 @@ class ObserveRequests:
         """The metrics the cached label children belong to: an app restarted on a new runtime starts afresh."""
         self._answered: list[tuple[Litestar, tuple[str, str, int], float]] = []
         """The requests answered in this turn of the loop, not yet counted."""
+        self._counting: asyncio.AbstractEventLoop | None = None
+        """The loop that will count them (a test's loop may end first: the next request's loop counts then)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -79,8 +81,10 @@ class ObserveRequests:
         finally:
             seconds = time.perf_counter() - started
             method = scope["method"]
-            if not self._answered:
-                asyncio.get_running_loop().call_soon(self._count)
+            loop = asyncio.get_running_loop()
+            if self._counting is not loop:
+                loop.call_soon(self._count)
+                self._counting = loop
             self._answered.append((scope["app"], (method, scope["path_template"], status), seconds))
             log_request(request_id, method, scope["path"], status, round(seconds * 1000, 2))
             REQUEST_ID.reset(bound)
@@ -96,7 +100,7 @@ class ObserveRequests:
 
     def _count(self) -> None:
         """Count and time the requests answered in this turn of the loop."""
-        answered, self._answered = self._answered, []
+        answered, self._answered, self._counting = self._answered, [], None
         for app, key, seconds in answered:
             metrics = runtime_of(app.state).metrics
             if metrics is not self._metrics:

@@ -13,6 +13,7 @@ import datetime
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -79,6 +80,10 @@ def test_a_request_line_has_the_keys_of_every_line_and_a_masked_path(stderr: Cal
     assert str(first["timestamp"]).endswith("Z") and abs(time.time() - stamped.timestamp()) < 60
     assert first["process"] == os.getpid()
     assert set(other) <= set(first) | {"event"}, "a request line lacks a key other lines have"
+    # Every line's stamp has one shape (microseconds always written: fixed width, sortable as text).
+    for line in (first, other):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", str(line["timestamp"])), line
+    assert str(first["timestamp"]) <= str(other["timestamp"])
 
 
 def test_request_lines_follow_the_level(stderr: Callable[[], _Writes]) -> None:
