@@ -1,7 +1,7 @@
 """Importing people who consented elsewhere: rows checked in Python, merged in batches as the body arrives.
 
 The body is read and checked a batch of rows at a time; each full batch is
-sent to PostgreSQL as arrays, one statement (``subscribers-import-new``), which
+sent to PostgreSQL as one text per column, one statement (``subscribers-import-new``), which
 runs on the database's core while Python reads and checks the next batch on
 its own. That statement creates the new people, their lists and consent
 records; rows for addresses already held are staged in the unlogged
