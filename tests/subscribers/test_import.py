@@ -308,6 +308,19 @@ async def test_imports_side_by_side_do_not_wait_for_each_other(db: Database, set
     assert await value(db, "SELECT count(*) FROM subscribers") == 6
 
 
+async def test_values_reach_the_database_as_written(client: Client, db: Database, admin_headers: Headers) -> None:
+    # A batch travels as one text per column, a line per row (importer._Batch.columns), split by
+    # the statement: quotes, braces, commas, backslashes and the word NULL are plain text there.
+    names = ['O\'Brien, "Jr" {x} \\ y', "NULL", "", "Zoë \\N"]
+    body = "".join(json.dumps({"email": f"r{i}@example.org", "name": name, "lists": ["newsletter"],
+                               "attributes": {"note": name} if name else {}}) + "\n"
+                   for i, name in enumerate(names))
+    assert (await _import(client, admin_headers, body.encode(), NDJSON))["created"] == 4
+    stored = await rows(db, "SELECT name, attributes, agency FROM subscribers ORDER BY email")
+    assert [(r["name"], r["attributes"], r["agency"]) for r in stored] == [
+        (name, {"note": name} if name else {}, None) for name in names]
+
+
 async def test_people_a_fresh_batch_creates_take_their_ids_from_the_identity(
     client: Client, db: Database, admin_headers: Headers
 ) -> None:
