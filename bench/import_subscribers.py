@@ -189,19 +189,11 @@ async def post_import(port: int, body: bytes, media_type: str,
     return cost, result
 
 
-async def run(dsn: str, count: int, fmt: str) -> bool:
-    """Run the benchmark on database ``dsn``; print the figures; return whether the target was met."""
-    db = await open_database(dsn, pool_size=2)
-    await load_demo(db)
-    await db.close()
-    rows = generate(count)
-    csv_body = as_csv(rows)
-    body, media_type = (csv_body, "text/csv") if fmt == "csv" else (as_ndjson(rows), "application/x-ndjson")
-
-    copy = await baseline_copy(dsn, csv_body)
+async def _serve_and_import(dsn: str, var_dir: str, body: bytes,
+                            media_type: str) -> tuple[Cost, dict[str, Any], Cost, dict[str, Any]]:
+    """Run Letterbox under uvicorn and import ``body`` twice: new people, then a re-import."""
     settings = Settings(database_url=dsn, secret_keys=("bench-secret-key-0123456789",), bootstrap_api_key=KEY,
-                        var_dir=tempfile.mkdtemp(prefix="letterbox-bench-var-"), log_level="warning",
-                        log_format="json")
+                        var_dir=var_dir, log_level="warning", log_format="json")
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None,
                                            access_log=False, lifespan="on"))
@@ -220,6 +212,21 @@ async def run(dsn: str, count: int, fmt: str) -> bool:
         await monitor.close()
         server.should_exit = True
         await serving
+    return first_cost, first, second_cost, second
+
+
+async def run(dsn: str, count: int, fmt: str) -> bool:
+    """Run the benchmark on database ``dsn``; print the figures; return whether the target was met."""
+    db = await open_database(dsn, pool_size=2)
+    await load_demo(db)
+    await db.close()
+    rows = generate(count)
+    csv_body = as_csv(rows)
+    body, media_type = (csv_body, "text/csv") if fmt == "csv" else (as_ndjson(rows), "application/x-ndjson")
+
+    copy = await baseline_copy(dsn, csv_body)
+    with tempfile.TemporaryDirectory(prefix="letterbox-bench-var-") as var_dir:
+        first_cost, first, second_cost, second = await _serve_and_import(dsn, var_dir, body, media_type)
 
     size = len(body) / 1024 / 1024
     copy_seconds = copy.seconds
