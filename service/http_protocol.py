@@ -4,8 +4,9 @@ uvicorn writes a response's head when the app starts it and its body when the
 app sends it: two ``send()`` calls, two TCP segments, for an answer that is
 nearly always ready whole.  On loopback a ``send()`` also runs the receiver's
 side of TCP and wakes it, and under load the two writes were the largest single
-cost of a request: about 40 of a bare Litestar request's 58 µs of CPU, and
-answering in one write took 17 µs off every Letterbox request (bench/http.py).
+cost of a request: py-spy under wrk put them at more than half of a bare
+Litestar request's CPU, and answering in one write took 17–20 µs off every
+Letterbox request (bench/http.py).
 So each connection's writes wait for the end of the event loop's turn and go
 out together: an answer sent in one turn, as every non-streamed one is, is one
 ``send()``.  A streamed body still goes out turn by turn, and uvicorn's flow

@@ -48,7 +48,8 @@ REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("letterb
 
 
 class _HeldLines:
-    """Info and debug lines held until the event loop's current turn ends, then written in one write.
+    """Info and debug lines held until the event loop's current turn ends, then written together (in as few
+    writes as a pipe keeps whole).
 
     A busy process answers many requests per loop turn, and a write to a log file or pipe cost
     as much as a fifth of a bare request.  Lines wait never beyond the turn (or the process's
@@ -222,15 +223,17 @@ class _Timestamps:
     formatted once a second: a line's stamp through :class:`datetime.datetime` cost a quarter of its processors."""
 
     def __init__(self) -> None:
-        self._second = -1
-        self._second_text = ""
+        self._second: tuple[int, str] = (-1, "")
+        """The last second formatted, and its text: one value, so a thread never sees one without the other."""
 
     def format(self, now: float) -> str:
         """``now`` (seconds since the epoch) as every line's ``timestamp``."""
         second = int(now)
-        if second != self._second:
-            self._second, self._second_text = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._second_text}.{int((now - second) * 1_000_000):06d}Z"
+        known, text = self._second
+        if second != known:
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, text)
+        return f"{text}.{int((now - second) * 1_000_000):06d}Z"
 
 
 _timestamps = _Timestamps()
