@@ -107,6 +107,10 @@ def test_killed_serve_leaves_no_orphan(open_dir: Path) -> None:
     tmp_path = open_dir
     env = {k: v for k, v in os.environ.items() if not k.startswith("LETTERBOX_")}
     env |= {"LETTERBOX_VAR_DIR": str(tmp_path / "var"), "LETTERBOX_LOG_FORMAT": "json"}
+    # A killed serve cannot remove its temporary folders (the web processes' metrics): they go in
+    # this test's folder, not the machine's /tmp.
+    (tmp_path / "tmp").mkdir()
+    env["TMPDIR"] = str(tmp_path / "tmp")
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(port)],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
