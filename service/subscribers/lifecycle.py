@@ -9,7 +9,7 @@ change stays.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 import msgspec
@@ -136,8 +136,7 @@ async def confirm(db: Executor, q: Queries, subscriber_id: int, actor: Actor) ->
 
 async def confirm_all(db: Executor, q: Queries, confirming: list[Confirming]) -> list[bool]:
     """:func:`confirm` for each of ``confirming`` in turn, in one statement; one answer each, in their order."""
-    order = _in_person_order([c.subscriber_id for c in confirming])
-    taken = [confirming[i] for i in order]
+    order, taken = _in_person_order(confirming)
     rows = await db.fetch(
         q["subscribers-confirm"], [c.subscriber_id for c in taken], [new_webhook_id() for _ in taken],
         [c.actor.source for c in taken], [c.actor.ip for c in taken], [c.actor.user_agent for c in taken],
@@ -187,8 +186,7 @@ async def leave(db: Executor, q: Queries, subscriber_id: int, list_id: int | Non
 
 async def leave_all(db: Executor, q: Queries, leaving: list[Leaving]) -> list[Left | None]:
     """:func:`leave` for each of ``leaving`` in turn, in one statement; one answer each, in their order."""
-    order = _in_person_order([one.subscriber_id for one in leaving])
-    taken = [leaving[i] for i in order]
+    order, taken = _in_person_order(leaving)
     rows = await db.fetch(
         q["subscribers-unsubscribe"], [one.subscriber_id for one in taken], [one.list_id for one in taken],
         [one.edition_id for one in taken], [new_webhook_id() for _ in taken], [one.actor.source for one in taken],
@@ -219,9 +217,19 @@ async def unsubscribe(db: Executor, q: Queries, subscriber_id: int, list_id: int
     return None if left is None else left.lists
 
 
-def _in_person_order(people: list[int]) -> list[int]:
-    """The positions of ``people`` sorted by person: batches that lock people in one order cannot deadlock."""
-    return sorted(range(len(people)), key=people.__getitem__)
+class _ForPerson(Protocol):
+    @property
+    def subscriber_id(self) -> int: ...
+
+
+_Change = TypeVar("_Change", bound=_ForPerson)
+
+
+def _in_person_order(changes: list[_Change]) -> tuple[list[int], list[_Change]]:
+    """``changes`` sorted by person, and the position each had: batches that lock people in one order cannot
+    deadlock."""
+    order = sorted(range(len(changes)), key=lambda i: changes[i].subscriber_id)
+    return order, [changes[i] for i in order]
 
 
 async def _confirm_group(db: Database, _: Settings, confirming: list[Confirming]) -> list[bool]:
