@@ -203,21 +203,23 @@ class PageResponse(Response[bytes]):
         is_head_response: bool = False, media_type: MediaType | str | None = None, status_code: int | None = None,
         type_encoders: TypeEncodersMap | None = None,
     ) -> ASGIResponse:
-        """The answer as it goes out (Litestar's arguments add nothing: no layer of these routes sets headers or
-        cookies, and the status and media type are the page's)."""
+        """The answer as it goes out, with the route's status (Litestar's other arguments add nothing: no layer
+        of these routes sets headers or cookies, and the media type is the page's)."""
         assert not headers and not cookies and not encoded_headers, "a page's head is its own (see PageResponse)"
         head = [*self._head, (b"content-length", str(len(self.content)).encode())]
-        return _SentAsIs(self.content, head, self.background or background, is_head_response=is_head_response)
+        return _SentAsIs(self.content, head, self.background or background, self.status_code or status_code or 200,
+                         is_head_response=is_head_response)
 
 
 class _SentAsIs(ASGIResponse):
-    """An answer with its head ready: status 200, the head as given (a list: middleware may add to it), the body."""
+    """An answer with its head ready: the head as given (a list: middleware may add to it), then the body."""
 
     def __init__(self, body: bytes, head: list[tuple[bytes, bytes]],
-                 background: BackgroundTask | BackgroundTasks | None, *, is_head_response: bool) -> None:
+                 background: BackgroundTask | BackgroundTasks | None, status_code: int, *,
+                 is_head_response: bool) -> None:
         # Not ASGIResponse's own __init__: building its head from names and values is what this class saves.
         self.body = b"" if is_head_response else body
-        self.status_code = 200
+        self.status_code = status_code
         self.is_head_response = is_head_response
         self.background = background
         self._head = head
