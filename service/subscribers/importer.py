@@ -151,15 +151,17 @@ class _Merge:
 
     async def add(self, batch: _Batch) -> None:
         """Send one batch: its new people are created, its other rows staged."""
-        row = await self._fresh(batch) if self.fresh and self.savepoints < _MAX_SAVEPOINTS else None
+        columns = batch.columns()
+        row = await self._fresh(columns) if self.fresh and self.savepoints < _MAX_SAVEPOINTS else None
         if row is None:
-            row = await _planned(self.conn, self.q["subscribers-import-new"], self.import_id, *batch.columns())
+            row = await _planned(self.conn, self.q["subscribers-import-new"], self.import_id, *columns)
         self.created.extend(row["ids"])
         self.lines.extend(row["lines"])
         self.staged += row["staged"]
 
-    async def _fresh(self, batch: _Batch) -> Any:
-        """The batch sent as new people only, from a savepoint; None (and no more such batches) when one is held.
+    async def _fresh(self, columns: tuple[str, ...]) -> Any:
+        """The batch (its ``columns``) sent as new people only, from a savepoint; None (and no more such batches)
+        when one is held.
 
         A batch that meets someone held is then sent again by the caller, its work done twice, so
         an import of new people with a repeat or two spends one batch on it, not every batch.
@@ -167,7 +169,7 @@ class _Merge:
         self.savepoints += 1
         try:
             async with self.conn.transaction():
-                return await _planned(self.conn, self.q["subscribers-import-fresh"], *batch.columns())
+                return await _planned(self.conn, self.q["subscribers-import-fresh"], *columns)
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name != "subscribers_email_key":
                 raise
