@@ -24,7 +24,7 @@ import asyncio
 import time
 import uuid
 from array import array
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
@@ -149,17 +149,39 @@ class _Merge:
         """Whether the next batch is sent as new people only (subscribers-import-fresh)."""
         self.savepoints = 0
 
-    async def add(self, batch: _Batch) -> None:
-        """Send one batch: its new people are created, its other rows staged."""
+    async def send(self, batch: _Batch) -> asyncio.Future[None]:
+        """Start merging ``batch``; return once its statement is on its way, with the task that ends its merge.
+
+        Reading the next rows waits meanwhile: the savepoint and the prepare before the statement
+        are round trips, and each waited behind a chunk of reading while the database sat idle
+        (about 55 ms a batch: 0.5 s of 3.2 s for 100,000 new people).
+        """
+        sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def note_sent(_: object = None) -> None:
+            if not sent.done():
+                sent.set_result(None)
+
+        task = asyncio.ensure_future(self.add(batch, note_sent))
+        task.add_done_callback(note_sent)  # a batch that fails before its statement is sent
+        try:
+            await sent
+        except BaseException:
+            task.cancel()
+            raise
+        return task
+
+    async def add(self, batch: _Batch, sent: Callable[[], None] | None = None) -> None:
+        """Send one batch: its new people are created, its other rows staged (``sent`` called as its statement goes)."""
         columns = batch.columns()
-        row = await self._fresh(columns) if self.fresh and self.savepoints < _MAX_SAVEPOINTS else None
+        row = await self._fresh(columns, sent) if self.fresh and self.savepoints < _MAX_SAVEPOINTS else None
         if row is None:
-            row = await _planned(self.conn, self.q["subscribers-import-new"], self.import_id, *columns)
+            row = await _planned(self.conn, self.q["subscribers-import-new"], self.import_id, *columns, sent=sent)
         self.created.extend(row["ids"])
         self.lines.extend(row["lines"])
         self.staged += row["staged"]
 
-    async def _fresh(self, columns: tuple[str, ...]) -> Any:
+    async def _fresh(self, columns: tuple[str, ...], sent: Callable[[], None] | None) -> Any:
         """The batch (its ``columns``) sent as new people only, from a savepoint; None (and no more such batches)
         when one is held.
 
@@ -169,7 +191,7 @@ class _Merge:
         self.savepoints += 1
         try:
             async with self.conn.transaction():
-                return await _planned(self.conn, self.q["subscribers-import-fresh"], *columns)
+                return await _planned(self.conn, self.q["subscribers-import-fresh"], *columns, sent=sent)
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name != "subscribers_email_key":
                 raise
@@ -231,7 +253,7 @@ async def import_stream(conn: asyncpg.Connection, q: Queries, rows: Reader, chun
                 if len(batch) >= limit:
                     if sending is not None:
                         await sending
-                    sending = asyncio.ensure_future(merge.add(batch))
+                    sending = await merge.send(batch)
                     batch = _Batch()
                     limit = min(batch_rows, 2 * limit)
             # Reading may never wait for the network (a body that is already buffered): give the
@@ -249,14 +271,16 @@ async def import_stream(conn: asyncpg.Connection, q: Queries, rows: Reader, chun
     return await merge.finish(tally)
 
 
-async def _planned(conn: asyncpg.Connection, sql: str, *args: Any) -> Any:
-    """The first row ``sql`` returns, planned for these values.
+async def _planned(conn: asyncpg.Connection, sql: str, *args: Any, sent: Callable[[], None] | None = None) -> Any:
+    """The first row ``sql`` returns, planned for these values (``sent`` called as the statement goes).
 
     A statement prepared afresh is planned for the values of its first run; one kept in the
     connection's cache may be given a generic plan after five imports, and a plan that suits
     ten rows walks 100,000 with nested loops.
     """
     statement = await conn.prepare(sql)
+    if sent is not None:
+        sent()  # asyncpg writes the statement before fetchrow first waits, so the caller wakes after that
     return await statement.fetchrow(*args)
 
 
