@@ -370,7 +370,11 @@ class EmbeddedPostgres:
     def _launch(self) -> None:
         assert self._socket_dir is not None and self._bin is not None
         args = [str(self._bin / "postgres"), "-D", str(self.data_dir), "-k", str(self._socket_dir),
-                "-p", str(PORT), "-c", "listen_addresses=", "-c", "max_connections=200"]
+                "-p", str(PORT), "-c", "listen_addresses=", "-c", "max_connections=200",
+                # One WAL segment of buffers, the most PostgreSQL's own sizing gives: at the 4 MB it
+                # gives 128 MB of shared buffers, a large import's backend filled them ~700 times a
+                # batch of 10,000 readers and wrote the WAL itself, instead of the WAL writer.
+                "-c", "wal_buffers=16MB"]
         if not self.durable:
             # Throwaway test databases: durability buys nothing and costs seconds.
             args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
