@@ -1,14 +1,16 @@
 """Importing people who consented elsewhere: rows checked in Python, merged in batches as the body arrives.
 
 The body is read and checked a batch of rows at a time; each full batch is
-sent to PostgreSQL as one text per column, one statement (``subscribers-import-new``), which
-runs on the database's core while Python reads and checks the next batch on
-its own. That statement creates the new people, their lists and consent
-records; rows for addresses already held are staged in the unlogged
-``import_staging`` table. While every batch so far named new people only, the
-next is sent as new people only (``subscribers-import-fresh``: inserted
-plainly, from a savepoint), and sent again the first way if it meets someone
-held. At the end, when there are staged rows, a few
+sent to PostgreSQL, which works on it on the database's core while Python
+reads and checks the next batch on its own. While every batch so far named
+new people only, the next is written as new people only: their ids drawn
+(``subscribers-import-ids``), then the people, their lists and consent records
+each with ``COPY``, from a savepoint (service/subscribers/import_copy.py). A
+batch that meets someone held is sent again, and every later batch from then
+on, as one text per column to one statement (``subscribers-import-new``),
+which creates the new people, their lists and consent records and stages the
+rows for addresses already held in the unlogged ``import_staging`` table.
+At the end, when there are staged rows, a few
 set-based statements merge them knowing every row of the body
 (service/sql/queries/import_staging.sql, subscribers.sql, subscriptions.sql):
 repeats are settled, people are brought up to date, then one statement writes
@@ -33,6 +35,7 @@ import structlog
 
 from ..db.queries import Queries
 from ..errors import InvalidValue
+from .import_copy import CONSENT_COLUMNS, PEOPLE_COLUMNS, SUBSCRIPTION_COLUMNS, CopyBodies, copy_bodies
 from .import_formats import Fields, Reader, csv_rows, ndjson_rows
 from .schemas import ImportResult, InvalidLine
 from .validation import clean_name, holds_nul, normalise_email
@@ -52,6 +55,8 @@ BATCH_ROWS = 10_000
 # subtransactions are kept where every other session's snapshot finds them; past that, each
 # snapshot looks the import's rows up in pg_subtrans while it runs.
 _MAX_SAVEPOINTS = 48
+# Rows read and checked between turns given to the batch in flight (about 1 ms of reading).
+_TURN_ROWS = 256
 # Distinct combinations of lists remembered with their array literals (an import has a few).
 _MAX_COMBINATIONS = 1024
 
@@ -111,6 +116,17 @@ class _Batch:
         self.lists.append(lists)
         self.list_ids.append(list_ids)
 
+    def settle(self) -> None:
+        """Keep one row per address as written: the place of its first row, the values of its last.
+
+        Looked for once per batch (most have no repeats); settling again changes nothing.
+        """
+        last = {email: row for row, email in enumerate(self.emails)}
+        if len(last) < len(self.emails):
+            for name in self.__slots__:
+                column = getattr(self, name)
+                setattr(self, name, [column[row] for row in last.values()])
+
     def columns(self) -> tuple[str, ...]:
         """The columns in the order of the batch statement's parameters, one row per address.
 
@@ -119,19 +135,21 @@ class _Batch:
         abstract-class checks per element, than the rows took to read and check. No checked value
         holds a line break (names and addresses refuse control characters, attributes are JSON,
         slugs are ``[a-z0-9_-]``); one that did would shift every later value of its column onto
-        the next row, so that is refused here. An address written twice keeps the place of its
-        first row and the values of its last: looked for once per batch, as most have no repeats.
+        the next row, so that is refused here.
         """
-        columns: tuple[list[Any], ...] = (
-            self.lines, self.emails, self.names, self.agencies, self.roles, self.attributes, self.lists, self.list_ids)
-        last = {email: row for row, email in enumerate(self.emails)}
-        if len(last) < len(self.emails):
-            columns = tuple([column[row] for row in last.values()] for column in columns)
-        lines, *values = columns
-        texts = "\n".join(map(str, lines)), *("\n".join(value or "" for value in column) for column in values)
-        if any(text.count("\n") != len(lines) - 1 for text in texts):
+        self.settle()
+        values: tuple[list[Any], ...] = (
+            self.emails, self.names, self.agencies, self.roles, self.attributes, self.lists, self.list_ids)
+        texts = "\n".join(map(str, self.lines)), *("\n".join(value or "" for value in column) for column in values)
+        if any(text.count("\n") != len(self.lines) - 1 for text in texts):
             raise ValueError("a value of an import batch holds a line break")
         return texts
+
+    def copy_bodies(self, ids: list[int | None]) -> CopyBodies:
+        """The batch as COPY bodies, one row per address, with the people's ``ids`` (None: skipped)."""
+        self.settle()
+        return copy_bodies(ids, self.lines, self.emails, self.names, self.agencies, self.roles, self.attributes,
+                           self.lists, self.list_ids)
 
 
 class _Merge:
@@ -146,7 +164,7 @@ class _Merge:
         self.lines = array("l")
         self.staged = 0
         self.fresh = True
-        """Whether the next batch is sent as new people only (subscribers-import-fresh)."""
+        """Whether the next batch is written as new people only (with COPY: :meth:`_fresh`)."""
         self.savepoints = 0
 
     async def send(self, batch: _Batch) -> asyncio.Future[None]:
@@ -172,31 +190,42 @@ class _Merge:
         return task
 
     async def add(self, batch: _Batch, sent: Callable[[], None] | None = None) -> None:
-        """Send one batch: its new people are created, its other rows staged (``sent`` called as its statement goes)."""
-        columns = batch.columns()
-        row = await self._fresh(columns, sent) if self.fresh and self.savepoints < _MAX_SAVEPOINTS else None
-        if row is None:
-            row = await _planned(self.conn, self.q["subscribers-import-new"], self.import_id, *columns, sent=sent)
+        """Send one batch: its new people are created, its other rows staged (``sent`` called as its work starts)."""
+        if self.fresh and self.savepoints < _MAX_SAVEPOINTS and await self._fresh(batch, sent):
+            return
+        row = await _planned(self.conn, self.q["subscribers-import-new"], self.import_id, *batch.columns(), sent=sent)
         self.created.extend(row["ids"])
         self.lines.extend(row["lines"])
         self.staged += row["staged"]
 
-    async def _fresh(self, columns: tuple[str, ...], sent: Callable[[], None] | None) -> Any:
-        """The batch (its ``columns``) sent as new people only, from a savepoint; None (and no more such batches)
+    async def _fresh(self, batch: _Batch, sent: Callable[[], None] | None) -> bool:
+        """Write the batch as new people only, with COPY, from a savepoint; False (and no more such batches)
         when one is held.
 
         A batch that meets someone held is then sent again by the caller, its work done twice, so
         an import of new people with a repeat or two spends one batch on it, not every batch.
         """
         self.savepoints += 1
+        batch.settle()
         try:
             async with self.conn.transaction():
-                return await _planned(self.conn, self.q["subscribers-import-fresh"], *columns, sent=sent)
+                ids = await self.conn.fetchval(self.q["subscribers-import-ids"], "\n".join(batch.emails))
+                bodies = batch.copy_bodies(ids)
+                if sent is not None:
+                    sent()
+                for table, body, columns in (("subscribers", bodies.people, PEOPLE_COLUMNS),
+                                             ("subscriptions", bodies.subscriptions, SUBSCRIPTION_COLUMNS),
+                                             ("consents", bodies.consents, CONSENT_COLUMNS)):
+                    if body:
+                        await self.conn.copy_to_table(table, source=_once(body), columns=columns)
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name != "subscribers_email_key":
                 raise
             self.fresh = False
-            return None
+            return False
+        self.created.extend(bodies.ids)
+        self.lines.extend(bodies.lines)
+        return True
 
     async def finish(self, tally: _Tally) -> ImportResult:
         """Merge the staged rows, knowing every row of the body; the counts of the whole import."""
@@ -256,6 +285,10 @@ async def import_stream(conn: asyncpg.Connection, q: Queries, rows: Reader, chun
                     sending = await merge.send(batch)
                     batch = _Batch()
                     limit = min(batch_rows, 2 * limit)
+                elif not tally.checked % _TURN_ROWS:
+                    # The batch in flight takes several round trips (its ids, then a COPY per table):
+                    # each answer waits for the reader's turn to end, so turns are kept short.
+                    await asyncio.sleep(0)
             # Reading may never wait for the network (a body that is already buffered): give the
             # batch in flight its turn, to send its statement or take its answer.
             await asyncio.sleep(0)
@@ -269,6 +302,11 @@ async def import_stream(conn: asyncpg.Connection, q: Queries, rows: Reader, chun
             sending.cancel()
             await asyncio.gather(sending, return_exceptions=True)
     return await merge.finish(tally)
+
+
+async def _once(body: bytes) -> AsyncIterator[bytes]:
+    """``body`` as the one piece of a COPY's source (a file-like source is read in a worker thread)."""
+    yield body
 
 
 async def _planned(conn: asyncpg.Connection, sql: str, *args: Any, sent: Callable[[], None] | None = None) -> Any:

@@ -324,7 +324,7 @@ async def test_values_reach_the_database_as_written(client: Client, db: Database
 async def test_people_a_fresh_batch_creates_take_their_ids_from_the_identity(
     client: Client, db: Database, admin_headers: Headers
 ) -> None:
-    # subscribers-import-fresh draws each new person's id itself (so that their lists and consent
+    # subscribers-import-ids draws each new person's id before the COPY (so that their lists and consent
     # record need not find them again by address); a reader signing up after them takes the next.
     body = "email,lists\n" + "".join(f"r{i}@example.org,newsletter;training\n" for i in range(5))
     result = await _import(client, admin_headers, body.encode(), CSV)

@@ -175,7 +175,7 @@ def test_repeats_across_batches_and_cases_leave_what_one_merge_leaves(demo_datab
          {"email": "bob@example.org", "lists": ["newsletter"]},
          {"email": "held@example.org", "lists": ["practice-reviews"], "attributes": {"fte": 0.5}}],
         # Known people after batches of new ones: a batch that follows new people only is sent as
-        # new people only (subscribers-import-fresh), fails on the known people and goes again.
+        # new people only (subscribers-import-ids, then COPY), fails on the known people and goes again.
         [new, {"email": "bob@example.org", "lists": ["training"]}, {"email": "dan@example.org", "lists": ["training"]},
          {"email": "Held@example.org", "lists": ["practice-reviews"], "name": "Hal"},
          {"email": "pending@example.org", "lists": ["newsletter"]}, {"email": "left@example.org", "lists": ["training"]},

@@ -3,7 +3,7 @@
 -- Migration 0015 counts a named person as this transaction's own when their row's xmin (or xmax)
 -- is the transaction's id, and locks the others FOR KEY SHARE. A row written from a savepoint
 -- carries the savepoint's own transaction id instead, so every person an import's batch created
--- (each batch of new people runs from a savepoint: subscribers-import-fresh) was taken for
+-- (each batch of new people runs from a savepoint: subscribers-import-ids) was taken for
 -- someone else's and locked: 100,000 row locks, 5.4 MB of WAL and a tenth of the import's
 -- database time for 100,000 new people.
 --
