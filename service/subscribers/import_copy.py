@@ -40,37 +40,51 @@ class CopyBodies(NamedTuple):
     lines: list[int]
 
 
-def copy_bodies(ids: Sequence[int | None], lines: Sequence[int], emails: Sequence[str],
-                names: Sequence[str | None], agencies: Sequence[str | None], roles: Sequence[str | None],
-                attributes: Sequence[str | None], lists: Sequence[str], list_ids: Sequence[str]) -> CopyBodies:
-    """The bodies for the rows whose ``ids`` are given (a row with None is left out: a suppressed address).
+class CopyRows:
+    """A batch's rows as COPY text but for each person's id, which is drawn when the batch is sent.
 
-    The columns are a batch's, one row per address; ``lists`` and ``list_ids`` are array literals
-    of slugs and ids (``{a,b}``), one of which each row has at least.
+    Built while the batch before it is still being written, so that once the ids arrive the
+    database waits only for them to be put in (about 5 ms for 10,000 people, against 15 ms for
+    the whole text).
     """
-    emails, names, attributes = _escaped(emails), _escaped(names), _escaped(attributes)
-    people: list[str] = []
-    subscriptions: list[str] = []
-    consents: list[str] = []
-    created: list[int] = []
-    created_lines: list[int] = []
-    for person, line, email, name, agency, role, attribute, slugs, numbers in zip(
-            ids, lines, emails, names, agencies, roles, attributes, lists, list_ids, strict=True):
-        if person is None:
-            continue
-        created.append(person)
-        created_lines.append(line)
-        people.append(f"{person}\t{email}\t{name or ''}\t{agency or _NULL}\t{role or _NULL}\t"
-                      f"{attribute or '{}'}\tactive\tnow\n")
-        subscriptions.extend(f"{number}\t{person}\tconfirmed\n" for number in numbers[1:-1].split(","))
-        consents.append(f"{person}\timport\t{slugs}\timport\n")
-    bodies = "".join(people), "".join(subscriptions), "".join(consents)
-    for body, rows, columns in zip(bodies, (len(people), len(subscriptions), len(consents)),
-                                   (PEOPLE_COLUMNS, SUBSCRIPTION_COLUMNS, CONSENT_COLUMNS), strict=True):
-        if body.count("\n") != rows or body.count("\t") != rows * (len(columns) - 1):
-            raise ValueError("a value of an import batch holds a tab or a line break")
-    people_body, subscriptions_body, consents_body = (body.encode() for body in bodies)
-    return CopyBodies(people_body, subscriptions_body, consents_body, created, created_lines)
+
+    __slots__ = ("_consents", "_lines", "_people", "_subscriptions")
+
+    def __init__(self, lines: Sequence[int], emails: Sequence[str], names: Sequence[str | None],
+                 agencies: Sequence[str | None], roles: Sequence[str | None], attributes: Sequence[str | None],
+                 lists: Sequence[str], list_ids: Sequence[str]) -> None:
+        """The columns are a batch's, one row per address; ``lists`` and ``list_ids`` are array literals
+        of slugs and ids (``{a,b}``), one of which each row has at least."""
+        emails, names, attributes = _escaped(emails), _escaped(names), _escaped(attributes)
+        self._lines = lines
+        self._people = [f"\t{email}\t{name or ''}\t{agency or _NULL}\t{role or _NULL}\t{attribute or '{}'}"
+                        "\tactive\tnow\n"
+                        for email, name, agency, role, attribute in zip(emails, names, agencies, roles, attributes,
+                                                                        strict=True)]
+        # A person's subscriptions, one line per list, with their id to come ({0}): the same few
+        # combinations of lists repeat over a batch.
+        templates: dict[str, str] = {}
+        self._subscriptions = [templates.get(numbers) or templates.setdefault(numbers, "".join(
+            f"{number}\t{{0}}\tconfirmed\n" for number in numbers[1:-1].split(","))) for numbers in list_ids]
+        self._consents = [f"\timport\t{slugs}\timport\n" for slugs in lists]
+        if len(self._subscriptions) != len(self._people) or len(self._consents) != len(self._people):
+            raise ValueError("the columns of an import batch differ in length")
+
+    def bodies(self, ids: Sequence[int | None]) -> CopyBodies:
+        """The bodies for the rows whose ``ids`` are given, in order (None leaves the row out: a suppressed address)."""
+        if len(ids) != len(self._people):
+            raise ValueError("an import batch was given ids for another number of rows")
+        kept = [row for row, person in enumerate(ids) if person is not None]
+        created = [ids[row] for row in kept]
+        people = "".join([f"{ids[row]}{self._people[row]}" for row in kept])
+        subscriptions = "".join([self._subscriptions[row].format(ids[row]) for row in kept])
+        consents = "".join([f"{ids[row]}{self._consents[row]}" for row in kept])
+        # The lines holding values from the body (the subscriptions hold only numbers).
+        for body, columns in ((people, PEOPLE_COLUMNS), (consents, CONSENT_COLUMNS)):
+            if body.count("\n") != len(kept) or body.count("\t") != len(kept) * (len(columns) - 1):
+                raise ValueError("a value of an import batch holds a tab or a line break")
+        return CopyBodies(people.encode(), subscriptions.encode(), consents.encode(),
+                          [person for person in created if person is not None], [self._lines[row] for row in kept])
 
 
 def _escaped(values: Sequence[_Text]) -> Sequence[_Text]:

@@ -35,7 +35,7 @@ import structlog
 
 from ..db.queries import Queries
 from ..errors import InvalidValue
-from .import_copy import CONSENT_COLUMNS, PEOPLE_COLUMNS, SUBSCRIPTION_COLUMNS, CopyBodies, copy_bodies
+from .import_copy import CONSENT_COLUMNS, PEOPLE_COLUMNS, SUBSCRIPTION_COLUMNS, CopyRows
 from .import_formats import Fields, Reader, csv_rows, ndjson_rows
 from .schemas import ImportResult, InvalidLine
 from .validation import clean_name, holds_nul, normalise_email
@@ -89,7 +89,7 @@ class _Batch:
     database, which knows its own lower-casing: subscribers-import-new.)
     """
 
-    __slots__ = ("agencies", "attributes", "emails", "lines", "list_ids", "lists", "names", "roles")
+    __slots__ = ("_copy", "agencies", "attributes", "emails", "lines", "list_ids", "lists", "names", "roles")
 
     def __init__(self) -> None:
         self.lines: list[int] = []
@@ -100,6 +100,7 @@ class _Batch:
         self.attributes: list[str | None] = []
         self.lists: list[str] = []
         self.list_ids: list[str] = []
+        self._copy: CopyRows | None = None
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -123,7 +124,7 @@ class _Batch:
         """
         last = {email: row for row, email in enumerate(self.emails)}
         if len(last) < len(self.emails):
-            for name in self.__slots__:
+            for name in ("lines", "emails", "names", "agencies", "roles", "attributes", "lists", "list_ids"):
                 column = getattr(self, name)
                 setattr(self, name, [column[row] for row in last.values()])
 
@@ -145,11 +146,13 @@ class _Batch:
             raise ValueError("a value of an import batch holds a line break")
         return texts
 
-    def copy_bodies(self, ids: list[int | None]) -> CopyBodies:
-        """The batch as COPY bodies, one row per address, with the people's ``ids`` (None: skipped)."""
-        self.settle()
-        return copy_bodies(ids, self.lines, self.emails, self.names, self.agencies, self.roles, self.attributes,
-                           self.lists, self.list_ids)
+    def copy_rows(self) -> CopyRows:
+        """The batch as COPY text, one row per address, but for the people's ids (built once)."""
+        if self._copy is None:
+            self.settle()
+            self._copy = CopyRows(self.lines, self.emails, self.names, self.agencies, self.roles, self.attributes,
+                                  self.lists, self.list_ids)
+        return self._copy
 
 
 class _Merge:
@@ -166,6 +169,11 @@ class _Merge:
         self.fresh = True
         """Whether the next batch is written as new people only (with COPY: :meth:`_fresh`)."""
         self.savepoints = 0
+
+    @property
+    def writes_fresh(self) -> bool:
+        """Whether the next batch is written as new people only (:meth:`_fresh`)."""
+        return self.fresh and self.savepoints < _MAX_SAVEPOINTS
 
     async def send(self, batch: _Batch) -> asyncio.Future[None]:
         """Start merging ``batch``; return once its statement is on its way, with the task that ends its merge.
@@ -191,7 +199,7 @@ class _Merge:
 
     async def add(self, batch: _Batch, sent: Callable[[], None] | None = None) -> None:
         """Send one batch: its new people are created, its other rows staged (``sent`` called as its work starts)."""
-        if self.fresh and self.savepoints < _MAX_SAVEPOINTS and await self._fresh(batch, sent):
+        if self.writes_fresh and await self._fresh(batch, sent):
             return
         row = await _planned(self.conn, self.q["subscribers-import-new"], self.import_id, *batch.columns(), sent=sent)
         self.created.extend(row["ids"])
@@ -206,11 +214,11 @@ class _Merge:
         an import of new people with a repeat or two spends one batch on it, not every batch.
         """
         self.savepoints += 1
-        batch.settle()
+        rows = batch.copy_rows()
         try:
             async with self.conn.transaction():
                 ids = await self.conn.fetchval(self.q["subscribers-import-ids"], "\n".join(batch.emails))
-                bodies = batch.copy_bodies(ids)
+                bodies = rows.bodies(ids)
                 if sent is not None:
                     sent()
                 for table, body, columns in (("subscribers", bodies.people, PEOPLE_COLUMNS),
@@ -281,6 +289,8 @@ async def import_stream(conn: asyncpg.Connection, q: Queries, rows: Reader, chun
                 tally.checked += 1
                 if len(batch) >= limit:
                     if sending is not None:
+                        if merge.writes_fresh:
+                            batch.copy_rows()  # while the batch in flight is written, not after
                         await sending
                     sending = await merge.send(batch)
                     batch = _Batch()
