@@ -298,9 +298,9 @@ class Timed:
         """Commit ``transaction``, noted: the time it takes is mostly flushing the WAL to disk."""
         await self._note("COMMIT", transaction.commit())
 
-    async def copy_records_to_table(self, table_name: str, **options: Any) -> Any:
-        """:meth:`asyncpg.Connection.copy_records_to_table`, noted."""
-        return await self._note(f"COPY into {table_name}", self._conn.copy_records_to_table(table_name, **options))
+    async def copy_to_table(self, table_name: str, **options: Any) -> Any:
+        """:meth:`asyncpg.Connection.copy_to_table`, noted."""
+        return await self._note(f"COPY into {table_name}", self._conn.copy_to_table(table_name, **options))
 
 
 async def run_steps(dsn: str, count: int, fmt: str) -> bool:
