@@ -74,17 +74,25 @@ class CopyRows:
         """The bodies for the rows whose ``ids`` are given, in order (None leaves the row out: a suppressed address)."""
         if len(ids) != len(self._people):
             raise ValueError("an import batch was given ids for another number of rows")
-        kept = [row for row, person in enumerate(ids) if person is not None]
-        created = [ids[row] for row in kept]
-        people = "".join([f"{ids[row]}{self._people[row]}" for row in kept])
-        subscriptions = "".join([self._subscriptions[row].format(ids[row]) for row in kept])
-        consents = "".join([f"{ids[row]}{self._consents[row]}" for row in kept])
+        people, subscriptions, consents = self._people, self._subscriptions, self._consents
+        lines: Sequence[int] = self._lines
+        created: list[int] = [person for person in ids if person is not None]
+        if len(created) < len(ids):  # suppressed addresses: rare
+            kept = [row for row, person in enumerate(ids) if person is not None]
+            people, subscriptions, consents = ([column[row] for row in kept]
+                                               for column in (people, subscriptions, consents))
+            lines = [lines[row] for row in kept]
+        # Joined by map() over whole columns: the ids go in at C speed while the database waits.
+        numbers = list(map(str, created))
+        people_text = "".join(map(str.__add__, numbers, people))
+        subscriptions_text = "".join(map(str.format, subscriptions, numbers))
+        consents_text = "".join(map(str.__add__, numbers, consents))
         # The lines holding values from the body (the subscriptions hold only numbers).
-        for body, columns in ((people, PEOPLE_COLUMNS), (consents, CONSENT_COLUMNS)):
-            if body.count("\n") != len(kept) or body.count("\t") != len(kept) * (len(columns) - 1):
+        for body, columns in ((people_text, PEOPLE_COLUMNS), (consents_text, CONSENT_COLUMNS)):
+            if body.count("\n") != len(created) or body.count("\t") != len(created) * (len(columns) - 1):
                 raise ValueError("a value of an import batch holds a tab or a line break")
-        return CopyBodies(people.encode(), subscriptions.encode(), consents.encode(),
-                          [person for person in created if person is not None], [self._lines[row] for row in kept])
+        return CopyBodies(people_text.encode(), subscriptions_text.encode(), consents_text.encode(), created,
+                          list(lines))
 
 
 def _escaped(values: Sequence[_Text]) -> Sequence[_Text]:
