@@ -155,8 +155,9 @@ async def test_an_insert_racing_a_delete_is_refused(db: Database, other: asyncpg
 
 async def test_people_written_from_the_same_savepoint_are_counted_not_locked(db: Database) -> None:
     # Each batch of new people is written from a savepoint, whose rows carry the savepoint's own
-    # transaction id (migration 0017): its people are this transaction's and need no lock, while
-    # a person committed by someone else is still locked, and a missing one is still refused.
+    # transaction id (migration 0017): in a statement naming at least 64 people, those are known
+    # for this transaction's and need no lock, while a person committed by someone else is still
+    # locked, and a missing one is still refused. A smaller statement locks them, as before.
     training, newsletter = await list_id(db, "training"), await list_id(db, "newsletter")
     bob = await confirmed_reader(db, "bob@example.org", ())
     write = ("WITH p AS (INSERT INTO subscribers (email) SELECT unnest($2::text[]) RETURNING id), "
@@ -164,14 +165,18 @@ async def test_people_written_from_the_same_savepoint_are_counted_not_locked(db:
              "      SELECT $1::bigint, id, 'confirmed' FROM p UNION ALL SELECT $1, x, 'confirmed' FROM unnest($3::bigint[]) x) "
              "INSERT INTO consents (subscriber_id, action, source) "
              "SELECT id, 'import', 'test' FROM p UNION ALL SELECT x, 'import', 'test' FROM unnest($3::bigint[]) x")
-    locked = "SELECT array_agg(email ORDER BY email) FILTER (WHERE xmax <> 0) FROM subscribers"
+    locked = "SELECT count(*) FILTER (WHERE xmax <> 0), bool_or(xmax <> 0 AND email = 'bob@example.org') FROM subscribers"
+    many = [f"new{i}@example.org" for i in range(70)]
     async with db.pool.acquire() as conn, conn.transaction():
         async with conn.transaction():
-            await conn.execute(write, training, ["ann@example.org", "cat@example.org"], [bob])
-        assert await conn.fetchval(locked) == ["bob@example.org"]
+            await conn.execute(write, training, many, [bob])
+        assert tuple(await conn.fetchrow(locked)) == (1, True)
+        async with conn.transaction():
+            await conn.execute(write, newsletter, ["few@example.org"], [])
+        assert tuple(await conn.fetchrow(locked)) == (2, True)
         for missing in ([bob + 1000], [bob, bob + 1000]):
             with pytest.raises(asyncpg.ForeignKeyViolationError):
                 async with conn.transaction():
-                    await conn.execute(write, newsletter, ["dan@example.org", "eve@example.org"], missing)
-    assert await value(db, "SELECT count(*) FROM subscriptions") == 3
-    assert await value(db, "SELECT count(*) FROM consents") == 3
+                    await conn.execute(write, newsletter, [f"late{i}@example.org" for i in range(70)], missing)
+    assert await value(db, "SELECT count(*) FROM subscriptions") == 72
+    assert await value(db, "SELECT count(*) FROM consents") == 72
