@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -87,6 +88,7 @@ async def run(url: str, recipients: int, lease: int) -> None:
     finally:
         sink.stop()
         await conn.close()
+        shutil.rmtree(var_dir, ignore_errors=True)
 
 
 def main() -> None:
