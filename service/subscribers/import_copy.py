@@ -44,7 +44,7 @@ class CopyRows:
     """A batch's rows as COPY text but for each person's id, which is drawn when the batch is sent.
 
     Built while the batch before it is still being written, so that once the ids arrive the
-    database waits only for them to be put in (about 5 ms for 10,000 people, against 15 ms for
+    database waits only for them to be put in (7.6 ms for 10,000 people, against 12.1 ms for
     the whole text).
     """
 
