@@ -125,6 +125,23 @@ def as_ndjson(rows: list[dict[str, object]]) -> bytes:
     return "".join(json.dumps(r) + "\n" for r in rows).encode()
 
 
+class Body(NamedTuple):
+    """The generated rows as the import's body, and as the CSV the baseline COPY reads."""
+
+    csv: bytes
+    content: bytes
+    media_type: str
+
+
+def body_of(count: int, fmt: str) -> Body:
+    """``count`` generated rows (:func:`generate`) in ``fmt``, made once for every round."""
+    rows = generate(count)
+    csv_body = as_csv(rows)
+    if fmt == "csv":
+        return Body(csv_body, csv_body, "text/csv")
+    return Body(csv_body, as_ndjson(rows), "application/x-ndjson")
+
+
 async def chunks(body: bytes) -> AsyncIterator[bytes]:
     """The body in 64 KiB pieces, as a client streaming a file sends it."""
     for start in range(0, len(body), CHUNK):
@@ -233,18 +250,16 @@ class Round(NamedTuple):
     invalid: int
 
 
-async def run(dsn: str, count: int, fmt: str) -> Round:
+async def run(dsn: str, body: Body) -> Round:
     """One round on the new database ``dsn``: the bare COPY, the new people, the re-import; printed."""
     db = await open_database(dsn, pool_size=2)
     await load_demo(db)
     await db.close()
-    rows = generate(count)
-    csv_body = as_csv(rows)
-    body, media_type = (csv_body, "text/csv") if fmt == "csv" else (as_ndjson(rows), "application/x-ndjson")
 
-    copy = await baseline_copy(dsn, csv_body)
+    copy = await baseline_copy(dsn, body.csv)
     with tempfile.TemporaryDirectory(prefix="letterbox-bench-var-") as var_dir:
-        first_cost, first, second_cost, second = await _serve_and_import(dsn, var_dir, body, media_type)
+        first_cost, first, second_cost, second = await _serve_and_import(dsn, var_dir, body.content,
+                                                                         body.media_type)
     print(f"  bare COPY {copy}   new people {first_cost} {first_cost.seconds / copy.seconds:5.1f}x   "
           f"re-import {second_cost} {second_cost.seconds / copy.seconds:5.1f}x", flush=True)
     return Round(copy, first_cost, second_cost, first["created"], second["updated"], first["invalid_total"])
@@ -334,13 +349,11 @@ class Timed:
         return await self._note(f"COPY into {table_name}", self._conn.copy_to_table(table_name, **options))
 
 
-async def run_steps(dsn: str, count: int, fmt: str) -> bool:
+async def run_steps(dsn: str, body: Body, count: int, fmt: str) -> bool:
     """Import the rows twice through the importer itself and print each statement's cost."""
     db = await open_database(dsn, pool_size=2)
     try:
         await load_demo(db)
-        rows = generate(count)
-        body, media_type = (as_csv(rows), "text/csv") if fmt == "csv" else (as_ndjson(rows), "application/x-ndjson")
         names = {sql: name for name, sql in db.q.items()}
         print(f"rows: {count:,}  format: {fmt}  cpus: {os.cpu_count()}  load: {os.getloadavg()[0]:.1f}")
         for label in ("new people", "re-import"):
@@ -349,8 +362,8 @@ async def run_steps(dsn: str, count: int, fmt: str) -> bool:
                 transaction = proxy.transaction()
                 await transaction.start()
                 try:
-                    result = await import_stream(cast(asyncpg.Connection, timed), db.q, FORMATS[media_type],
-                                                 chunks(body))
+                    result = await import_stream(cast(asyncpg.Connection, timed), db.q, FORMATS[body.media_type],
+                                                 chunks(body.content))
                 except BaseException:
                     await transaction.rollback()
                     raise
@@ -384,12 +397,11 @@ def main() -> int:
                 await conn.close()
 
         async def rounds() -> bool:
+            body = body_of(args.rows, args.format)
             if args.steps:
-                return await scratch(lambda dsn: run_steps(dsn, args.rows, args.format))
-            done = [await scratch(lambda dsn: run(dsn, args.rows, args.format)) for _ in range(args.rounds)]
-            rows = generate(args.rows)
-            size = len(as_csv(rows) if args.format == "csv" else as_ndjson(rows)) / 1024 / 1024
-            return report(done, args.rows, args.format, size)
+                return await scratch(lambda dsn: run_steps(dsn, body, args.rows, args.format))
+            done = [await scratch(lambda dsn: run(dsn, body)) for _ in range(args.rounds)]
+            return report(done, args.rows, args.format, len(body.content) / 1024 / 1024)
 
         return 0 if asyncio.run(rounds()) else 1
 
