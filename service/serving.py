@@ -67,9 +67,10 @@ START_FAILURE_WINDOW_SECONDS = 60.0
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 HTTP_LOOP = "uvloop"
 HTTP_PARSER = "httptools"
-"""The event loop and HTTP parser under every web process (uvicorn's ``loop`` and ``http``), named rather than
-left to uvicorn's ``auto``, which takes whatever happens to be installed: uvloop and httptools's C parser
-instead of asyncio's loop and h11's pure-Python one (bench/http.py runs its bare app on the same pair)."""
+"""The event loop and HTTP parser under every web process (uvicorn's ``loop``, and the protocol
+:data:`HTTP_PROTOCOL` builds on), named rather than left to uvicorn's ``auto``, which takes whatever happens
+to be installed: uvloop and httptools's C parser instead of asyncio's loop and h11's pure-Python one
+(bench/http.py runs its bare app on the same pair)."""
 HTTP_PROTOCOL = OneWritePerTurn
 """What the web processes give uvicorn as ``http``: httptools's protocol, one write per answer (see
 service/http_protocol.py)."""
